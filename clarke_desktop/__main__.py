@@ -1,0 +1,4 @@
+from clarke_desktop.cli import main
+
+if __name__ == "__main__":
+    main()

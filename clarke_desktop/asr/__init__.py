@@ -1,0 +1,1 @@
+"""MedASR speech recognition through ONNX Runtime (CUDA where available, CPU otherwise)."""

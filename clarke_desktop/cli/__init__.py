@@ -1,0 +1,60 @@
+"""`clarke-desktop` command line. With no arguments it starts the GUI on the embedded defaults.
+
+Each subsystem keeps its commands in its own module here (thin: parse, call the library, map
+errors to a message and a non-zero exit). A module exports `COMMANDS` (top-level commands) and/or
+`MODELS_COMMANDS` (added under `clarke-desktop models`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from clarke_desktop import __version__
+
+_COMMAND_MODULES = ("models", "asr", "llm", "workflow", "doctor", "gui")
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="clarke-desktop")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages to stderr.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Clarke Desktop: offline clinical documentation assistant.
+
+    Run with no command to open the app.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr)
+    if ctx.invoked_subcommand is None:
+        from clarke_desktop.gui.app import run_gui
+
+        sys.exit(run_gui([]))
+
+
+@cli.group()
+def models() -> None:
+    """Model packs: pack, install, status, verify, export MedASR."""
+
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"clarke_desktop.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"clarke_desktop.cli.{name}":
+                continue  # subsystem not built into this copy
+            raise
+        for command in getattr(module, "COMMANDS", ()):
+            cli.add_command(command)
+        for command in getattr(module, "MODELS_COMMANDS", ()):
+            models.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    cli()

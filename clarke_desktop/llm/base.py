@@ -1,0 +1,90 @@
+"""The engine interface every LLM backend implements, and the errors it raises.
+
+Prompts are lists of turns that our code renders in Gemma's turn format (no system role,
+alternating user/model). Untrusted text must be neutralised before it enters a turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel
+
+from clarke_desktop.cancel import CancelToken
+from clarke_desktop.schemas import ModelInfo
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Literal["user", "model"]
+    text: str
+
+
+class LlmError(Exception):
+    """Base class; `message` is safe to show a clinician."""
+
+
+class ModelMissing(LlmError):
+    pass
+
+
+class ModelOutOfMemory(LlmError):
+    pass
+
+
+class ContextTooLong(LlmError):
+    """The prompt does not fit the model's context; never truncated silently."""
+
+
+class InvalidModelOutput(LlmError):
+    """Structured output failed validation after the allowed retries."""
+
+
+@runtime_checkable
+class LlmEngine(Protocol):
+    info: ModelInfo
+
+    @property
+    def context_length(self) -> int: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def stream(
+        self,
+        turns: list[Turn],
+        *,
+        max_tokens: int,
+        temperature: float = 0.3,
+        stop: list[str] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[str]:
+        """Yield text pieces as they are generated."""
+        ...
+
+    def complete(
+        self,
+        turns: list[Turn],
+        *,
+        max_tokens: int,
+        temperature: float = 0.3,
+        stop: list[str] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> str: ...
+
+    def generate_json(
+        self,
+        turns: list[Turn],
+        schema: type[T],
+        *,
+        max_tokens: int,
+        retries: int = 1,
+        cancel: CancelToken | None = None,
+    ) -> T:
+        """Schema-constrained JSON, validated with pydantic; raises InvalidModelOutput."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,83 @@
+"""Where Clarke Desktop keeps things. One place, so the GUI, the CLI and local-fhir agree.
+
+Every directory can be overridden by an environment variable (tests, IT, portable installs).
+Patient data lives only under the user data directory, created readable by the user alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "ClarkeDesktop"
+APP_AUTHOR = "Clarke"
+
+
+def _ensure_private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    if os.name == "posix":
+        os.chmod(path, 0o700)
+    return path
+
+
+def data_dir() -> Path:
+    """The user's data directory: databases, recordings, drafts, logs, settings."""
+    override = os.environ.get("CLARKE_DATA_DIR")
+    base = Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR))
+    return _ensure_private_dir(base)
+
+
+def fhir_db_path() -> Path:
+    """The app's own FHIR store (what `local-fhir` uses when no --db is given)."""
+    return Path(os.environ.get("CLARKE_FHIR_DB") or data_dir() / "fhir.sqlite3")
+
+
+def app_db_path() -> Path:
+    """Consultations, transcripts, drafts, sign-offs and the audit log."""
+    return data_dir() / "clarke.sqlite3"
+
+
+def recordings_dir() -> Path:
+    return _ensure_private_dir(data_dir() / "recordings")
+
+
+def exports_dir() -> Path:
+    return _ensure_private_dir(data_dir() / "exports")
+
+
+def logs_dir() -> Path:
+    return _ensure_private_dir(data_dir() / "logs")
+
+
+def settings_path() -> Path:
+    return data_dir() / "settings.json"
+
+
+def model_dirs() -> list[Path]:
+    """Model-pack locations, searched in order: explicit override, per-user, per-machine (IT)."""
+    dirs: list[Path] = []
+    if os.environ.get("CLARKE_MODELS_DIR"):
+        dirs.append(Path(os.environ["CLARKE_MODELS_DIR"]))
+    dirs.append(data_dir() / "models")
+    dirs.append(Path(platformdirs.site_data_dir(APP_NAME, APP_AUTHOR)) / "models")
+    return dirs
+
+
+def cache_dir() -> Path:
+    """Derived, re-creatable files (assembled embedded GGUF, hash cache)."""
+    override = os.environ.get("CLARKE_CACHE_DIR")
+    base = Path(override) if override else Path(platformdirs.user_cache_dir(APP_NAME, APP_AUTHOR))
+    return _ensure_private_dir(base)
+
+
+def resources_dir() -> Path:
+    """Bundled read-only data (demo clinic, FHIR dataset, audio, templates, styles)."""
+    if os.environ.get("CLARKE_RESOURCES_DIR"):
+        return Path(os.environ["CLARKE_RESOURCES_DIR"])
+    frozen = getattr(sys, "_MEIPASS", None)  # PyInstaller bundle
+    if frozen:
+        return Path(frozen) / "resources"
+    return Path(__file__).resolve().parent.parent / "resources"
