@@ -1,0 +1,98 @@
+"""Microphones, as PortAudio sees them. Imported lazily: no PortAudio or no device is a normal state.
+
+Devices are chosen by name + host API (indices change when a headset is plugged in).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from types import ModuleType
+
+log = logging.getLogger(__name__)
+
+
+class MicrophoneUnavailable(Exception):
+    """No usable input device; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    name: str
+    hostapi: str
+    index: int
+    default_samplerate: float
+    max_input_channels: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.hostapi})"
+
+
+def load_sounddevice() -> ModuleType:
+    """Import sounddevice, turning a missing PortAudio library into an actionable message."""
+    try:
+        import sounddevice
+    except OSError as exc:  # the Linux wheel has no PortAudio of its own
+        raise MicrophoneUnavailable(
+            "The PortAudio audio library is not installed, so the microphone cannot be used. "
+            "IT: install the 'libportaudio2' package (Linux) and restart Clarke Desktop. "
+            "You can still import an audio file or type the transcript."
+        ) from exc
+    return sounddevice
+
+
+def list_input_devices() -> list[InputDevice]:
+    sd = load_sounddevice()
+    hostapis = sd.query_hostapis()
+    devices = []
+    for index, info in enumerate(sd.query_devices()):
+        if info["max_input_channels"] < 1:
+            continue
+        devices.append(
+            InputDevice(
+                name=info["name"],
+                hostapi=hostapis[info["hostapi"]]["name"],
+                index=index,
+                default_samplerate=float(info["default_samplerate"]),
+                max_input_channels=int(info["max_input_channels"]),
+            )
+        )
+    return devices
+
+
+def microphone_status() -> tuple[bool, str]:
+    """(usable, message) for status bars and `doctor`; never raises."""
+    try:
+        devices = list_input_devices()
+    except MicrophoneUnavailable as exc:
+        return False, str(exc)
+    except Exception as exc:  # PortAudio can fail in odd ways on broken audio stacks
+        log.warning("audio device query failed: %s", exc)
+        return False, f"Audio devices could not be listed ({exc}). You can still import audio or type."
+    if not devices:
+        return False, "No microphone found. Connect one, or import an audio file or type the transcript."
+    return True, f"{len(devices)} microphone(s) available"
+
+
+def choose_device(name: str | None = None, hostapi: str | None = None) -> InputDevice:
+    """The saved device if it is still present, else the system default input, else the first one."""
+    devices = list_input_devices()
+    if not devices:
+        raise MicrophoneUnavailable(
+            "No microphone found. Connect one, or import an audio file or type the transcript."
+        )
+    if name:
+        for device in devices:
+            if device.name == name and (hostapi is None or device.hostapi == hostapi):
+                return device
+        log.warning("saved microphone %r (%s) not found; using the default", name, hostapi)
+    sd = load_sounddevice()
+    try:
+        default_index = sd.default.device[0]
+    except Exception:
+        default_index = -1
+    for device in devices:
+        if device.index == default_index:
+            return device
+    return devices[0]
