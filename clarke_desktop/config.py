@@ -1,0 +1,143 @@
+"""User settings: who signs the letters, the letterhead, audio retention, devices and backends.
+
+One declared schema (pydantic), stored as JSON at `paths.settings_path()`, versioned and migrated
+on load. Layering: defaults, then the user's file, then explicit overrides (CLI flags).
+Written atomically and readable by the user only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from clarke_desktop import paths
+
+SETTINGS_VERSION = 1
+
+
+class SettingsError(Exception):
+    """The settings file cannot be read; the message names the file and the problem."""
+
+
+class ClinicianSettings(BaseModel):
+    name: str = "Dr A. Clinician"
+    title: str = "Consultant"
+    specialty: str = "General Medicine"
+    gmc_number: str = ""
+
+
+class Letterhead(BaseModel):
+    hospital: str = "Clarke General Hospital NHS Foundation Trust"
+    department: str = "Outpatient Department"
+    address: list[str] = Field(default_factory=lambda: ["Hospital Road", "London", "SE1 7EH"])
+    phone: str = "020 7946 0000"
+
+
+class AudioSettings(BaseModel):
+    retention_days: int = Field(default=28, ge=0, description="delete audio this many days after sign-off")
+    input_device: str | None = None  # device name, never an index (indices change between boots)
+    host_api: str | None = None
+
+
+class LlmSettings(BaseModel):
+    backend: Literal["embedded", "installed", "server"] = "embedded"
+    server_url: str | None = None
+
+
+class FhirSettings(BaseModel):
+    backend: Literal["local", "remote"] = "local"
+    remote_url: str | None = None
+
+
+class Settings(BaseModel):
+    version: int = SETTINGS_VERSION
+    clinician: ClinicianSettings = Field(default_factory=ClinicianSettings)
+    letterhead: Letterhead = Field(default_factory=Letterhead)
+    audio: AudioSettings = Field(default_factory=AudioSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    fhir: FhirSettings = Field(default_factory=FhirSettings)
+
+
+def _from_v0(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 0 (no "version" key) kept flat keys; nest them."""
+    flat = dict(raw)
+    out: dict[str, Any] = {"version": 1}
+    clinician = {
+        k: flat.pop(f"clinician_{k}") for k in ClinicianSettings.model_fields if f"clinician_{k}" in flat
+    }
+    if clinician:
+        out["clinician"] = clinician
+    if "retention_days" in flat:
+        out["audio"] = {"retention_days": flat.pop("retention_days")}
+    for key in ("letterhead", "llm", "fhir", "audio", "clinician"):
+        if key in flat and isinstance(flat[key], dict):
+            out.setdefault(key, {}).update(flat.pop(key))
+    return out
+
+
+_MIGRATIONS = {0: _from_v0}
+
+
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    version = int(raw.get("version", 0))
+    if version > SETTINGS_VERSION:
+        raise SettingsError(
+            f"settings version {version} is newer than this app understands ({SETTINGS_VERSION}); "
+            "update Clarke Desktop"
+        )
+    while version < SETTINGS_VERSION:
+        raw = _MIGRATIONS[version](raw)
+        version = int(raw["version"])
+    return raw
+
+
+def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Defaults, then the file (if it exists), then `overrides` (nested dict, e.g. from CLI flags)."""
+    path = path or paths.settings_path()
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SettingsError(f"cannot read settings file {path}: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise SettingsError(f"settings file {path} must hold a JSON object")
+        raw = migrate(raw)
+    if overrides:
+        raw = _deep_merge(raw, overrides)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise SettingsError(f"invalid settings in {path}: {exc}") from exc
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    path = path or paths.settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(settings.model_dump_json(indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

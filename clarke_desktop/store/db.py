@@ -1,0 +1,200 @@
+"""The application database: one SQLite file, versioned schema, file readable by the user only.
+
+Durability first: WAL with synchronous=FULL, so every committed autosave survives a kill or a
+power loss. One connection per store guarded by a lock; the GUI calls in from worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from clarke_desktop import paths
+
+
+class StoreError(Exception):
+    """The application database cannot be used; the message names the file."""
+
+
+# Schema migrations as SQL scripts; a script's position is the version it brings the file to.
+# Each runs in one transaction together with the version bump.
+MIGRATIONS: list[str] = [
+    """
+        CREATE TABLE consultations (
+            id TEXT PRIMARY KEY,
+            patient_id TEXT NOT NULL,
+            clinician TEXT,
+            doc_type TEXT NOT NULL DEFAULT 'clinic',
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            consent_at TEXT,
+            consent_by TEXT,
+            consent_note TEXT,
+            signed_at TEXT,
+            signed_by TEXT,
+            encounter_ref TEXT,
+            document_reference TEXT
+        );
+        CREATE INDEX consultations_status ON consultations(status);
+
+        CREATE TABLE audio (
+            id INTEGER PRIMARY KEY,
+            consultation_id TEXT NOT NULL REFERENCES consultations(id),
+            path TEXT NOT NULL,
+            source TEXT NOT NULL,
+            sha256 TEXT,
+            duration_s REAL,
+            created_at TEXT NOT NULL,
+            deleted_at TEXT,
+            delete_reason TEXT
+        );
+        CREATE INDEX audio_consultation ON audio(consultation_id);
+
+        CREATE TABLE transcripts (
+            id INTEGER PRIMARY KEY,
+            consultation_id TEXT NOT NULL REFERENCES consultations(id),
+            created_at TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            json TEXT NOT NULL
+        );
+        CREATE INDEX transcripts_consultation ON transcripts(consultation_id);
+
+        CREATE TABLE contexts (
+            id INTEGER PRIMARY KEY,
+            consultation_id TEXT NOT NULL REFERENCES consultations(id),
+            created_at TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            json TEXT NOT NULL
+        );
+
+        -- Every saved state of a letter; rows are never updated or deleted.
+        CREATE TABLE letter_versions (
+            id INTEGER PRIMARY KEY,
+            consultation_id TEXT NOT NULL REFERENCES consultations(id),
+            version INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            author TEXT,
+            note TEXT,
+            created_at TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            json TEXT NOT NULL,
+            UNIQUE (consultation_id, version)
+        );
+
+        CREATE TABLE signoffs (
+            id INTEGER PRIMARY KEY,
+            consultation_id TEXT NOT NULL REFERENCES consultations(id),
+            version INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            signed_by TEXT NOT NULL,
+            signed_at TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            UNIQUE (consultation_id, version)
+        );
+
+        CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            event TEXT NOT NULL,
+            consultation_id TEXT,
+            actor TEXT,
+            data TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+
+        CREATE TRIGGER letter_versions_immutable_u BEFORE UPDATE ON letter_versions
+        BEGIN SELECT RAISE(ABORT, 'letter versions are immutable'); END;
+        CREATE TRIGGER letter_versions_immutable_d BEFORE DELETE ON letter_versions
+        BEGIN SELECT RAISE(ABORT, 'letter versions are immutable'); END;
+        CREATE TRIGGER signoffs_immutable_u BEFORE UPDATE ON signoffs
+        BEGIN SELECT RAISE(ABORT, 'sign-off records are immutable'); END;
+        CREATE TRIGGER signoffs_immutable_d BEFORE DELETE ON signoffs
+        BEGIN SELECT RAISE(ABORT, 'sign-off records are immutable'); END;
+        CREATE TRIGGER audit_append_only_u BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_append_only_d BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+]
+
+
+class Database:
+    """A connection to the application database with its schema brought up to date."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path else paths.app_db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
+        if new:
+            # Create the file private before SQLite writes anything into it.
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self._lock = threading.RLock()
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the application database {self.path}: {exc}") from exc
+        _make_private(self.path)
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema version {current}, newer than this app ({len(MIGRATIONS)}); "
+                "update Clarke Desktop"
+            )
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self._lock:
+                try:
+                    self.conn.executescript(
+                        f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};\nCOMMIT;"
+                    )
+                except BaseException:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    raise
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: no lost updates between processes)."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+def _make_private(db_path: Path) -> None:
+    if os.name != "posix":
+        return
+    for suffix in ("", "-wal", "-shm"):
+        p = Path(str(db_path) + suffix)
+        if p.exists():
+            os.chmod(p, 0o600)
