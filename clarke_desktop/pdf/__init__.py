@@ -1,0 +1,11 @@
+"""Letters as PDF (reportlab), in NHS outpatient letter layout."""
+
+from clarke_desktop.pdf.letter import (
+    DEMO_MARKING,
+    SignatureInfo,
+    format_nhs_number,
+    format_uk_date,
+    render_letter_pdf,
+)
+
+__all__ = ["DEMO_MARKING", "SignatureInfo", "format_nhs_number", "format_uk_date", "render_letter_pdf"]

@@ -1,0 +1,326 @@
+"""NHS outpatient letter as PDF (reportlab): letterhead, date, addressee GP and practice, "Re:" line
+with name, date of birth and NHS number, sections, medication list, signature block, cc patient,
+"Page x of y", and a red "demo model - not for clinical use" marking when the embedded stand-in
+model wrote any of it.
+
+All text is escaped before it reaches reportlab's paragraph markup, so clinical text such as
+"eGFR <60" prints as written instead of being parsed (and dropped) as a tag.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import reportlab
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen import canvas as rl_canvas
+from reportlab.platypus import KeepTogether, ListFlowable, ListItem, Paragraph, SimpleDocTemplate, Spacer
+
+from clarke_desktop.config import Settings
+from clarke_desktop.schemas import ClinicalDocument, Demographics, PatientContext
+
+DEMO_MARKING = "DEMO MODEL \u2014 NOT FOR CLINICAL USE"
+NHS_BLUE = colors.HexColor("#005EB8")
+
+_FONT_CANDIDATES = [
+    # (regular, bold) — a Unicode TrueType font so drug names, µ, ≥ and accents print.
+    (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    ),
+    (
+        os.path.join(os.environ.get("WINDIR", r"C:\Windows"), "Fonts", "arial.ttf"),
+        os.path.join(os.environ.get("WINDIR", r"C:\Windows"), "Fonts", "arialbd.ttf"),
+    ),
+    ("/System/Library/Fonts/Supplemental/Arial.ttf", "/System/Library/Fonts/Supplemental/Arial Bold.ttf"),
+]
+
+
+@dataclass(frozen=True)
+class SignatureInfo:
+    signed_by: str
+    signed_at: str  # ISO timestamp
+    version: int
+    kind: str = "original"  # original | addendum
+
+
+def _register_fonts() -> tuple[str, str]:
+    if "ClarkeSans" in pdfmetrics.getRegisteredFontNames():
+        return "ClarkeSans", "ClarkeSans-Bold"
+    bundled = Path(reportlab.__file__).parent / "fonts"
+    candidates = [*_FONT_CANDIDATES, (str(bundled / "Vera.ttf"), str(bundled / "VeraBd.ttf"))]
+    for regular, bold in candidates:
+        if Path(regular).is_file() and Path(bold).is_file():
+            pdfmetrics.registerFont(TTFont("ClarkeSans", regular))
+            pdfmetrics.registerFont(TTFont("ClarkeSans-Bold", bold))
+            pdfmetrics.registerFontFamily(
+                "ClarkeSans",
+                normal="ClarkeSans",
+                bold="ClarkeSans-Bold",
+                italic="ClarkeSans",
+                boldItalic="ClarkeSans-Bold",
+            )
+            return "ClarkeSans", "ClarkeSans-Bold"
+    return "Helvetica", "Helvetica-Bold"  # pragma: no cover - reportlab always ships Vera
+
+
+def format_nhs_number(value: str | None) -> str:
+    if not value:
+        return "not recorded"
+    digits = "".join(ch for ch in value if ch.isdigit())
+    return f"{digits[:3]} {digits[3:6]} {digits[6:]}" if len(digits) == 10 else value
+
+
+def format_uk_date(value: str | None) -> str:
+    """ISO date or timestamp -> DD/MM/YYYY; anything else is printed as given."""
+    if not value:
+        return "not recorded"
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%d/%m/%Y")
+    except ValueError:
+        try:
+            return date.fromisoformat(value).strftime("%d/%m/%Y")
+        except ValueError:
+            return value
+
+
+def _text(value: str) -> str:
+    """Escape for reportlab markup; keep line breaks."""
+    return escape(value).replace("\n", "<br/>")
+
+
+class _Styles:
+    def __init__(self, regular: str, bold: str) -> None:
+        base = {"fontName": regular, "fontSize": 10.5, "leading": 14}
+        self.body = ParagraphStyle("body", **base, spaceAfter=5)
+        self.small = ParagraphStyle("small", fontName=regular, fontSize=9, leading=11.5)
+        self.head_right = ParagraphStyle(
+            "head_right", fontName=regular, fontSize=9, leading=11.5, alignment=TA_RIGHT
+        )
+        self.hospital = ParagraphStyle(
+            "hospital", fontName=bold, fontSize=13, leading=16, alignment=TA_RIGHT, textColor=NHS_BLUE
+        )
+        self.heading = ParagraphStyle(
+            "heading", fontName=bold, fontSize=11, leading=14, spaceBefore=8, spaceAfter=3, textColor=NHS_BLUE
+        )
+        self.re_line = ParagraphStyle(
+            "re", fontName=bold, fontSize=10.5, leading=14, spaceBefore=6, spaceAfter=6
+        )
+        self.demo = ParagraphStyle(
+            "demo",
+            fontName=bold,
+            fontSize=10,
+            leading=13,
+            textColor=colors.white,
+            backColor=colors.red,
+            borderPadding=4,
+        )
+
+
+def _page_canvas_factory(regular: str, bold: str, demo: bool, footer_left: str) -> type[rl_canvas.Canvas]:
+    """A canvas that defers each page so the footer can say "Page x of y"."""
+
+    class NumberedCanvas(rl_canvas.Canvas):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._saved_pages: list[dict] = []
+
+        def showPage(self) -> None:  # noqa: N802 - reportlab's name
+            self._saved_pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            total = len(self._saved_pages)
+            for state in self._saved_pages:
+                self.__dict__.update(state)
+                self._decorate(total)
+                super().showPage()
+            super().save()
+
+        def _decorate(self, total: int) -> None:
+            width, _ = A4
+            self.setFont(regular, 8.5)
+            self.setFillColor(colors.grey)
+            self.drawString(20 * mm, 12 * mm, footer_left)
+            self.drawRightString(width - 20 * mm, 12 * mm, f"Page {self._pageNumber} of {total}")
+            if demo:
+                self.setFillColor(colors.red)
+                self.setFont(bold, 9)
+                self.drawCentredString(width / 2, 6 * mm, DEMO_MARKING)
+                self.drawCentredString(width / 2, A4[1] - 8 * mm, DEMO_MARKING)
+
+    return NumberedCanvas
+
+
+def render_letter_pdf(
+    document: ClinicalDocument,
+    out_path: Path,
+    *,
+    settings: Settings,
+    context: PatientContext | None = None,
+    signature: SignatureInfo | None = None,
+    demo: bool | None = None,
+) -> Path:
+    """Write the letter to `out_path` (atomically) and return it.
+
+    `demo` defaults to whether the document's model is the embedded stand-in."""
+    regular, bold = _register_fonts()
+    styles = _Styles(regular, bold)
+    demo = bool(document.model and document.model.demo) if demo is None else demo
+    demographics = context.demographics if context else None
+    letterhead = settings.letterhead
+    clinician = settings.clinician
+
+    story: list = []
+    if demo:
+        story.append(
+            Paragraph(_text(f"{DEMO_MARKING}: drafted by an embedded demonstration model."), styles.demo)
+        )
+        story.append(Spacer(1, 4 * mm))
+    story.append(Paragraph(_text(letterhead.hospital), styles.hospital))
+    head_lines = [letterhead.department, *letterhead.address]
+    if letterhead.phone:
+        head_lines.append(f"Tel: {letterhead.phone}")
+    story.append(Paragraph(_text("\n".join(line for line in head_lines if line)), styles.head_right))
+    story.append(Spacer(1, 6 * mm))
+
+    story.append(Paragraph(_text(f"Date: {format_uk_date(document.letter_date)}"), styles.body))
+    addressee_lines = _addressee_lines(document, demographics)
+    story.append(Paragraph(_text("\n".join(addressee_lines)), styles.body))
+    story.append(Spacer(1, 3 * mm))
+    salutation = document.salutation or _default_salutation(addressee_lines)
+    story.append(Paragraph(_text(salutation), styles.body))
+
+    re_line = (
+        f"Re: {document.patient_name}, DOB {format_uk_date(document.patient_dob)}, "
+        f"NHS No. {format_nhs_number(document.nhs_number)}"
+    )
+    address = demographics.address if demographics and demographics.address else None
+    story.append(Paragraph(_text(re_line + (f"\n{address}" if address else "")), styles.re_line))
+
+    for section in document.sections:
+        block = [Paragraph(_text(section.heading), styles.heading)]
+        for para in _paragraphs(section.content):
+            block.append(Paragraph(_text(para), styles.body))
+        story.append(KeepTogether(block[:2]) if len(block) > 1 else block[0])
+        story.extend(block[2:])
+
+    if document.medications_list:
+        story.append(Paragraph("Current medications", styles.heading))
+        story.append(
+            ListFlowable(
+                [
+                    ListItem(Paragraph(_text(m), styles.body), leftIndent=12)
+                    for m in document.medications_list
+                ],
+                bulletType="bullet",
+                start="\u2022",
+                leftIndent=12,
+                bulletFontName=regular,
+            )
+        )
+
+    story.append(Spacer(1, 6 * mm))
+    story.append(KeepTogether(_signature_block(document, settings, signature, styles)))
+
+    story.append(Spacer(1, 5 * mm))
+    cc = f"cc: {document.patient_name} (patient)" + (f", {address}" if address else "")
+    story.append(Paragraph(_text(cc), styles.small))
+
+    footer = f"{document.patient_name} \u00b7 NHS No. {format_nhs_number(document.nhs_number)}"
+    if signature is None:
+        footer += " \u00b7 DRAFT"
+    canvasmaker = _page_canvas_factory(regular, bold, demo, footer)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    doc = SimpleDocTemplate(
+        str(tmp),
+        pagesize=A4,
+        leftMargin=20 * mm,
+        rightMargin=20 * mm,
+        topMargin=15 * mm,
+        bottomMargin=20 * mm,
+        title=f"Clinic letter - {document.consultation_id}",
+        author=clinician.name,
+        subject="Clinic letter",
+        creator="Clarke Desktop",
+    )
+    doc.build(story, canvasmaker=canvasmaker)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def _addressee_lines(document: ClinicalDocument, demographics: Demographics | None) -> list[str]:
+    lines: list[str] = []
+    if document.addressee:
+        lines.extend(
+            line.strip() for line in document.addressee.replace(", ", "\n").splitlines() if line.strip()
+        )
+    elif demographics is not None:
+        for value in (demographics.gp_name, demographics.gp_practice, demographics.gp_address):
+            if value:
+                lines.extend(v.strip() for v in value.split("\n") if v.strip())
+    if (
+        demographics is not None
+        and demographics.gp_practice
+        and demographics.gp_practice not in " ".join(lines)
+    ):
+        lines.append(demographics.gp_practice)
+    return lines or ["The patient's General Practitioner"]
+
+
+def _default_salutation(addressee_lines: list[str]) -> str:
+    first = addressee_lines[0]
+    return f"Dear {first}," if first.lower().startswith("dr") else "Dear Colleague,"
+
+
+def _paragraphs(content: str) -> list[str]:
+    parts = [p.strip() for p in content.replace("\r\n", "\n").split("\n\n")]
+    return [p for p in parts if p] or [""]
+
+
+def _signature_block(
+    document: ClinicalDocument, settings: Settings, signature: SignatureInfo | None, styles: _Styles
+):
+    clinician = settings.clinician
+    name = signature.signed_by if signature else clinician.name
+    lines = ["Yours sincerely,", ""]
+    if document.sign_off and document.sign_off.strip() not in (name, ""):
+        lines.append(document.sign_off)
+    lines.append(name)
+    role = ", ".join(v for v in (clinician.title, clinician.specialty) if v)
+    if role:
+        lines.append(role)
+    if clinician.gmc_number:
+        lines.append(f"GMC No. {clinician.gmc_number}")
+    block = [Paragraph(_text("\n".join(lines)), styles.body)]
+    if signature:
+        when = signature.signed_at.replace("T", " ").replace("Z", " UTC")
+        label = "Addendum electronically signed" if signature.kind == "addendum" else "Electronically signed"
+        block.append(
+            Paragraph(
+                _text(f"{label} by {signature.signed_by} on {when} (version {signature.version})"),
+                styles.small,
+            )
+        )
+    else:
+        block.append(Paragraph(_text("DRAFT \u2014 not signed"), styles.small))
+    return block
+
+
+if sys.platform == "win32":  # pragma: no cover
+    _FONT_CANDIDATES.insert(0, _FONT_CANDIDATES.pop(1))
