@@ -1,0 +1,238 @@
+"""Write a signed letter back to the FHIR store: an Encounter for the consultation (when there is
+none yet), a DocumentReference carrying the PDF (sha1 hash, size, author, status current) and a
+Composition with the letter's sections, both linked to the patient and the encounter.
+
+Resources are validated with fhir.resources (R4B models, which match R4 for these types) before
+they are sent, so a bad resource fails here with a clear message instead of half-written.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from fhir.resources.R4B.composition import Composition
+from fhir.resources.R4B.documentreference import DocumentReference
+from fhir.resources.R4B.encounter import Encounter
+from pydantic import ValidationError
+
+from clarke_desktop.config import ClinicianSettings
+from clarke_desktop.fhir.client import FhirClient, FhirInvalid
+from clarke_desktop.schemas import ClinicalDocument, utc_now_iso
+
+LOINC = "http://loinc.org"
+GMC_SYSTEM = "https://fhir.hl7.org.uk/Id/gmc-number"
+CONSULTATION_SYSTEM = "urn:clarke-desktop:consultation"
+
+# LOINC document type per letter type.
+DOC_TYPE_CODES: dict[str, tuple[str, str]] = {
+    "clinic": ("11488-4", "Consult note"),
+    "soap": ("11506-3", "Progress note"),
+    "referral": ("57133-1", "Referral note"),
+    "patient": ("34133-9", "Summary of episode note"),
+}
+
+
+@dataclass(frozen=True)
+class WriteBackResult:
+    encounter: str  # "Encounter/id"
+    document_reference: str
+    composition: str
+
+
+def _validated(model: type, resource: dict[str, Any]) -> dict[str, Any]:
+    try:
+        model.model_validate(resource)
+    except ValidationError as exc:
+        raise FhirInvalid(f"{resource['resourceType']} for write-back is not valid FHIR R4: {exc}") from exc
+    return resource
+
+
+def _author(clinician: ClinicianSettings, signed_by: str) -> dict[str, Any]:
+    ref: dict[str, Any] = {"display": signed_by}
+    if clinician.gmc_number and signed_by == clinician.name:
+        ref["identifier"] = {"system": GMC_SYSTEM, "value": clinician.gmc_number}
+    return ref
+
+
+def _doc_type(document: ClinicalDocument) -> dict[str, Any]:
+    code, display = DOC_TYPE_CODES.get(document.doc_type, DOC_TYPE_CODES["clinic"])
+    return {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display}
+
+
+def build_encounter(
+    patient_id: str, consultation_id: str, *, start: str, end: str, clinician: str
+) -> dict[str, Any]:
+    resource = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "identifier": [{"system": CONSULTATION_SYSTEM, "value": consultation_id}],
+        "class": {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": "AMB",
+            "display": "ambulatory",
+        },
+        "type": [{"text": "Outpatient consultation"}],
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "participant": [{"individual": {"display": clinician}}],
+        "period": {"start": start, "end": end},
+    }
+    return _validated(Encounter, resource)
+
+
+def build_document_reference(
+    document: ClinicalDocument,
+    pdf_path: Path,
+    *,
+    patient_id: str,
+    encounter_ref: str,
+    signed_by: str,
+    signed_at: str,
+    clinician: ClinicianSettings,
+    version: int,
+    replaces: str | None = None,
+) -> dict[str, Any]:
+    data = Path(pdf_path).read_bytes()
+    resource: dict[str, Any] = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "docStatus": "final",
+        "identifier": [{"system": CONSULTATION_SYSTEM, "value": f"{document.consultation_id}/v{version}"}],
+        "type": _doc_type(document),
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "date": signed_at,
+        "author": [_author(clinician, signed_by)],
+        "authenticator": _author(clinician, signed_by),
+        "description": f"{_doc_type(document)['text']} for {document.patient_name}",
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "application/pdf",
+                    "language": "en-GB",
+                    "data": base64.b64encode(data).decode("ascii"),
+                    "size": len(data),
+                    # FHIR R4 Attachment.hash is the base64 of the SHA-1 digest.
+                    "hash": base64.b64encode(hashlib.sha1(data).digest()).decode("ascii"),
+                    "title": Path(pdf_path).name,
+                    "creation": signed_at,
+                }
+            }
+        ],
+        "context": {"encounter": [{"reference": encounter_ref}]},
+    }
+    if replaces:
+        resource["relatesTo"] = [{"code": "appends", "target": {"reference": replaces}}]
+    return _validated(DocumentReference, resource)
+
+
+def _section_div(text: str) -> str:
+    paras = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()] or [""]
+    body = "".join(f"<p>{escape(p).replace(chr(10), '<br/>')}</p>" for p in paras)
+    return f'<div xmlns="http://www.w3.org/1999/xhtml">{body}</div>'
+
+
+def build_composition(
+    document: ClinicalDocument,
+    *,
+    patient_id: str,
+    encounter_ref: str,
+    signed_by: str,
+    signed_at: str,
+    clinician: ClinicianSettings,
+    version: int,
+    document_reference: str | None = None,
+    replaces: str | None = None,
+) -> dict[str, Any]:
+    sections: list[dict[str, Any]] = [
+        {"title": s.heading, "text": {"status": "generated", "div": _section_div(s.content)}}
+        for s in document.sections
+    ]
+    if document.medications_list:
+        sections.append(
+            {
+                "title": "Current medications",
+                "code": {
+                    "coding": [
+                        {"system": LOINC, "code": "10160-0", "display": "History of Medication use Narrative"}
+                    ]
+                },
+                "text": {"status": "generated", "div": _section_div("\n".join(document.medications_list))},
+            }
+        )
+    resource: dict[str, Any] = {
+        "resourceType": "Composition",
+        "identifier": {"system": CONSULTATION_SYSTEM, "value": f"{document.consultation_id}/v{version}"},
+        "status": "final",
+        "type": _doc_type(document),
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "encounter": {"reference": encounter_ref},
+        "date": signed_at,
+        "author": [_author(clinician, signed_by)],
+        "title": f"{_doc_type(document)['text']}: {document.patient_name}",
+        "attester": [{"mode": "legal", "time": signed_at, "party": _author(clinician, signed_by)}],
+        "section": sections,
+    }
+    relates: list[dict[str, Any]] = []
+    if document_reference:
+        relates.append({"code": "transforms", "targetReference": {"reference": document_reference}})
+    if replaces:
+        relates.append({"code": "appends", "targetReference": {"reference": replaces}})
+    if relates:
+        resource["relatesTo"] = relates
+    return _validated(Composition, resource)
+
+
+def write_back(
+    client: FhirClient,
+    document: ClinicalDocument,
+    pdf_path: Path,
+    *,
+    patient_id: str,
+    signed_by: str,
+    signed_at: str,
+    clinician: ClinicianSettings,
+    version: int,
+    encounter_ref: str | None = None,
+    consultation_started: str | None = None,
+    replaces: str | None = None,
+) -> WriteBackResult:
+    """Create the resources in order (encounter, document reference, composition)."""
+    if encounter_ref is None:
+        encounter = build_encounter(
+            patient_id,
+            document.consultation_id,
+            start=consultation_started or signed_at,
+            end=signed_at or utc_now_iso(),
+            clinician=signed_by,
+        )
+        created = client.create(encounter)
+        encounter_ref = f"Encounter/{created['id']}"
+    doc_ref = build_document_reference(
+        document,
+        pdf_path,
+        patient_id=patient_id,
+        encounter_ref=encounter_ref,
+        signed_by=signed_by,
+        signed_at=signed_at,
+        clinician=clinician,
+        version=version,
+        replaces=replaces,
+    )
+    created_ref = client.create(doc_ref)
+    document_reference = f"DocumentReference/{created_ref['id']}"
+    composition = build_composition(
+        document,
+        patient_id=patient_id,
+        encounter_ref=encounter_ref,
+        signed_by=signed_by,
+        signed_at=signed_at,
+        clinician=clinician,
+        version=version,
+        document_reference=document_reference,
+    )
+    created_comp = client.create(composition)
+    return WriteBackResult(encounter_ref, document_reference, f"Composition/{created_comp['id']}")
