@@ -39,6 +39,11 @@ def models() -> None:
     """Model packs: pack, install, status, verify, export MedASR."""
 
 
+# Importing the submodule clarke_desktop.cli.models rebinds the package attribute `models` to that
+# module, so _register keeps its own reference to the click group.
+_models_group = models
+
+
 def _register() -> None:
     for name in _COMMAND_MODULES:
         try:
@@ -50,7 +55,7 @@ def _register() -> None:
         for command in getattr(module, "COMMANDS", ()):
             cli.add_command(command)
         for command in getattr(module, "MODELS_COMMANDS", ()):
-            models.add_command(command)
+            _models_group.add_command(command)
 
 
 _register()
