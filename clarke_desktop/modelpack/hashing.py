@@ -1,0 +1,96 @@
+"""Streaming sha256, copy-while-hashing, and the per-user cache of verified hashes.
+
+The cache lets the app check multi-GB model files quickly before loading them: an entry is keyed by
+the file's absolute path and only trusted while its size and mtime (ns) are unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from clarke_desktop import paths
+
+BLOCK = 8 * 1024 * 1024
+Progress = Callable[[int], None]  # called with the number of bytes just processed
+
+
+def sha256_file(path: Path, progress: Progress | None = None) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(BLOCK):
+            digest.update(block)
+            if progress:
+                progress(len(block))
+    return digest.hexdigest()
+
+
+def copy_with_sha256(src: Path, dst: Path, progress: Progress | None = None) -> tuple[int, str]:
+    """Copy src to dst in one pass, returning (bytes copied, sha256 of what was written)."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while block := fin.read(BLOCK):
+            digest.update(block)
+            fout.write(block)
+            size += len(block)
+            if progress:
+                progress(len(block))
+        fout.flush()
+        os.fsync(fout.fileno())
+    return size, digest.hexdigest()
+
+
+class HashCache:
+    """sha256 of files already fully hashed, valid while (size, mtime_ns) are unchanged."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or paths.cache_dir() / "model-hashes.json"
+
+    def _read(self) -> dict[str, dict]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # a missing or damaged cache only costs a re-hash
+        return data if isinstance(data, dict) else {}
+
+    @staticmethod
+    def _key(path: Path) -> str:
+        return str(Path(path).resolve())
+
+    def get(self, path: Path) -> str | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        entry = self._read().get(self._key(path))
+        if not isinstance(entry, dict):
+            return None
+        if entry.get("size") != st.st_size or entry.get("mtime_ns") != st.st_mtime_ns:
+            return None
+        sha = entry.get("sha256")
+        return sha if isinstance(sha, str) else None
+
+    def put(self, path: Path, sha256: str) -> None:
+        st = os.stat(path)
+        with self._lock:
+            data = self._read()
+            data[self._key(path)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".model-hashes.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(data, fh, indent=1, sort_keys=True)
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
