@@ -1,0 +1,39 @@
+"""`clarke-desktop doctor`: workstation readiness checks (thin wrapper over clarke_desktop.doctor)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+_MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+
+
+@click.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (for IT tooling).")
+@click.option(
+    "--verify-hashes", is_flag=True, help="Re-hash every model file (sha256) instead of the quick check."
+)
+def doctor(as_json: bool, verify_hashes: bool) -> None:
+    """Check this workstation: OS, CPU, RAM, GPU/driver, CUDA runtimes, models, microphone, data.
+
+    Exit status 1 when any check fails (warnings exit 0). Example: clarke-desktop doctor --json
+    """
+    from clarke_desktop.doctor import report, run_checks
+
+    checks = run_checks(verify_hashes=verify_hashes)
+    result = report(checks)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        for c in checks:
+            click.echo(f"[{_MARK[c.status]}] {c.title}: {c.detail}")
+            if c.status != "ok" and c.fix:
+                click.echo(f"       fix: {c.fix}")
+        s = result["summary"]
+        click.echo(f"\n{s['ok']} ok, {s['warn']} warning(s), {s['fail']} failure(s)")
+    sys.exit(1 if result["status"] == "fail" else 0)
+
+
+COMMANDS = [doctor]
