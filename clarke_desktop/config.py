@@ -45,7 +45,9 @@ class AudioSettings(BaseModel):
 
 
 class LlmSettings(BaseModel):
-    backend: Literal["embedded", "installed", "server"] = "embedded"
+    # installed: the installed model pack for each role, else the embedded demo model;
+    # embedded: always the embedded demo model; server: an OpenAI-compatible server at server_url.
+    backend: Literal["embedded", "installed", "server"] = "installed"
     server_url: str | None = None
 
 

@@ -1,0 +1,128 @@
+"""After review: sign off, export the PDF, write back to the FHIR store, apply audio retention.
+
+Sign-off commits first (it is the clinical act); the PDF and write-back follow and are each
+audited. A write-back that fails leaves the letter signed and exported, with the failure reported,
+so the clinician's work is never lost to a store that is down.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clarke_desktop.config import Settings
+from clarke_desktop.fhir.client import FhirClient, FhirError
+from clarke_desktop.pdf import SignatureInfo, render_letter_pdf
+from clarke_desktop.store import AppStore, AudioRecord
+from clarke_desktop.writeback import write_back
+
+log = logging.getLogger("clarke.pipeline")
+
+HEADLESS_REASON = "headless run: reviewed in output"
+
+
+@dataclass
+class FinaliseResult:
+    consultation_id: str
+    version: int
+    signed_by: str
+    signed_at: str
+    pdf_path: Path
+    pdf_sha256: str
+    encounter: str | None = None
+    document_reference: str | None = None
+    composition: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    auto_resolved: list[str] = field(default_factory=list)
+
+
+def resolve_open_discrepancies_headless(store: AppStore, consultation_id: str, actor: str) -> list[str]:
+    """Headless runs cannot ask: record each open discrepancy as "keep both" with a fixed reason
+    (audited), so the output lists it for the reader instead of hiding it."""
+    latest = store.latest_letter(consultation_id)
+    if latest is None:
+        return []
+    ids = [d.id for d in latest.document.discrepancies if d.resolution is None]
+    for discrepancy_id in ids:
+        store.resolve_discrepancy(
+            consultation_id, discrepancy_id, "keep_both", actor=actor, reason=HEADLESS_REASON
+        )
+    return ids
+
+
+def letter_filename(consultation_id: str, version: int) -> str:
+    return f"{consultation_id}-v{version}.pdf"
+
+
+def sign_off_and_export(
+    store: AppStore,
+    consultation_id: str,
+    signed_by: str,
+    out_dir: Path,
+    *,
+    settings: Settings,
+    fhir: FhirClient | None,
+    headless: bool = False,
+) -> FinaliseResult:
+    auto_resolved = resolve_open_discrepancies_headless(store, consultation_id, signed_by) if headless else []
+    signoff = store.sign_off(consultation_id, signed_by)
+    letter = store.letter_version(consultation_id, signoff.version)
+    context = store.latest_context(consultation_id)
+    pdf_path = render_letter_pdf(
+        letter.document,
+        Path(out_dir) / letter_filename(consultation_id, signoff.version),
+        settings=settings,
+        context=context,
+        signature=SignatureInfo(signoff.signed_by, signoff.signed_at, signoff.version, signoff.kind),
+    )
+    pdf_sha = store.record_export(consultation_id, pdf_path, version=signoff.version, actor=signed_by)
+    result = FinaliseResult(
+        consultation_id=consultation_id,
+        version=signoff.version,
+        signed_by=signoff.signed_by,
+        signed_at=signoff.signed_at,
+        pdf_path=pdf_path,
+        pdf_sha256=pdf_sha,
+        auto_resolved=auto_resolved,
+    )
+    if fhir is None:
+        result.warnings.append("Not written back: the FHIR store is unavailable. The signed PDF is saved.")
+        return result
+    record = store.consultation(consultation_id)
+    previous = record.document_reference if signoff.kind == "addendum" else None
+    try:
+        written = write_back(
+            fhir,
+            letter.document,
+            pdf_path,
+            patient_id=record.patient_id,
+            signed_by=signoff.signed_by,
+            signed_at=signoff.signed_at,
+            clinician=settings.clinician,
+            version=signoff.version,
+            encounter_ref=record.encounter_ref,
+            consultation_started=record.consent_at or record.created_at,
+            replaces=previous,
+        )
+    except FhirError as exc:
+        log.warning("write-back failed: %s", type(exc).__name__)
+        result.warnings.append(f"Not written back to the record ({exc}). The signed PDF is saved.")
+        return result
+    store.record_writeback(
+        consultation_id,
+        version=signoff.version,
+        document_reference=written.document_reference,
+        composition=written.composition,
+        encounter=written.encounter,
+        actor=signed_by,
+    )
+    result.encounter = written.encounter
+    result.document_reference = written.document_reference
+    result.composition = written.composition
+    return result
+
+
+def apply_retention(store: AppStore, settings: Settings) -> list[AudioRecord]:
+    """Delete audio past its retention period (call at start-up and after each clinic)."""
+    return store.purge_expired_audio(settings.audio.retention_days)
