@@ -1,0 +1,474 @@
+"""The letter writer: a ClinicalDocument from a transcript and a PatientContext.
+
+Facts sections are rendered from the record in code (exact values). Narrative sections are
+written by the letter model (role "letter_writer"), one prompt per section, streamed through
+`on_event` so the GUI can show text as it arrives. Then discrepancies (transcript vs record) and
+the fact check of the narrative are computed in code.
+
+Token budget (stated strategy, never silent truncation): if the transcript does not fit the
+model's context beside the record and the answer, it is summarised in parts by the same model
+and the letter is written from the summaries, with a warning naming how; if the record alone or
+the summaries still do not fit, ContextTooLong is raised with a message for the clinician.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+from clarke_desktop.agent.context import context_as_text, medication_line
+from clarke_desktop.cancel import CancelToken
+from clarke_desktop.letters.discrepancies import detect_discrepancies
+from clarke_desktop.letters.fact_check import fact_check, record_sources
+from clarke_desktop.letters.facts import render_facts, uk_date
+from clarke_desktop.letters.templates import (
+    DocumentSpec,
+    SectionSpec,
+    document_spec,
+    prompt_template_version,
+    render_prompt,
+)
+from clarke_desktop.llm.base import ContextTooLong, LlmEngine, Turn
+from clarke_desktop.llm.prompt import neutralise, render_text
+from clarke_desktop.schemas import (
+    ClinicalDocument,
+    Clinician,
+    DocumentSection,
+    DocumentType,
+    PatientContext,
+    Transcript,
+)
+
+DEFAULT_SECTION_TOKENS = 512
+PART_SUMMARY_TOKENS = 384
+_PROMPT_MARGIN = 16  # BOS and turn scaffolding
+
+
+@dataclass(frozen=True)
+class LetterEvent:
+    """Progress of a document, for the GUI/pipeline.
+
+    kinds: "stage" (text names it), "section_started", "text" (a streamed piece of `key`),
+    "section_done" (`section` is final), "warning".
+    """
+
+    kind: Literal["stage", "section_started", "text", "section_done", "warning"]
+    key: str | None = None
+    text: str = ""
+    section: DocumentSection | None = None
+
+
+OnEvent = Callable[[LetterEvent], None]
+
+
+@dataclass
+class PreparedTranscript:
+    text: str
+    is_summary: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def _as_transcript(transcript: Transcript | str) -> Transcript:
+    return transcript if isinstance(transcript, Transcript) else Transcript(text=transcript, origin="typed")
+
+
+def _prompt_tokens(engine: LlmEngine, turns: list[Turn]) -> int:
+    counter = getattr(engine, "prompt_tokens", None)
+    if callable(counter):
+        return len(counter(turns))
+    return engine.count_tokens(render_text(turns)) + _PROMPT_MARGIN
+
+
+def section_turns(
+    spec: DocumentSpec,
+    section: SectionSpec,
+    context: PatientContext,
+    transcript_text: str,
+    *,
+    transcript_is_summary: bool = False,
+    instruction: str | None = None,
+    current: str | None = None,
+    aside: str = "",
+) -> list[Turn]:
+    """The prompt for one narrative section; every untrusted text is neutralised."""
+    prompt = render_prompt(
+        "section.j2",
+        label=spec.label,
+        heading=section.heading,
+        guidance=section.guidance,
+        voice=spec.voice,
+        record=neutralise(context_as_text(context)),
+        transcript=neutralise(transcript_text),
+        transcript_is_summary=transcript_is_summary,
+        instruction=neutralise(instruction) if instruction else None,
+        current=neutralise(current or ""),
+        aside=neutralise(aside.strip()),
+    )
+    return [Turn("user", prompt)]
+
+
+def _split_by_tokens(engine: LlmEngine, text: str, limit: int) -> list[str]:
+    """Split text at sentence (else word) boundaries into parts of at most `limit` tokens."""
+    sentences = [s for s in re.split(r"(?<=[.?!])\s+|\n+", text) if s.strip()]
+    pieces: list[str] = []
+    for sentence in sentences:
+        if engine.count_tokens(sentence) <= limit:
+            pieces.append(sentence)
+            continue
+        words, current = sentence.split(), []
+        for word in words:
+            if current and engine.count_tokens(" ".join([*current, word])) > limit:
+                pieces.append(" ".join(current))
+                current = []
+            current.append(word)
+        if current:
+            pieces.append(" ".join(current))
+    parts: list[str] = []
+    for piece in pieces:
+        if parts and engine.count_tokens(parts[-1] + " " + piece) <= limit:
+            parts[-1] += " " + piece
+        else:
+            parts.append(piece)
+    return parts
+
+
+def prepare_transcript(
+    engine: LlmEngine,
+    spec: DocumentSpec,
+    context: PatientContext,
+    transcript: Transcript,
+    *,
+    max_tokens: int,
+    aside: str = "",
+    current: str = "",
+    cancel: CancelToken | None = None,
+    on_event: OnEvent | None = None,
+) -> PreparedTranscript:
+    """The transcript text to prompt with: as is when it fits, else summarised in parts."""
+    longest = max(
+        (s for s in spec.sections if s.kind == "narrative"), key=lambda s: len(s.guidance) + len(s.heading)
+    )
+    without = _prompt_tokens(engine, section_turns(spec, longest, context, "", aside=aside, current=current))
+    room = engine.context_length - max_tokens - without
+    needed = engine.count_tokens(neutralise(transcript.text))
+    if needed <= room:
+        return PreparedTranscript(transcript.text)
+    if room < 64:
+        raise ContextTooLong(
+            f"The patient record ({without} tokens with the instructions) leaves no room for the "
+            f"transcript in {engine.info.name}'s context of {engine.context_length} tokens. "
+            "Use a model with a longer context."
+        )
+    if on_event:
+        on_event(LetterEvent("stage", text="Summarising a long transcript in parts"))
+    part_overhead = _prompt_tokens(
+        engine, [Turn("user", render_prompt("transcript_part.j2", part=99, parts=99, transcript=""))]
+    )
+    part_limit = engine.context_length - PART_SUMMARY_TOKENS - part_overhead
+    if part_limit < 128:
+        raise ContextTooLong(
+            f"{engine.info.name}'s context ({engine.context_length} tokens) is too small to summarise the transcript."
+        )
+    parts = _split_by_tokens(engine, transcript.text, part_limit)
+    summaries = []
+    for number, part in enumerate(parts, start=1):
+        turns = [
+            Turn(
+                "user",
+                render_prompt(
+                    "transcript_part.j2", part=number, parts=len(parts), transcript=neutralise(part)
+                ),
+            )
+        ]
+        summary = engine.complete(
+            turns, max_tokens=PART_SUMMARY_TOKENS, temperature=0.0, cancel=cancel
+        ).strip()
+        summaries.append(f"[Part {number} of {len(parts)}] {summary}")
+    joined = "\n".join(summaries)
+    if engine.count_tokens(neutralise(joined)) > room:
+        raise ContextTooLong(
+            f"The transcript ({needed} tokens) does not fit {engine.info.name}'s context even when "
+            f"summarised in {len(parts)} parts (room for {room} tokens). Split the consultation or use "
+            "a model with a longer context."
+        )
+    warning = (
+        f"The transcript ({needed} tokens) did not fit the model's context beside the record; it was "
+        f"summarised in {len(parts)} parts and the narrative was written from those summaries. "
+        "Check the letter against the full transcript (discrepancies and fact check used the full text)."
+    )
+    return PreparedTranscript(joined, is_summary=True, warnings=[warning])
+
+
+_HEADING_ECHO = re.compile(r"^\s*(?:#+\s*|\*\*)?(?P<h>[^\n:*]{3,80}?)(?:\*\*)?\s*:?\s*\n", re.IGNORECASE)
+
+
+def clean_narrative(text: str, heading: str) -> str:
+    """Strip a repeated heading and markdown emphasis; keep the model's words otherwise."""
+    text = text.strip()
+    match = _HEADING_ECHO.match(text + "\n")
+    if match and match.group("h").strip().lower() == heading.lower():
+        text = text[match.end() :].strip()
+    return text.replace("**", "").strip()
+
+
+def _write_section(
+    engine: LlmEngine,
+    turns: list[Turn],
+    section: SectionSpec,
+    *,
+    max_tokens: int,
+    on_event: OnEvent | None,
+    cancel: CancelToken | None,
+) -> str:
+    needed = _prompt_tokens(engine, turns)
+    if needed + max_tokens > engine.context_length:
+        raise ContextTooLong(
+            f"The prompt for '{section.heading}' ({needed} tokens) plus its answer ({max_tokens}) "
+            f"does not fit {engine.info.name}'s context of {engine.context_length} tokens."
+        )
+    pieces: list[str] = []
+    for piece in engine.stream(turns, max_tokens=max_tokens, temperature=0.3, cancel=cancel):
+        pieces.append(piece)
+        if on_event:
+            on_event(LetterEvent("text", key=section.key, text=piece))
+    return clean_narrative("".join(pieces), section.heading)
+
+
+def _header(doc_type: DocumentType, context: PatientContext, clinician: Clinician | None) -> dict[str, str]:
+    d = context.demographics
+    gp_lines = [x for x in (d.gp_name, d.gp_practice, d.gp_address) if x]
+    if doc_type == "patient":
+        addressee = "\n".join(x for x in (d.name, d.address) if x)
+        salutation = f"Dear {d.name}," if d.name else "Dear patient,"
+    elif doc_type == "referral":
+        addressee = ""
+        salutation = "Dear colleague,"
+    elif doc_type == "soap":
+        addressee, salutation = "", ""
+    else:
+        addressee = "\n".join(gp_lines)
+        salutation = f"Dear {d.gp_name}," if d.gp_name else "Dear Doctor,"
+    sign_off = "\n".join(x for x in (clinician.name, clinician.title) if x) if clinician else ""
+    return {"addressee": addressee, "salutation": salutation, "sign_off": sign_off}
+
+
+def write_document(
+    transcript: Transcript | str,
+    context: PatientContext,
+    engine: LlmEngine,
+    *,
+    doc_type: DocumentType = "clinic",
+    clinician: Clinician | None = None,
+    consultation_id: str | None = None,
+    letter_date: date | None = None,
+    max_tokens: int = DEFAULT_SECTION_TOKENS,
+    aside: str = "",
+    on_event: OnEvent | None = None,
+    cancel: CancelToken | None = None,
+    timings: dict[str, float] | None = None,
+) -> ClinicalDocument:
+    """Write the whole document. LlmError (and Cancelled) propagate; nothing is half-delivered."""
+    started = time.perf_counter()
+    transcript = _as_transcript(transcript)
+    spec = document_spec(doc_type)
+    timings = dict(timings or {})
+    warnings: list[str] = [f"Record: {w}" for w in context.retrieval_warnings]
+    if engine.info.demo:
+        warnings.insert(0, f"Written by {engine.info.name}: a demo model, not for clinical use.")
+    if not transcript.text.strip():
+        raise ValueError("The transcript is empty: record or type the consultation first.")
+
+    prepared: PreparedTranscript | None = None
+    sections: list[DocumentSection] = []
+    for section_spec in spec.sections:
+        if cancel:
+            cancel.raise_if_cancelled()
+        if on_event:
+            on_event(LetterEvent("section_started", key=section_spec.key, text=section_spec.heading))
+        section_started = time.perf_counter()
+        if section_spec.kind == "facts":
+            content, sources = render_facts(section_spec.renderer or section_spec.key, context)
+            section = DocumentSection(
+                key=section_spec.key,
+                heading=section_spec.heading,
+                content=content,
+                kind="facts",
+                fhir_sources=list(dict.fromkeys(sources)),
+            )
+        else:
+            if prepared is None:
+                summary_started = time.perf_counter()
+                prepared = prepare_transcript(
+                    engine,
+                    spec,
+                    context,
+                    transcript,
+                    max_tokens=max_tokens,
+                    aside=aside,
+                    cancel=cancel,
+                    on_event=on_event,
+                )
+                warnings += prepared.warnings
+                if prepared.is_summary:
+                    timings["transcript_summary_s"] = round(time.perf_counter() - summary_started, 4)
+                    section_started = time.perf_counter()
+            turns = section_turns(
+                spec,
+                section_spec,
+                context,
+                prepared.text,
+                transcript_is_summary=prepared.is_summary,
+                aside=aside,
+            )
+            content = _write_section(
+                engine, turns, section_spec, max_tokens=max_tokens, on_event=on_event, cancel=cancel
+            )
+            if not content:
+                warnings.append(
+                    f"The model wrote nothing for '{section_spec.heading}': write it or regenerate it."
+                )
+            section = DocumentSection(
+                key=section_spec.key,
+                heading=section_spec.heading,
+                content=content,
+                kind="narrative",
+                generated_by=engine.info.name,
+            )
+        timings[f"section.{section_spec.key}_s"] = round(time.perf_counter() - section_started, 4)
+        sections.append(section)
+        if on_event:
+            on_event(LetterEvent("section_done", key=section.key, section=section))
+
+    d = context.demographics
+    doc = ClinicalDocument(
+        consultation_id=consultation_id or f"cons-{uuid.uuid4()}",
+        doc_type=doc_type,
+        letter_date=(letter_date or date.today()).strftime("%-d %B %Y"),
+        patient_name=d.name,
+        patient_dob=uk_date(d.date_of_birth) if d.date_of_birth else "",
+        nhs_number=d.nhs_number,
+        sections=sections,
+        medications_list=[medication_line(m) for m in context.medications],
+        model=engine.info,
+        prompt_template_version=prompt_template_version(),
+        warnings=warnings,
+        **_header(doc_type, context, clinician),
+    )
+    if on_event:
+        on_event(LetterEvent("stage", text="Checking for discrepancies"))
+    stage = time.perf_counter()
+    doc.discrepancies = detect_discrepancies(transcript, context)
+    timings["discrepancies_s"] = round(time.perf_counter() - stage, 4)
+    stage = time.perf_counter()
+    doc.fact_check = fact_check(doc, transcript, context)
+    timings["fact_check_s"] = round(time.perf_counter() - stage, 4)
+    _cite_sources(doc)
+    timings["letter_total_s"] = round(time.perf_counter() - started, 4)
+    doc.timings = timings
+    unsupported = sum(not item.supported for item in doc.fact_check)
+    if unsupported:
+        doc.warnings.append(
+            f"{unsupported} fact(s) in the narrative are not supported by the transcript or record."
+        )
+    return doc
+
+
+def _cite_sources(doc: ClinicalDocument, keys: set[str] | None = None) -> None:
+    for section in doc.sections:
+        if section.kind == "narrative" and (keys is None or section.key in keys):
+            section.fhir_sources = record_sources(doc.fact_check, section.key)
+
+
+def regenerate_section(
+    doc: ClinicalDocument,
+    key: str,
+    instruction: str,
+    *,
+    transcript: Transcript | str,
+    context: PatientContext,
+    engine: LlmEngine,
+    max_tokens: int = DEFAULT_SECTION_TOKENS,
+    on_event: OnEvent | None = None,
+    cancel: CancelToken | None = None,
+) -> ClinicalDocument:
+    """A copy of `doc` with only narrative section `key` rewritten following the instruction.
+
+    On failure an LlmError propagates and the caller still holds the unchanged original.
+    """
+    transcript = _as_transcript(transcript)
+    spec = document_spec(doc.doc_type)
+    section_spec = spec.section(key)
+    if section_spec.kind != "narrative":
+        raise ValueError(
+            f"'{section_spec.heading}' is rendered from the record and cannot be regenerated; edit it directly."
+        )
+    current = next(s for s in doc.sections if s.key == key)
+    prepared = prepare_transcript(
+        engine, spec, context, transcript, max_tokens=max_tokens, current=current.content, cancel=cancel
+    )
+    turns = section_turns(
+        spec,
+        section_spec,
+        context,
+        prepared.text,
+        transcript_is_summary=prepared.is_summary,
+        instruction=instruction.strip() or "Rewrite this section.",
+        current=current.content,
+    )
+    started = time.perf_counter()
+    if on_event:
+        on_event(LetterEvent("section_started", key=key, text=section_spec.heading))
+    content = _write_section(
+        engine, turns, section_spec, max_tokens=max_tokens, on_event=on_event, cancel=cancel
+    )
+    new = doc.model_copy(deep=True)
+    for index, section in enumerate(new.sections):
+        if section.key == key:
+            new.sections[index] = section.model_copy(
+                update={"content": content, "generated_by": engine.info.name}
+            )
+            if on_event:
+                on_event(LetterEvent("section_done", key=key, section=new.sections[index]))
+    new.fact_check = [item for item in new.fact_check if item.section_key != key] + fact_check(
+        new, transcript, context, keys={key}
+    )
+    order = {s.key: i for i, s in enumerate(new.sections)}
+    new.fact_check.sort(key=lambda item: (order.get(item.section_key, 0), item.char_start))
+    _cite_sources(new, {key})
+    new.timings[f"regenerate.{key}_s"] = round(time.perf_counter() - started, 4)
+    return new
+
+
+def draft_letter(
+    *,
+    consultation_id: str,
+    transcript: Transcript,
+    context: PatientContext,
+    doc_type: DocumentType,
+    engine: LlmEngine,
+    clinician: Clinician | None = None,
+    aside: str = "",
+    letter_date: str | None = None,
+    max_tokens: int | None = None,
+    on_section: OnEvent | None = None,
+    cancel: CancelToken | None = None,
+) -> ClinicalDocument:
+    """The pipeline's entry point (keyword arguments, ISO letter date); `on_section` gets LetterEvents."""
+    return write_document(
+        transcript,
+        context,
+        engine,
+        doc_type=doc_type,
+        clinician=clinician,
+        consultation_id=consultation_id,
+        letter_date=date.fromisoformat(letter_date[:10]) if letter_date else None,
+        max_tokens=max_tokens or DEFAULT_SECTION_TOKENS,
+        aside=aside,
+        on_event=on_section,
+        cancel=cancel,
+    )
