@@ -1,0 +1,105 @@
+"""Start the Clarke Desktop window: `run_gui(argv) -> exit code` (what `clarke-desktop` runs)."""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QtMsgType, qInstallMessageHandler
+from PySide6.QtGui import QFont, QGuiApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from clarke_desktop import paths
+
+log = logging.getLogger("clarke.gui")
+
+STYLESHEET = "styles/clarke.qss"
+_crash_file = None
+
+
+def load_stylesheet() -> str:
+    path = paths.resources_dir() / STYLESHEET
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:  # the app still works unstyled; say so in the log
+        log.warning("stylesheet %s not loaded: %s", path, exc)
+        return ""
+
+
+def _qt_messages(mode: QtMsgType, _context: object, message: str) -> None:
+    level = {
+        QtMsgType.QtDebugMsg: logging.DEBUG,
+        QtMsgType.QtInfoMsg: logging.INFO,
+        QtMsgType.QtWarningMsg: logging.WARNING,
+    }.get(mode, logging.ERROR)
+    logging.getLogger("clarke.qt").log(level, "%s", message)
+
+
+def _install_crash_log() -> Path:
+    """faulthandler writes native crashes to a file; a clean exit deletes it."""
+    global _crash_file
+    path = paths.logs_dir() / "crash.log"
+    if path.exists() and path.stat().st_size:
+        log.warning("the previous session crashed; see %s", path.with_suffix(".previous.log"))
+        path.replace(path.with_suffix(".previous.log"))
+    _crash_file = open(path, "w", encoding="utf-8")  # noqa: SIM115 (kept open for faulthandler)
+    faulthandler.enable(_crash_file)
+    return path
+
+
+def make_application(argv: list[str]) -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication([sys.argv[0] if sys.argv else "clarke-desktop", *argv])
+    app.setApplicationName("Clarke Desktop")
+    app.setOrganizationName("Clarke")
+    app.setStyle("Fusion")  # same look on Windows and Linux; the QSS builds on it
+    font = QFont()
+    font.setFamilies(["Inter", "Segoe UI", "DejaVu Sans"])
+    font.setPointSizeF(11)
+    app.setFont(font)
+    app.setStyleSheet(load_stylesheet())
+    return app
+
+
+def build_window(backend: object | None = None):  # -> MainWindow, imported lazily
+    from clarke_desktop.gui.main_window import MainWindow
+    from clarke_desktop.gui.tasks import TaskRunner
+
+    if backend is None:
+        from clarke_desktop.gui.core_backend import CoreBackend
+
+        backend = CoreBackend()
+    runner = TaskRunner()
+    window = MainWindow(backend, runner)  # type: ignore[arg-type]
+    return window
+
+
+def run_gui(argv: list[str]) -> int:
+    qInstallMessageHandler(_qt_messages)
+    crash_path = _install_crash_log()
+    app = make_application(argv)
+    try:
+        window = build_window()
+    except Exception as exc:  # show why we cannot start instead of a silent exit
+        log.exception("could not start")
+        QMessageBox.critical(None, "Clarke Desktop could not start", f"{exc}\n\nLogs: {paths.logs_dir()}")
+        return 1
+    screen = app.primaryScreen()
+    if screen is not None and screen.availableGeometry().width() <= 1440:
+        window.showMaximized()
+    else:
+        window.resize(1366, 860)
+        window.show()
+    code = app.exec()
+    window.runner.shutdown()
+    window.backend.close()
+    if _crash_file is not None:
+        _crash_file.close()
+        faulthandler.disable()
+        os.remove(crash_path)  # clean exit: no crash to report next time
+    return int(code)

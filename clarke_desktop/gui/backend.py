@@ -1,0 +1,233 @@
+"""What the GUI asks of the core, in one interface (no Qt here).
+
+Every method is synchronous and may be slow: the GUI only ever calls them inside a
+`TaskRunner` worker. Streaming methods take plain callbacks which the worker turns into
+progress reports for the GUI thread. `CoreBackend` (core_backend.py) implements this on top of
+the real store, pipeline, agent and engines; tests may drive the screens with another
+implementation to check the logic *around* the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from clarke_desktop.cancel import CancelToken
+from clarke_desktop.gui.recording import RecordingSession
+from clarke_desktop.schemas import (
+    ClinicalDocument,
+    Clinician,
+    ClinicPatient,
+    ConsultationStatus,
+    DocumentSection,
+    DocumentType,
+    PatientContext,
+    PipelineProgress,
+    Resolution,
+    SourceRef,
+    Transcript,
+)
+
+DOC_TYPE_LABELS: dict[str, str] = {
+    "clinic": "Clinic letter",
+    "soap": "SOAP note",
+    "referral": "Referral letter",
+    "patient": "Letter to patient",
+}
+
+
+@dataclass
+class ModelRow:
+    role: str  # e.g. "letter", "agent", "asr"
+    name: str
+    state: Literal["verified", "installed", "demo", "missing", "unverified", "failed"]
+    detail: str = ""
+    device: str = ""  # "GPU" / "CPU" / provider name
+
+
+@dataclass
+class ModelStatus:
+    kind: Literal["medgemma", "demo", "missing"]
+    models: list[ModelRow] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return {
+            "medgemma": "MedGemma ready",
+            "demo": "Demo model",
+            "missing": "Letter model missing",
+        }[self.kind]
+
+
+@dataclass
+class MicDevice:
+    name: str
+    host_api: str
+    is_default: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.host_api})" if self.host_api else self.name
+
+
+@dataclass
+class MicStatus:
+    devices: list[MicDevice]
+    message: str = ""  # why there is none, in words a clinician understands
+
+    @property
+    def available(self) -> bool:
+        return bool(self.devices)
+
+
+@dataclass
+class AsrStatus:
+    installed: bool
+    message: str = ""
+
+
+@dataclass
+class SignOffResult:
+    pdf_path: Path
+    document_reference: str  # "DocumentReference/<id>"
+    signed_at: str
+    signed_by: str = ""
+
+
+@dataclass
+class AssistantStep:
+    kind: str  # "search", "read", "reason", "answer", "propose"
+    text: str
+
+
+@dataclass
+class Proposal:
+    id: str
+    summary: str
+    resource_type: str
+    status: Literal["pending", "approved", "rejected"] = "pending"
+
+
+@dataclass
+class AssistantAnswer:
+    text: str
+    citations: list[SourceRef] = field(default_factory=list)
+    steps: list[AssistantStep] = field(default_factory=list)
+    proposals: list[Proposal] = field(default_factory=list)
+    demo_model: bool = False
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool | None  # None = not applicable / informational
+    detail: str = ""
+
+
+@dataclass
+class AppSettings:
+    clinician_name: str = ""
+    clinician_title: str = ""
+    specialty: str = ""
+    letterhead: str = ""
+    microphone: str = ""  # "name|host api"
+    use_gpu: bool = True
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+# Pipeline events the generate call reports (all arrive on the GUI thread as progress values).
+@dataclass
+class SectionEvent:
+    """A section started, grew or finished while the letter streams in."""
+
+    key: str
+    heading: str
+    text: str  # full text so far
+    done: bool = False
+
+
+ProgressFn = Callable[[PipelineProgress | SectionEvent], None]
+
+
+class Backend(Protocol):
+    def clinic(self) -> tuple[Clinician, list[ClinicPatient]]: ...
+
+    def statuses(self) -> dict[str, ConsultationStatus]:
+        """Patient id -> today's consultation status."""
+        ...
+
+    def model_status(self) -> ModelStatus: ...
+
+    def asr_status(self) -> AsrStatus: ...
+
+    def microphones(self) -> MicStatus: ...
+
+    def patient_context(self, patient_id: str, cancel: CancelToken) -> PatientContext: ...
+
+    def start_consultation(self, patient_id: str) -> str:
+        """Create (or reopen) today's consultation for the patient; returns its id."""
+        ...
+
+    def demo_transcript_path(self, patient_id: str) -> Path | None: ...
+
+    def start_recording(self, consultation_id: str, device: MicDevice | None) -> RecordingSession:
+        """Open the microphone and return a session (not yet started)."""
+        ...
+
+    def recording_stopped(
+        self, consultation_id: str, wav_path: Path, live: Transcript | None, cancel: CancelToken
+    ) -> Transcript:
+        """Register the audio and return its transcript (the live one, or a full pass)."""
+        ...
+
+    def demo_audio_path(self, patient_id: str) -> Path | None: ...
+
+    def transcript_from_text(self, consultation_id: str, text: str) -> Transcript: ...
+
+    def transcript_from_audio(
+        self, consultation_id: str, path: Path, progress: Callable[[int, str], None], cancel: CancelToken
+    ) -> Transcript: ...
+
+    def generate(
+        self,
+        consultation_id: str,
+        transcript: Transcript,
+        aside: str,
+        doc_type: DocumentType,
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> ClinicalDocument: ...
+
+    def regenerate_section(
+        self,
+        consultation_id: str,
+        document: ClinicalDocument,
+        section_key: str,
+        instruction: str,
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> DocumentSection: ...
+
+    def save_section(self, consultation_id: str, section_key: str, content: str) -> None: ...
+
+    def resolve_discrepancy(
+        self, consultation_id: str, discrepancy_id: str, resolution: Resolution
+    ) -> None: ...
+
+    def sign_off(self, consultation_id: str, document: ClinicalDocument) -> SignOffResult: ...
+
+    def ask_assistant(
+        self, patient_id: str, question: str, step: Callable[[AssistantStep], None], cancel: CancelToken
+    ) -> AssistantAnswer: ...
+
+    def decide_proposal(self, patient_id: str, proposal_id: str, approve: bool) -> Proposal: ...
+
+    def settings(self) -> AppSettings: ...
+
+    def save_settings(self, settings: AppSettings) -> None: ...
+
+    def diagnostics(self) -> list[Check]: ...
+
+    def close(self) -> None: ...

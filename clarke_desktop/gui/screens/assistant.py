@@ -1,0 +1,133 @@
+"""Chart assistant panel: ask about the record, watch the steps, approve or reject proposed writes."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLineEdit, QListWidget, QTextBrowser, QVBoxLayout, QWidget
+
+from clarke_desktop.gui.backend import AssistantAnswer, AssistantStep, Proposal
+from clarke_desktop.gui.widgets import badge, button, clear_layout, label, notice, set_badge
+
+STEP_ICONS = {"search": "🔎", "read": "📄", "reason": "…", "answer": "✓", "propose": "✎"}
+
+
+class ProposalRow(QFrame):
+    decide = Signal(str, bool)
+
+    def __init__(self, p: Proposal) -> None:
+        super().__init__()
+        self.setObjectName("infoCard")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(10, 8, 10, 8)
+        lay.addWidget(label(f"Proposed change to {p.resource_type}: {p.summary}", wrap=True))
+        row = QHBoxLayout()
+        self.state = badge("Waiting for you", "warn")
+        self.approve = button("Approve", "primary", accessible=f"Approve: {p.summary}")
+        self.reject = button("Reject", accessible=f"Reject: {p.summary}")
+        self.approve.clicked.connect(lambda: self.decide.emit(p.id, True))
+        self.reject.clicked.connect(lambda: self.decide.emit(p.id, False))
+        row.addWidget(self.state)
+        row.addStretch(1)
+        row.addWidget(self.reject)
+        row.addWidget(self.approve)
+        lay.addLayout(row)
+        self.set_status(p.status)
+
+    def set_status(self, status: str) -> None:
+        look = {
+            "pending": ("Waiting for you", "warn"),
+            "approved": ("Approved ✓ written", "ok"),
+            "rejected": ("Rejected", "neutral"),
+        }[status]
+        set_badge(self.state, *look)
+        self.approve.setVisible(status == "pending")
+        self.reject.setVisible(status == "pending")
+
+
+class AssistantPanel(QWidget):
+    ask = Signal(str)
+    decide = Signal(str, bool)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proposals: dict[str, ProposalRow] = {}
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(12, 8, 12, 8)
+        lay.setSpacing(8)
+        self.patient = label("No patient open", "caption")
+        lay.addWidget(self.patient)
+        row = QHBoxLayout()
+        self.question = QLineEdit()
+        self.question.setPlaceholderText("Ask about this patient's record…")
+        self.question.setAccessibleName("Question for the chart assistant")
+        self.ask_button = button("Ask", "primary", accessible="Ask the chart assistant")
+        self.ask_button.clicked.connect(self._ask)
+        self.question.returnPressed.connect(self._ask)
+        row.addWidget(self.question, 1)
+        row.addWidget(self.ask_button)
+        lay.addLayout(row)
+        lay.addWidget(label("Steps", "caption"))
+        self.trace = QListWidget()
+        self.trace.setAccessibleName("Chart assistant steps")
+        self.trace.setMaximumHeight(150)
+        lay.addWidget(self.trace)
+        lay.addWidget(label("Answer", "caption"))
+        self.answer = QTextBrowser()
+        self.answer.setAccessibleName("Chart assistant answer")
+        lay.addWidget(self.answer, 1)
+        self._proposals = QVBoxLayout()
+        lay.addLayout(self._proposals)
+        self.set_patient(None)
+
+    def set_patient(self, name: str | None) -> None:
+        self.patient.setText(f"Record of {name}" if name else "Open a patient to ask about their record.")
+        self.question.setEnabled(bool(name))
+        self.ask_button.setEnabled(bool(name))
+        self.trace.clear()
+        self.answer.clear()
+        clear_layout(self._proposals)
+        self.proposals.clear()
+
+    def _ask(self) -> None:
+        q = self.question.text().strip()
+        if not q:
+            return
+        self.trace.clear()
+        self.answer.setPlainText("Working…")
+        clear_layout(self._proposals)
+        self.proposals.clear()
+        self.ask_button.setEnabled(False)
+        self.ask.emit(q)
+
+    def add_step(self, step: AssistantStep) -> None:
+        self.trace.addItem(f"{STEP_ICONS.get(step.kind, '•')}  {step.text}")
+        self.trace.scrollToBottom()
+
+    def set_answer(self, a: AssistantAnswer) -> None:
+        self.ask_button.setEnabled(True)
+        parts = []
+        if a.demo_model:
+            parts.append(
+                "<p style='background:#F0D078;padding:4px'><b>Demo model — not for clinical use.</b></p>"
+            )
+        parts.append("<p>" + a.text.replace("&", "&amp;").replace("<", "&lt;").replace("\n", "<br>") + "</p>")
+        if a.citations:
+            parts.append("<p><b>Sources:</b><br>" + "<br>".join(c.reference for c in a.citations) + "</p>")
+        else:
+            parts.append("<p><i>No record entries cited: treat this answer with caution.</i></p>")
+        self.answer.setHtml("".join(parts))
+        for p in a.proposals:
+            r = ProposalRow(p)
+            r.decide.connect(self.decide)
+            self.proposals[p.id] = r
+            self._proposals.addWidget(r)
+
+    def set_failed(self, message: str) -> None:
+        self.ask_button.setEnabled(True)
+        self.answer.clear()
+        clear_layout(self._proposals)
+        self._proposals.addWidget(notice(message, "alert", "The assistant could not answer"))
+
+    def proposal_decided(self, p: Proposal) -> None:
+        if p.id in self.proposals:
+            self.proposals[p.id].set_status(p.status)

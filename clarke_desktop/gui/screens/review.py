@@ -1,0 +1,553 @@
+"""Review: the letter streams in section by section; edit, regenerate, resolve, check facts, sign.
+
+Sign-off stays disabled until every discrepancy is resolved (fix, keep both, or dismiss with a
+reason) and nothing is still being written; the button's tooltip says what is missing.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QSplitter,
+    QTabWidget,
+    QTextBrowser,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from clarke_desktop.gui.backend import DOC_TYPE_LABELS, SectionEvent
+from clarke_desktop.gui.screens.patient import patient_strip
+from clarke_desktop.gui.widgets import (
+    badge,
+    button,
+    clear_layout,
+    label,
+    repolish,
+    scroll_page,
+    set_badge,
+)
+from clarke_desktop.schemas import (
+    ClinicalDocument,
+    Discrepancy,
+    DocumentSection,
+    FactCheckItem,
+    PatientContext,
+    Resolution,
+    Transcript,
+)
+
+AUTOSAVE_MS = 700
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "time unknown"
+    s = int(seconds)
+    return f"{s // 60:02d}:{s % 60:02d}"
+
+
+def evidence_text(fact: FactCheckItem) -> str:
+    """What the clinician sees after clicking a fact: where it came from, in words."""
+    lines = [f"“{fact.text}”  —  {'supported' if fact.supported else 'NOT FOUND in transcript or record'}"]
+    for ev in fact.evidence:
+        if ev.kind == "transcript" and ev.span is not None:
+            lines.append(
+                f"Transcript {fmt_time(ev.span.start_s)}–{fmt_time(ev.span.end_s)}: “{ev.span.text}”"
+            )
+        elif ev.source is not None:
+            ver = f" (version {ev.source.version_id})" if ev.source.version_id else ""
+            lines.append(f"Record {ev.source.reference}{ver}: {ev.text or ''}".rstrip(": "))
+        elif ev.text:
+            lines.append(ev.text)
+    if not fact.evidence:
+        lines.append("No evidence found. Check this value before signing.")
+    return "\n".join(lines)
+
+
+class SectionCard(QFrame):
+    edited = Signal(str, str)  # key, content (debounced)
+    regenerate = Signal(str, str)  # key, instruction
+    fact_at = Signal(object)  # FactCheckItem under the cursor
+
+    def __init__(self, key: str, heading: str) -> None:
+        super().__init__()
+        self.key = key
+        self.setProperty("card", True)
+        self.facts: list[FactCheckItem] = []
+        self._loading = False
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(16, 12, 16, 12)
+        lay.setSpacing(6)
+        top = QHBoxLayout()
+        self.heading = label(heading, "h3")
+        self.tag = badge("", "neutral")
+        self.tag.hide()
+        top.addWidget(self.heading)
+        top.addStretch(1)
+        top.addWidget(self.tag)
+        lay.addLayout(top)
+        self.editor = QTextEdit()
+        self.editor.setObjectName("sectionEditor")
+        self.editor.setAcceptRichText(False)
+        self.editor.setAccessibleName(f"{heading} section text")
+        self.editor.setMinimumHeight(70)
+        lay.addWidget(self.editor)
+        regen = QHBoxLayout()
+        self.instruction = QLineEdit()
+        self.instruction.setPlaceholderText(
+            "Instruction for a rewrite, e.g. “shorter”, “mention the foot check”"
+        )
+        self.instruction.setAccessibleName(f"Instruction to regenerate {heading}")
+        self.regen_button = button("↻ Regenerate", accessible=f"Regenerate {heading}")
+        self.regen_button.clicked.connect(
+            lambda: self.regenerate.emit(self.key, self.instruction.text().strip())
+        )
+        self.instruction.returnPressed.connect(self.regen_button.click)
+        regen.addWidget(self.instruction, 1)
+        regen.addWidget(self.regen_button)
+        lay.addLayout(regen)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(AUTOSAVE_MS)
+        self._timer.timeout.connect(self.flush)
+        self.editor.textChanged.connect(self._changed)
+        self.editor.cursorPositionChanged.connect(self._cursor_moved)
+        self.dirty = False
+
+    def _changed(self) -> None:
+        if self._loading:
+            return
+        self.dirty = True
+        if self.facts:  # offsets no longer match the edited text
+            self.facts = []
+            self.editor.setExtraSelections([])
+        self._timer.start()
+        self._fit()
+
+    def flush(self) -> None:
+        """Save now (debounce timer fired, or the clinician is signing / leaving)."""
+        self._timer.stop()
+        if self.dirty:
+            self.dirty = False
+            self.edited.emit(self.key, self.editor.toPlainText())
+
+    def set_text(self, text: str) -> None:
+        self._loading = True
+        try:
+            self.editor.setPlainText(text)
+        finally:
+            self._loading = False
+        self._fit()
+
+    def text(self) -> str:
+        return self.editor.toPlainText()
+
+    def set_streaming(self, streaming: bool) -> None:
+        self.editor.setReadOnly(streaming)
+        self.editor.setProperty("streaming", streaming)
+        repolish(self.editor)
+        self.regen_button.setEnabled(not streaming)
+        self.instruction.setEnabled(not streaming)
+        if streaming:
+            set_badge(self.tag, "Writing…", "info")
+            self.tag.show()
+
+    def set_model_tag(self, section: DocumentSection, demo: bool) -> None:
+        if section.kind == "facts":
+            set_badge(self.tag, "From the record", "info", "Facts copied from the record")
+        elif demo:
+            set_badge(self.tag, "Demo model text", "demo", "Written by the demo model, not for clinical use")
+        else:
+            set_badge(self.tag, f"Written by {section.generated_by or 'model'} — check", "neutral")
+        self.tag.show()
+        if not section.editable:
+            self.editor.setReadOnly(True)
+            self.regen_button.setEnabled(False)
+
+    def set_facts(self, facts: list[FactCheckItem]) -> None:
+        self.facts = facts
+        sels = []
+        text_len = len(self.text())
+        for f in facts:
+            if not (0 <= f.char_start < f.char_end <= text_len):
+                continue
+            sel = QTextEdit.ExtraSelection()
+            cur = QTextCursor(self.editor.document())
+            cur.setPosition(f.char_start)
+            cur.setPosition(f.char_end, QTextCursor.MoveMode.KeepAnchor)
+            sel.cursor = cur
+            fmt = QTextCharFormat()
+            if f.supported:
+                fmt.setBackground(QColor("#E3EBF7"))
+            else:
+                fmt.setBackground(QColor("#FCE3C8"))
+                fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
+                fmt.setUnderlineColor(QColor("#E67E22"))
+            fmt.setToolTip(evidence_text(f))
+            sel.format = fmt
+            sels.append(sel)
+        self.editor.setExtraSelections(sels)
+
+    def _cursor_moved(self) -> None:
+        pos = self.editor.textCursor().position()
+        for f in self.facts:
+            if f.char_start <= pos <= f.char_end:
+                self.fact_at.emit(f)
+                return
+
+    def _fit(self) -> None:
+        doc_h = self.editor.document().size().height()
+        self.editor.setFixedHeight(int(min(max(doc_h + 14, 70), 420)))
+
+
+class DiscrepancyItem(QFrame):
+    resolved = Signal(str, object)  # id, Resolution
+
+    def __init__(self, d: Discrepancy) -> None:
+        super().__init__()
+        self.d = d
+        self.setObjectName("alertCard" if d.severity == "high" else "warnCard")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(12, 10, 12, 10)
+        lay.setSpacing(4)
+        head = label(
+            f"{'⚠ ' if d.severity == 'high' else ''}{d.kind.replace('_', ' ').title()}: {d.description}",
+            wrap=True,
+        )
+        head.setStyleSheet("font-weight: 700;")
+        lay.addWidget(head)
+        lay.addWidget(
+            label(
+                f"Said at {fmt_time(d.transcript.start_s)}: “{d.transcript.text}”", wrap=True, selectable=True
+            )
+        )
+        if d.record_text:
+            src = f"  ({d.record_source.reference})" if d.record_source else ""
+            lay.addWidget(label(f"Record: {d.record_text}{src}", wrap=True, selectable=True))
+        self.actions = QWidget()
+        row = QHBoxLayout(self.actions)
+        row.setContentsMargins(0, 4, 0, 0)
+        self.fix_button = button(
+            "Fix letter", accessible=f"Fix: {d.description}", tip="I have corrected the letter"
+        )
+        self.keep_button = button(
+            "Keep both", accessible=f"Keep both: {d.description}", tip="Both are true; keep as written"
+        )
+        self.reason = QLineEdit()
+        self.reason.setPlaceholderText("Reason to dismiss")
+        self.reason.setAccessibleName(f"Reason to dismiss: {d.description}")
+        self.dismiss_button = button("Dismiss", accessible=f"Dismiss: {d.description}")
+        self.dismiss_button.setEnabled(False)
+        self.reason.textChanged.connect(lambda t: self.dismiss_button.setEnabled(bool(t.strip())))
+        self.fix_button.clicked.connect(lambda: self._resolve("fix"))
+        self.keep_button.clicked.connect(lambda: self._resolve("keep_both"))
+        self.dismiss_button.clicked.connect(lambda: self._resolve("dismiss", self.reason.text().strip()))
+        self.reason.returnPressed.connect(self.dismiss_button.click)
+        row.addWidget(self.fix_button)
+        row.addWidget(self.keep_button)
+        row.addStretch(1)
+        lay.addWidget(self.actions)
+        self.dismiss_row = QWidget()
+        row2 = QHBoxLayout(self.dismiss_row)
+        row2.setContentsMargins(0, 0, 0, 0)
+        row2.addWidget(self.reason, 1)
+        row2.addWidget(self.dismiss_button)
+        lay.addWidget(self.dismiss_row)
+        self.outcome = label("", wrap=True)
+        self.outcome.setStyleSheet("font-weight: 700; color: #1B7A42;")
+        lay.addWidget(self.outcome)
+        if d.resolution:
+            self.show_resolution(d.resolution)
+
+    def _resolve(self, action: str, reason: str | None = None) -> None:
+        res = Resolution(action=action, reason=reason)  # type: ignore[arg-type]
+        self.resolved.emit(self.d.id, res)
+
+    def show_resolution(self, res: Resolution) -> None:
+        self.d.resolution = res
+        words = {"fix": "Fixed in the letter", "keep_both": "Kept both", "dismiss": "Dismissed"}[res.action]
+        self.outcome.setText(f"✓ {words}" + (f": {res.reason}" if res.reason else ""))
+        self.actions.hide()
+        self.dismiss_row.hide()
+        self.setObjectName("infoCard")
+        repolish(self)
+
+
+class ReviewScreen(QWidget):
+    section_edited = Signal(str, str)
+    regenerate_section = Signal(str, str)
+    resolve = Signal(str, object)
+    sign_off = Signal()
+    change_doc_type = Signal(str)
+    discard = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.document: ClinicalDocument | None = None
+        self.cards: dict[str, SectionCard] = {}
+        self.items: dict[str, DiscrepancyItem] = {}
+        self.busy_reasons: set[str] = set()
+        self._demo = False
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(20, 12, 20, 10)
+        outer.setSpacing(8)
+        self._strip_holder = QVBoxLayout()
+        outer.addLayout(self._strip_holder)
+        top = QHBoxLayout()
+        self.doc_type = QComboBox()
+        for key, text in DOC_TYPE_LABELS.items():
+            self.doc_type.addItem(text, key)
+        self.doc_type.setAccessibleName("Document type")
+        self.doc_type.activated.connect(lambda _i: self.change_doc_type.emit(self.doc_type.currentData()))
+        self.status = badge("Draft", "warn", "Letter status: draft")
+        self.progress_note = label("", "caption")
+        self.discard_button = button("Discard draft", "danger")
+        self.discard_button.clicked.connect(self.discard)
+        self.sign_button = button("✓ Sign off  (Ctrl+Shift+S)", "primary", accessible="Sign off")
+        self.sign_button.clicked.connect(self.sign_off)
+        top.addWidget(label("Document:", "caption"))
+        top.addWidget(self.doc_type)
+        top.addWidget(self.status)
+        top.addWidget(self.progress_note, 1)
+        top.addWidget(self.discard_button)
+        top.addWidget(self.sign_button)
+        outer.addLayout(top)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        letter_body = QWidget()
+        self._sections = QVBoxLayout(letter_body)
+        self._sections.setContentsMargins(4, 4, 12, 4)
+        self._sections.setSpacing(10)
+        self._sections.addStretch(1)
+        split.addWidget(scroll_page(letter_body))
+
+        side = QWidget()
+        sl = QVBoxLayout(side)
+        sl.setContentsMargins(8, 0, 0, 0)
+        self.tabs = QTabWidget()
+        check_body = QWidget()
+        self._checklist = QVBoxLayout(check_body)
+        self._checklist.setSpacing(8)
+        check_scroll = scroll_page(check_body)
+        check_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.tabs.addTab(check_scroll, "Checklist")
+        facts_page = QWidget()
+        fl = QVBoxLayout(facts_page)
+        self.facts = QListWidget()
+        self.facts.setAccessibleName("Fact check: click a fact to see its source")
+        self.facts.currentItemChanged.connect(self._fact_selected)
+        fl.addWidget(self.facts, 2)
+        fl.addWidget(label("Source of the selected fact", "caption"))
+        self.source_view = QTextBrowser()
+        self.source_view.setAccessibleName("Source of the selected fact")
+        fl.addWidget(self.source_view, 1)
+        self.tabs.addTab(facts_page, "Fact check")
+        self.transcript_view = QPlainTextEdit()
+        self.transcript_view.setReadOnly(True)
+        self.transcript_view.setAccessibleName("Transcript")
+        self.tabs.addTab(self.transcript_view, "Transcript")
+        sl.addWidget(self.tabs)
+        split.addWidget(side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([640, 420])
+        outer.addWidget(split, 1)
+
+    # --- building -------------------------------------------------------------------------
+    def start(self, ctx: PatientContext | None, name: str, transcript: Transcript, doc_type: str) -> None:
+        clear_layout(self._strip_holder)
+        self._strip_holder.addWidget(patient_strip(ctx, name))
+        for c in self.cards.values():
+            c.setParent(None)
+            c.deleteLater()
+        self.cards.clear()
+        self.items.clear()
+        clear_layout(self._checklist)
+        self._checklist.addWidget(
+            label("Discrepancies appear here when the letter is written.", "caption", wrap=True)
+        )
+        self._checklist.addStretch(1)
+        self.facts.clear()
+        self.source_view.clear()
+        self.document = None
+        self._demo = False
+        self.transcript_view.setPlainText(transcript.text)
+        i = self.doc_type.findData(doc_type)
+        self.doc_type.setCurrentIndex(max(i, 0))
+        self.busy_reasons = {"writing"}
+        self._refresh()
+
+    def _card(self, key: str, heading: str) -> SectionCard:
+        c = self.cards.get(key)
+        if c is None:
+            c = SectionCard(key, heading)
+            c.edited.connect(self.section_edited)
+            c.regenerate.connect(self.regenerate_section)
+            c.fact_at.connect(self._show_fact)
+            self.cards[key] = c
+            self._sections.insertWidget(self._sections.count() - 1, c)
+        return c
+
+    def on_section_event(self, ev: SectionEvent) -> None:
+        c = self._card(ev.key, ev.heading)
+        c.set_text(ev.text)
+        c.set_streaming(not ev.done)
+        self.progress_note.setText("" if ev.done else f"Writing “{ev.heading}”…")
+
+    def set_document(self, doc: ClinicalDocument) -> None:
+        """The finished document: final text for every section, discrepancies, fact check."""
+        self.document = doc
+        self._demo = bool(doc.model and doc.model.demo)
+        keys = [s.key for s in doc.sections]
+        for key in list(self.cards):
+            if key not in keys:
+                self.cards.pop(key).deleteLater()
+        for s in doc.sections:
+            c = self._card(s.key, s.heading)
+            c.set_text(s.content)
+            c.set_streaming(False)
+            c.set_model_tag(s, self._demo)
+            c.set_facts([f for f in doc.fact_check if f.section_key == s.key])
+            self._sections.removeWidget(c)
+            self._sections.insertWidget(self._sections.count() - 1, c)
+        self._build_checklist(doc.discrepancies)
+        self._build_facts(doc.fact_check)
+        self.busy_reasons.discard("writing")
+        self.progress_note.setText("; ".join(doc.warnings))
+        self._refresh()
+
+    def replace_section(self, section: DocumentSection) -> None:
+        if self.document is not None:
+            for i, s in enumerate(self.document.sections):
+                if s.key == section.key:
+                    self.document.sections[i] = section
+        c = self._card(section.key, section.heading)
+        c.set_text(section.content)
+        c.set_streaming(False)
+        c.set_model_tag(section, self._demo)
+        self.busy_reasons.discard(f"regen:{section.key}")
+        self.progress_note.setText(f"“{section.heading}” rewritten.")
+        self._refresh()
+
+    def section_failed(self, key: str, message: str) -> None:
+        c = self.cards.get(key)
+        if c is not None:
+            c.set_streaming(False)
+            if self.document is not None:
+                for s in self.document.sections:
+                    if s.key == key:
+                        c.set_text(s.content)
+                        c.set_model_tag(s, self._demo)
+        self.busy_reasons.discard(f"regen:{key}")
+        self.progress_note.setText(f"Could not regenerate: {message} The original text is kept.")
+        self._refresh()
+
+    def mark_regenerating(self, key: str) -> None:
+        self.busy_reasons.add(f"regen:{key}")
+        if key in self.cards:
+            self.cards[key].flush()
+            self.cards[key].set_streaming(True)
+        self._refresh()
+
+    def generation_failed(self, message: str) -> None:
+        self.busy_reasons.discard("writing")
+        for c in self.cards.values():
+            c.set_streaming(False)
+        self.progress_note.setText(message)
+        self._refresh()
+
+    def _build_checklist(self, discrepancies: list[Discrepancy]) -> None:
+        clear_layout(self._checklist)
+        self.items.clear()
+        if not discrepancies:
+            self._checklist.addWidget(
+                label("No discrepancies between the conversation and the record.", wrap=True)
+            )
+        for d in discrepancies:
+            item = DiscrepancyItem(d)
+            item.resolved.connect(self.resolve)
+            self.items[d.id] = item
+            self._checklist.addWidget(item)
+        self._checklist.addStretch(1)
+
+    def _build_facts(self, facts: list[FactCheckItem]) -> None:
+        self.facts.clear()
+        for f in facts:
+            mark = "✓" if f.supported else "?"
+            item = QListWidgetItem(f"{mark}  {f.text}   ·  {f.kind}  ·  {f.section_key}")
+            item.setData(Qt.ItemDataRole.UserRole, f)
+            if not f.supported:
+                item.setForeground(QColor("#9A5000"))
+            self.facts.addItem(item)
+
+    def _fact_selected(self, item: QListWidgetItem | None, _prev: object = None) -> None:
+        if item is not None:
+            self._show_fact(item.data(Qt.ItemDataRole.UserRole))
+
+    def _show_fact(self, fact: FactCheckItem) -> None:
+        self.source_view.setPlainText(evidence_text(fact))
+        if self.tabs.currentIndex() != 1:
+            self.tabs.setCurrentIndex(1)
+
+    def mark_resolved(self, discrepancy_id: str, res: Resolution) -> None:
+        if discrepancy_id in self.items:
+            self.items[discrepancy_id].show_resolution(res)
+        if self.document is not None:
+            for d in self.document.discrepancies:
+                if d.id == discrepancy_id:
+                    d.resolution = res
+        self._refresh()
+
+    # --- state ---------------------------------------------------------------------------
+    def flush_edits(self) -> None:
+        for c in self.cards.values():
+            c.flush()
+
+    def current_document(self) -> ClinicalDocument | None:
+        """The document with the clinician's edits applied."""
+        if self.document is None:
+            return None
+        doc = self.document.model_copy(deep=True)
+        for s in doc.sections:
+            if s.key in self.cards:
+                s.content = self.cards[s.key].text()
+        return doc
+
+    def open_discrepancies(self) -> int:
+        if self.document is None:
+            return 0
+        return sum(d.resolution is None for d in self.document.discrepancies)
+
+    def blockers(self) -> list[str]:
+        why = []
+        if self.document is None or "writing" in self.busy_reasons:
+            why.append("the letter is still being written")
+        if any(r.startswith("regen:") for r in self.busy_reasons):
+            why.append("a section is being rewritten")
+        n = self.open_discrepancies()
+        if n:
+            why.append(f"{n} discrepanc{'y' if n == 1 else 'ies'} to resolve")
+        return why
+
+    def _refresh(self) -> None:
+        why = self.blockers()
+        self.sign_button.setEnabled(not why)
+        self.sign_button.setToolTip("Sign off the letter" if not why else "Not yet: " + "; ".join(why))
+        n = self.open_discrepancies()
+        self.tabs.setTabText(0, f"Checklist ({n} open)" if n else "Checklist ✓")
+        if "writing" in self.busy_reasons:
+            set_badge(self.status, "Writing…", "info", "Letter status: being written")
+        elif why:
+            set_badge(self.status, "Draft — needs review", "warn", "Letter status: draft, needs review")
+        else:
+            set_badge(self.status, "Ready to sign", "ok", "Letter status: ready to sign")
+        self.discard_button.setEnabled("writing" not in self.busy_reasons)

@@ -1,0 +1,124 @@
+"""Signed off: preview of the exported PDF, where it was saved, and the next patient."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QPixmap
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from clarke_desktop.gui.backend import SignOffResult
+from clarke_desktop.gui.widgets import badge, button, card, clear_layout, label, notice, scroll_page
+
+
+@dataclass
+class RenderedPage:
+    width: int
+    height: int
+    stride: int
+    data: bytes
+
+
+def render_pdf_pages(path: Path, width_px: int = 820, max_pages: int = 3) -> tuple[list[RenderedPage], int]:
+    """Rasterise the first pages (worker thread: pure pdfium, no Qt objects)."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(path))
+    try:
+        pages: list[RenderedPage] = []
+        for i in range(min(len(pdf), max_pages)):
+            page = pdf[i]
+            scale = width_px / page.get_width()
+            bitmap = page.render(scale=scale, rev_byteorder=True)  # RGB(A) byte order for QImage
+            arr = bitmap.to_numpy()
+            h, w = arr.shape[:2]
+            channels = arr.shape[2] if arr.ndim == 3 else 1
+            pages.append(RenderedPage(w, h, w * channels, arr.tobytes()))
+            page.close()
+        return pages, len(pdf)
+    finally:
+        pdf.close()
+
+
+class SignedOffScreen(QWidget):
+    next_patient = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.result: SignOffResult | None = None
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(28, 18, 28, 12)
+        outer.setSpacing(10)
+        head = QHBoxLayout()
+        self.title = label("Letter signed off", "h1")
+        head.addWidget(self.title)
+        head.addWidget(badge("Signed off ✓", "ok"), 0, Qt.AlignmentFlag.AlignVCenter)
+        head.addStretch(1)
+        outer.addLayout(head)
+        info = card(padding=14)
+        self.where = label("", wrap=True, selectable=True)
+        self.fhir = label("", "caption", wrap=True, selectable=True)
+        info.layout().addWidget(self.where)
+        info.layout().addWidget(self.fhir)
+        row = QHBoxLayout()
+        self.open_button = button("Open PDF", accessible="Open the PDF")
+        self.folder_button = button("Show folder", accessible="Show export folder")
+        self.copy_button = button("Copy path")
+        self.open_button.clicked.connect(lambda: self._open(False))
+        self.folder_button.clicked.connect(lambda: self._open(True))
+        self.copy_button.clicked.connect(self._copy)
+        row.addWidget(self.open_button)
+        row.addWidget(self.folder_button)
+        row.addWidget(self.copy_button)
+        row.addStretch(1)
+        self.next_button = button("Next patient  →", "primary", accessible="Next patient", tip="Ctrl+N")
+        self.next_button.clicked.connect(self.next_patient)
+        row.addWidget(self.next_button)
+        info.layout().addLayout(row)
+        outer.addWidget(info)
+        body = QWidget()
+        self._pages = QVBoxLayout(body)
+        self._pages.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        self._pages.setSpacing(14)
+        outer.addWidget(scroll_page(body), 1)
+
+    def set_result(self, result: SignOffResult, patient_name: str) -> None:
+        self.result = result
+        self.title.setText(f"Letter signed off — {patient_name}")
+        self.where.setText(f"PDF saved to:  {result.pdf_path}")
+        by = f" by {result.signed_by}" if result.signed_by else ""
+        self.fhir.setText(
+            f"Written to the record as {result.document_reference}  ·  signed {result.signed_at}{by}"
+        )
+        clear_layout(self._pages)
+        self._pages.addWidget(label("Rendering preview…", "caption"))
+
+    def set_pages(self, pages: list[RenderedPage], total: int) -> None:
+        clear_layout(self._pages)
+        for p in pages:
+            fmt = QImage.Format.Format_RGBA8888 if p.stride >= p.width * 4 else QImage.Format.Format_RGB888
+            img = QImage(p.data, p.width, p.height, p.stride, fmt).copy()  # copy: own the bytes
+            page = QLabel()
+            page.setPixmap(QPixmap.fromImage(img))
+            page.setStyleSheet("border: 1px solid #E2E6EE; background: white;")
+            page.setAccessibleName("PDF page preview")
+            self._pages.addWidget(page, 0, Qt.AlignmentFlag.AlignHCenter)
+        if total > len(pages):
+            self._pages.addWidget(label(f"… {total - len(pages)} more page(s) in the PDF", "caption"))
+
+    def preview_failed(self, message: str) -> None:
+        clear_layout(self._pages)
+        self._pages.addWidget(
+            notice(f"The preview could not be drawn ({message}). The PDF itself is saved.", "warn")
+        )
+
+    def _open(self, folder: bool) -> None:
+        if self.result:
+            target = self.result.pdf_path.parent if folder else self.result.pdf_path
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(target)))
+
+    def _copy(self) -> None:
+        if self.result:
+            QGuiApplication.clipboard().setText(str(self.result.pdf_path))

@@ -1,0 +1,142 @@
+"""Small building blocks shared by the screens: labels with a role, cards, badges, banners."""
+
+from __future__ import annotations
+
+import re
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLayout,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+TONES = ("ok", "demo", "warn", "bad", "info", "neutral", "rec")
+
+
+def uk_date(value: str | None) -> str:
+    """ISO dates (2026-01-10, 2026-01-10T09:00:00Z) as UK clinicians write them: 10/01/2026."""
+    if not value:
+        return ""
+    m = re.match(r"^(\d{4})-(\d{2})-(\d{2})", value)
+    if not m:
+        return value
+    return f"{m.group(3)}/{m.group(2)}/{m.group(1)}"
+
+
+def repolish(widget: QWidget) -> None:
+    """Re-apply the stylesheet after a dynamic property changed."""
+    style = widget.style()
+    style.unpolish(widget)
+    style.polish(widget)
+    widget.update()
+
+
+def label(text: str = "", role: str | None = None, *, wrap: bool = False, selectable: bool = False) -> QLabel:
+    lab = QLabel(text)
+    if role in ("h1", "h2", "h3", "caption", "mono"):
+        lab.setObjectName(role)
+    if wrap:
+        lab.setWordWrap(True)
+    if selectable:
+        lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return lab
+
+
+def badge(text: str, tone: str = "neutral", accessible: str | None = None) -> QLabel:
+    lab = QLabel(text)
+    lab.setProperty("badge", True)
+    lab.setProperty("tone", tone)
+    lab.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+    lab.setAccessibleName(accessible or text)
+    return lab
+
+
+def set_badge(lab: QLabel, text: str, tone: str, accessible: str | None = None) -> None:
+    lab.setText(text)
+    lab.setProperty("tone", tone)
+    lab.setAccessibleName(accessible or text)
+    repolish(lab)
+
+
+def button(
+    text: str, kind: str | None = None, *, accessible: str | None = None, tip: str | None = None
+) -> QPushButton:
+    btn = QPushButton(text)
+    if kind:
+        btn.setProperty("kind", kind)
+    btn.setAccessibleName(accessible or text.replace("&", ""))
+    if tip:
+        btn.setToolTip(tip)
+    btn.setCursor(Qt.CursorShape.PointingHandCursor)
+    return btn
+
+
+def card(layout: QLayout | None = None, *, name: str | None = None, padding: int = 16) -> QFrame:
+    frame = QFrame()
+    if name:
+        frame.setObjectName(name)
+    else:
+        frame.setProperty("card", True)
+    lay = layout or QVBoxLayout()
+    lay.setContentsMargins(padding, padding, padding, padding)
+    frame.setLayout(lay)
+    return frame
+
+
+def notice(text: str, kind: str = "warn", title: str | None = None) -> QFrame:
+    """An alert/warn/info card: `kind` in alert|warn|info. Colour plus words, never colour alone."""
+    frame = QFrame()
+    frame.setObjectName({"alert": "alertCard", "warn": "warnCard", "info": "infoCard"}[kind])
+    lay = QVBoxLayout(frame)
+    lay.setContentsMargins(14, 10, 14, 10)
+    lay.setSpacing(4)
+    if title:
+        t = QLabel(title)
+        t.setStyleSheet("font-weight: 700;")
+        lay.addWidget(t)
+    body = QLabel(text)
+    body.setWordWrap(True)
+    lay.addWidget(body)
+    frame.setAccessibleName(f"{title or kind}: {text}")
+    return frame
+
+
+def scroll_page(inner: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setObjectName("page")
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    inner.setObjectName("pageBody")
+    area.setWidget(inner)
+    return area
+
+
+def hbox(*widgets: QWidget | None, spacing: int = 8, stretch_at: int | None = None) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.setSpacing(spacing)
+    for i, w in enumerate(widgets):
+        if stretch_at == i:
+            row.addStretch(1)
+        if w is not None:
+            row.addWidget(w)
+    if stretch_at is not None and stretch_at >= len(widgets):
+        row.addStretch(1)
+    return row
+
+
+def clear_layout(layout: QLayout) -> None:
+    while layout.count():
+        item = layout.takeAt(0)
+        w = item.widget()
+        if w is not None:
+            w.setParent(None)
+            w.deleteLater()
+        elif item.layout() is not None:
+            clear_layout(item.layout())

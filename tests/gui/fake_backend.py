@@ -1,0 +1,287 @@
+"""An in-memory Backend for testing the GUI's own logic (navigation, gating, threading).
+
+It is a fake *around* the core, never in place of the core's own tests: the full-flow test
+(test_full_flow.py) drives the real CoreBackend with the embedded models. Every call records
+the thread it ran on, so tests can assert that nothing slow ran on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from clarke_desktop.cancel import CancelToken
+from clarke_desktop.gui.backend import (
+    AppSettings,
+    AsrStatus,
+    AssistantAnswer,
+    AssistantStep,
+    Check,
+    MicStatus,
+    ModelRow,
+    ModelStatus,
+    Proposal,
+    SectionEvent,
+    SignOffResult,
+)
+from clarke_desktop.schemas import (
+    Allergy,
+    ClinicalDocument,
+    Clinician,
+    ClinicPatient,
+    ConsultationStatus,
+    Demographics,
+    Discrepancy,
+    DocumentSection,
+    Evidence,
+    FactCheckItem,
+    LabResult,
+    Medication,
+    ModelInfo,
+    PatientContext,
+    PipelineProgress,
+    PipelineStage,
+    Problem,
+    Resolution,
+    SourceRef,
+    Transcript,
+    TranscriptSpan,
+)
+
+
+class FakeBackend:
+    def __init__(self, *, step_delay: float = 0.0, fail_generate: Exception | None = None) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.step_delay = step_delay
+        self.fail_generate = fail_generate
+        self.saved: dict[str, str] = {}
+        self.resolved: dict[str, Resolution] = {}
+        self.signed: list[ClinicalDocument] = []
+        self.statuses_: dict[str, ConsultationStatus] = {}
+        self.tmp = Path(threading.current_thread().name)
+
+    def _log(self, name: str) -> None:
+        self.calls.append((name, threading.get_ident()))
+
+    def clinic(self):
+        self._log("clinic")
+        return Clinician(name="Dr Sarah Chen", specialty="Diabetes & Endocrinology"), [
+            ClinicPatient(
+                id="pt-001",
+                nhs_number="943 476 5829",
+                name="Mrs Margaret Thompson",
+                date_of_birth="14/03/1958",
+                age=67,
+                sex="F",
+                appointment_time="09:00",
+                summary="T2DM review, rising HbA1c",
+            ),
+            ClinicPatient(
+                id="pt-002",
+                nhs_number="943 476 5837",
+                name="Mr Emeka Okafor",
+                date_of_birth="02/07/1971",
+                age=54,
+                sex="M",
+                appointment_time="09:20",
+                summary="Chest pain follow-up",
+            ),
+        ]
+
+    def statuses(self):
+        self._log("statuses")
+        return dict(self.statuses_)
+
+    def model_status(self):
+        self._log("model_status")
+        return ModelStatus("demo", [ModelRow("letter", "Gemma 3 270M (embedded)", "demo", device="CPU")])
+
+    def asr_status(self):
+        return AsrStatus(False, "MedASR is not installed.")
+
+    def microphones(self):
+        return MicStatus([], "No microphone found.")
+
+    def patient_context(self, patient_id: str, cancel: CancelToken) -> PatientContext:
+        self._log("patient_context")
+        src = SourceRef(resource_type="Observation", id="obs-1", version_id="1")
+        return PatientContext(
+            patient_id=patient_id,
+            demographics=Demographics(
+                name="Mrs Margaret Thompson",
+                date_of_birth="1958-03-14",
+                nhs_number="943 476 5829",
+                age=67,
+                sex="female",
+            ),
+            problem_list=[
+                Problem(
+                    name="Type 2 diabetes mellitus",
+                    onset="2019",
+                    source=SourceRef(resource_type="Condition", id="c1"),
+                )
+            ],
+            medications=[
+                Medication(
+                    name="Metformin",
+                    dose="1 g",
+                    frequency="twice daily",
+                    source=SourceRef(resource_type="MedicationRequest", id="m1"),
+                )
+            ],
+            allergies=[
+                Allergy(
+                    substance="Penicillin",
+                    reaction="rash",
+                    severity="moderate",
+                    source=SourceRef(resource_type="AllergyIntolerance", id="a1"),
+                )
+            ],
+            recent_labs=[
+                LabResult(
+                    name="HbA1c",
+                    value="55",
+                    unit="mmol/mol",
+                    reference_range="20-42",
+                    date="2026-01-10",
+                    trend="rising",
+                    previous_value="48",
+                    previous_date="2025-07-02",
+                    source=src,
+                )
+            ],
+        )
+
+    def start_consultation(self, patient_id: str) -> str:
+        self._log("start_consultation")
+        self.statuses_[patient_id] = ConsultationStatus.WAITING
+        return f"cons-{patient_id}"
+
+    def demo_transcript_path(self, patient_id: str):
+        return None
+
+    def demo_audio_path(self, patient_id: str):
+        return None
+
+    def start_recording(self, consultation_id, device):
+        raise RuntimeError("no microphone in the fake")
+
+    def recording_stopped(self, consultation_id, wav_path, live, cancel):
+        raise RuntimeError("no microphone in the fake")
+
+    def transcript_from_text(self, consultation_id: str, text: str) -> Transcript:
+        self._log("transcript_from_text")
+        return Transcript(text=text, origin="typed")
+
+    def transcript_from_audio(self, consultation_id, path, progress, cancel):
+        raise RuntimeError("no ASR in the fake")
+
+    def generate(self, consultation_id, transcript, aside, doc_type, progress, cancel) -> ClinicalDocument:
+        self._log("generate")
+        for stage in (PipelineStage.TRANSCRIBING, PipelineStage.RETRIEVING_CONTEXT):
+            progress(
+                PipelineProgress(consultation_id=consultation_id, stage=stage, progress_pct=100, message="ok")
+            )
+        if self.fail_generate:
+            raise self.fail_generate
+        sections = [("history", "History"), ("plan", "Plan")]
+        for key, heading in sections:
+            text = ""
+            for word in f"{heading} text written by the fake model .".split():
+                cancel.raise_if_cancelled()
+                text += word + " "
+                progress(SectionEvent(key, heading, text.strip()))
+                time.sleep(self.step_delay)
+            progress(SectionEvent(key, heading, text.strip(), done=True))
+        return ClinicalDocument(
+            consultation_id=consultation_id,
+            doc_type=doc_type,
+            letter_date="2026-11-22",
+            patient_name="Mrs Margaret Thompson",
+            patient_dob="14/03/1958",
+            sections=[
+                DocumentSection(key="history", heading="History", content="HbA1c 55 mmol/mol today."),
+                DocumentSection(key="plan", heading="Plan", content="Start gliclazide 40 mg."),
+            ],
+            discrepancies=[
+                Discrepancy(
+                    id="d1",
+                    kind="allergy",
+                    severity="high",
+                    description="Patient said no allergies; record shows penicillin",
+                    transcript=TranscriptSpan(text="no allergies", start_s=12.0, end_s=13.1),
+                    record_text="Penicillin (rash)",
+                    record_source=SourceRef(resource_type="AllergyIntolerance", id="a1"),
+                )
+            ],
+            fact_check=[
+                FactCheckItem(
+                    section_key="history",
+                    text="55",
+                    kind="number",
+                    char_start=6,
+                    char_end=8,
+                    supported=True,
+                    evidence=[
+                        Evidence(
+                            kind="record",
+                            source=SourceRef(resource_type="Observation", id="obs-1"),
+                            text="HbA1c 55 mmol/mol",
+                        )
+                    ],
+                )
+            ],
+            model=ModelInfo(name="gemma-3-270m", role="letter", demo=True),
+        )
+
+    def regenerate_section(self, consultation_id, document, section_key, instruction, progress, cancel):
+        self._log("regenerate_section")
+        return DocumentSection(
+            key=section_key, heading=section_key.title(), content=f"Rewritten: {instruction}"
+        )
+
+    def save_section(self, consultation_id, section_key, content):
+        self._log("save_section")
+        self.saved[section_key] = content
+
+    def resolve_discrepancy(self, consultation_id, discrepancy_id, resolution):
+        self._log("resolve_discrepancy")
+        self.resolved[discrepancy_id] = resolution
+
+    def sign_off(self, consultation_id, document):
+        self._log("sign_off")
+        self.signed.append(document)
+        return SignOffResult(
+            pdf_path=Path("/nonexistent/letter.pdf"),
+            document_reference="DocumentReference/dr-1",
+            signed_at="2026-11-22T09:30:00Z",
+            signed_by="Dr Sarah Chen",
+        )
+
+    def ask_assistant(self, patient_id, question, step, cancel):
+        self._log("ask_assistant")
+        step(AssistantStep("search", "Observation?code=HbA1c"))
+        return AssistantAnswer(
+            text="HbA1c was 55.",
+            citations=[SourceRef(resource_type="Observation", id="obs-1")],
+            proposals=[Proposal("p1", "Add problem: obesity", "Condition")],
+            demo_model=True,
+        )
+
+    def decide_proposal(self, patient_id, proposal_id, approve):
+        return Proposal(
+            proposal_id, "Add problem: obesity", "Condition", "approved" if approve else "rejected"
+        )
+
+    def settings(self):
+        return AppSettings(clinician_name="Dr Sarah Chen")
+
+    def save_settings(self, settings):
+        self.saved_settings = settings
+
+    def diagnostics(self):
+        return [Check("FHIR store", True, "50 patients"), Check("MedASR", False, "not installed")]
+
+    def close(self):
+        pass
