@@ -1,1 +1,33 @@
-"""local_fhir: an in-process FHIR R4 store on SQLite."""
+"""local_fhir: an in-process FHIR R4 store on SQLite.
+
+from local_fhir import Store
+store = Store("fhir.sqlite3")
+store.create({"resourceType": "Patient", "name": [{"family": "Thompson"}]})
+store.search("Patient", {"name": "thom"})
+"""
+
+from local_fhir.errors import (
+    Conflict,
+    FhirStoreError,
+    Gone,
+    InvalidResource,
+    NotFound,
+    StoreUnavailable,
+    UnsupportedSearch,
+)
+from local_fhir.importer import FileResult, ImportProgress, ImportReport
+from local_fhir.store import Store
+
+__all__ = [
+    "Conflict",
+    "FhirStoreError",
+    "FileResult",
+    "Gone",
+    "ImportProgress",
+    "ImportReport",
+    "InvalidResource",
+    "NotFound",
+    "Store",
+    "StoreUnavailable",
+    "UnsupportedSearch",
+]

@@ -1,0 +1,10 @@
+"""String normalisation for search: case- and accent-insensitive."""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def normalise(value: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold().strip()
