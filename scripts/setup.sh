@@ -12,7 +12,7 @@ apt_packages=(libportaudio2 libsndfile1 libxcb-cursor0 libxcb-icccm4 libxcb-keys
   libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0
   libegl1 libgl1 libfontconfig1 libdbus-1-3 fonts-dejavu-core)
 if [ "$profile" = test ]; then
-  apt_packages+=(xvfb xauth espeak-ng sox libsox-fmt-all poppler-utils iproute2 tmux)
+  apt_packages+=(xvfb xauth espeak-ng sox libsox-fmt-all poppler-utils iproute2 tmux strace)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
