@@ -135,7 +135,7 @@ DEFAULT_POLICIES: dict[str, StagePolicy] = {
     # One retry with smaller settings (blueprint: reduced max tokens) on OOM or timeout.
     "letter": StagePolicy(timeout_s=1800, retries=1, retry_on=(ModelOutOfMemory, StageTimeout)),
 }
-LETTER_MAX_TOKENS = (None, 1024)  # per attempt: the writer's default, then smaller
+LETTER_MAX_TOKENS = (None, 256)  # tokens per section, per attempt: the writer's default, then fewer
 
 
 class ConsultationPipeline:
@@ -406,7 +406,6 @@ class ConsultationPipeline:
                 degraded.append("ehr_unavailable")
             else:
                 degraded.append("ehr_partial")
-        warnings.extend(w for w in context.retrieval_warnings if w not in warnings)
         progress(PipelineStage.RETRIEVING_CONTEXT, 45, "Record context ready.")
         return context
 
@@ -490,9 +489,11 @@ class ConsultationPipeline:
             warnings.append("The letter was drafted with reduced settings after the first attempt failed.")
         if document.model is not None and document.model.demo:
             degraded.append("demo_model")
-            if DEMO_MODEL_WARNING not in warnings:
+            if not any("demo model" in w.lower() for w in [*warnings, *document.warnings]):
                 warnings.append(DEMO_MODEL_WARNING)
         document = document.model_copy(update={"warnings": _merge(document.warnings, warnings)})
+        # One list for the caller: the writer's own warnings (it quotes the record's) plus the tiers'.
+        warnings[:] = document.warnings
         progress(PipelineStage.GENERATING_DOCUMENT, 99, "Letter drafted.")
         return document
 
@@ -518,7 +519,7 @@ def transcript_only_context(patient_id: str, *, reason: str) -> PatientContext:
     return PatientContext(
         patient_id=patient_id,
         demographics=Demographics(name="", date_of_birth=""),
-        retrieval_warnings=[f"{EHR_UNAVAILABLE} ({reason})"],
+        retrieval_warnings=[f"The patient record could not be reached ({reason})."],
     )
 
 
