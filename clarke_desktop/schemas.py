@@ -153,6 +153,9 @@ class PatientContext(BaseModel):
     medications: list[Medication] = Field(default_factory=list)
     allergies: list[Allergy] = Field(default_factory=list)
     recent_labs: list[LabResult] = Field(default_factory=list)
+    # Latest vital-sign Observations (BP, weight, pulse...) with the previous value; kept apart
+    # from laboratory results as clinicians read them apart.
+    vital_signs: list[LabResult] = Field(default_factory=list)
     recent_imaging: list[ImagingReport] = Field(default_factory=list)
     recent_encounters: list[EncounterSummary] = Field(default_factory=list)
     last_letter_excerpt: str | None = None

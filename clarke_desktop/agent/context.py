@@ -37,11 +37,9 @@ log = logging.getLogger("clarke.agent.context")
 
 Resource = dict[str, Any]
 
-# A change smaller than this fraction of the previous value is reported as "stable".
-STABLE_FRACTION = Decimal("0.05")
 MAX_IMAGING = 5
-MAX_ENCOUNTERS = 5
-LETTER_EXCERPT_CHARS = 1200
+MAX_ENCOUNTERS = 10
+LETTER_EXCERPT_CHARS = 2000  # demo letters are 1-1.6k characters: whole; longer ones marked as cut
 _LAB_REPORT_CATEGORIES = {"lab", "laboratory"}
 _INACTIVE_MED_STATUSES = {"stopped", "cancelled", "completed", "entered-in-error", "draft", "unknown"}
 _INACTIVE_CONDITION_STATUSES = {"inactive", "resolved", "remission"}
@@ -89,8 +87,10 @@ def retrieve_context(
         search("MedicationRequest", "Medications"), lambda r, w: _medication(fhir, r, w), warnings
     )
     context.allergies = _each(search("AllergyIntolerance", "Allergies"), _allergy, warnings)
+    observations = search("Observation", "Results")
     try:
-        context.recent_labs = _labs(search("Observation", "Results"), warnings)
+        context.recent_labs = _labs([o for o in observations if not _is_vital_sign(o)], warnings)
+        context.vital_signs = _labs([o for o in observations if _is_vital_sign(o)], warnings)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         warnings.append(f"Results could not be assembled ({exc}).")
     imaging = _each(search("DiagnosticReport", "Imaging"), _imaging_report, warnings)
@@ -206,21 +206,31 @@ def _problem(r: Resource, warnings: list[str]) -> Problem | None:
 
 _FREQUENCY_WORDS = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
 _PERIOD_WORDS = {"d": "daily", "wk": "weekly", "mo": "monthly", "h": "hourly"}
+_WHEN_WORDS = {"HS": "at night", "MORN": "in the morning", "EVE": "in the evening", "NIGHT": "at night",
+               "AC": "before meals", "PC": "after meals", "C": "with meals", "WAKE": "on waking"}  # fmt: skip
 
 
 def _frequency(dosage: dict[str, Any]) -> str | None:
+    """Frequency in words from the structured timing (e.g. 'once daily at night', 'up to four
+    times daily when required'), else the timing's coded text."""
     timing = dosage.get("timing") or {}
     text = ft.concept_text(timing.get("code"))
+    repeat = timing.get("repeat") or {}
     if not text:
-        repeat = timing.get("repeat") or {}
         frequency, period, unit = repeat.get("frequency"), repeat.get("period"), repeat.get("periodUnit")
         if frequency and unit:
             if (period in (None, 1)) and frequency in _FREQUENCY_WORDS and unit in _PERIOD_WORDS:
                 text = f"{_FREQUENCY_WORDS[frequency]} {_PERIOD_WORDS[unit]}"
             else:
                 text = f"{frequency} times every {ft.format_number(period or 1)} {unit}"
+        whens = [_WHEN_WORDS.get(w, w) for w in repeat.get("when") or []]
+        if text and whens:
+            text = f"{text} {' and '.join(whens)}"
     if dosage.get("asNeededBoolean") or dosage.get("asNeededCodeableConcept"):
-        text = f"{text} as required" if text else "as required"
+        if not text:
+            text = "when required"
+        elif "required" not in text and "needed" not in text:
+            text = f"up to {text} when required"
     return text
 
 
@@ -289,7 +299,7 @@ def _allergy(r: Resource, warnings: list[str]) -> Allergy | None:
     )
 
 
-def _observation_value(r: Resource) -> tuple[str | None, str | None]:
+def observation_value(r: Resource) -> tuple[str | None, str | None]:
     if r.get("valueQuantity"):
         return ft.quantity_text(r["valueQuantity"])
     for key in ("valueString", "valueInteger", "valueBoolean"):
@@ -330,13 +340,28 @@ def _as_decimal(value: str | None) -> Decimal | None:
 
 
 def lab_trend(latest: str | None, previous: str | None) -> str | None:
-    """rising/falling/stable from two recorded values (STABLE_FRACTION of the previous value)."""
-    new, old = _as_decimal(latest), _as_decimal(previous)
+    """rising/falling/stable comparing the first number of each value (systolic for BP).
+
+    Any change is reported: judging whether it matters is the clinician's (and the flags') job.
+    """
+    new, old = _first_number(latest), _first_number(previous)
     if new is None or old is None:
         return None
-    if abs(new - old) <= abs(old) * STABLE_FRACTION:
+    if new == old:
         return "stable"
     return "rising" if new > old else "falling"
+
+
+def _first_number(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    return _as_decimal(value.split("/")[0])
+
+
+def _is_vital_sign(r: Resource) -> bool:
+    return any(
+        c.get("code") == "vital-signs" for cat in r.get("category") or [] for c in cat.get("coding") or []
+    )
 
 
 def _labs(resources: list[Resource], warnings: list[str]) -> list[LabResult]:
@@ -349,7 +374,7 @@ def _labs(resources: list[Resource], warnings: list[str]) -> list[LabResult]:
         if not name:
             warnings.append(f"Observation/{r.get('id')} has no test name and is not shown.")
             continue
-        value, _ = _observation_value(r)
+        value, _ = observation_value(r)
         if value is None:
             warnings.append(f"Observation/{r.get('id')} ({name}) has no value and is not shown.")
             continue
@@ -359,9 +384,9 @@ def _labs(resources: list[Resource], warnings: list[str]) -> list[LabResult]:
     for group in groups.values():
         group.sort(key=lambda o: ft.effective_date(o) or "", reverse=True)
         latest = group[0]
-        value, unit = _observation_value(latest)
+        value, unit = observation_value(latest)
         previous = group[1] if len(group) > 1 else None
-        previous_value = _observation_value(previous)[0] if previous else None
+        previous_value = observation_value(previous)[0] if previous else None
         labs.append(
             LabResult(
                 name=ft.concept_text(latest.get("code")) or "",
