@@ -1,0 +1,164 @@
+"""The letter PDF (text read back with pypdf, pages rendered by pdftoppm) and the write-back resources."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import workflow_samples as samples
+from fhir.resources.R4B.composition import Composition
+from fhir.resources.R4B.documentreference import DocumentReference
+from pypdf import PdfReader
+
+from clarke_desktop.config import Settings
+from clarke_desktop.fhir.client import FhirInvalid
+from clarke_desktop.pdf import DEMO_MARKING, SignatureInfo, render_letter_pdf
+from clarke_desktop.writeback import build_composition, build_document_reference, write_back
+
+
+def _text(path: Path) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(path).pages)
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    settings.clinician.name = "Dr S. Chen"
+    settings.clinician.title = "Consultant Diabetologist"
+    settings.clinician.gmc_number = "7654321"
+    settings.letterhead.hospital = "St Elsewhere NHS Trust"
+    return settings
+
+
+def test_letter_has_every_nhs_element(tmp_path: Path) -> None:
+    doc = samples.document("cons-1")
+    pdf = render_letter_pdf(
+        doc,
+        tmp_path / "letter.pdf",
+        settings=_settings(),
+        context=samples.context(),
+        signature=SignatureInfo("Dr S. Chen", "2026-02-13T14:08:00Z", 3),
+    )
+    text = _text(pdf)
+    for expected in (
+        "St Elsewhere NHS Trust",  # letterhead
+        "Tel: 020 7946 0000",
+        "Date: 13/02/2026",
+        "Dr R. Patel",  # addressee GP and practice
+        "Riverside Medical Centre",
+        "Re: Mrs Margaret Thompson, DOB 14/03/1958, NHS No. 943 476 5829",
+        "History of presenting complaint",
+        "Assessment and plan",
+        "Repeat HbA1c in three months.",
+        "eGFR 52 mL/min/1.73m², <60.",  # markup characters and units print as written
+        "Current medications",
+        "Gliclazide 40 mg once daily (new)",
+        "Yours sincerely,",
+        "Consultant Diabetologist",
+        "GMC No. 7654321",
+        "Electronically signed by Dr S. Chen",
+        "cc: Mrs Margaret Thompson (patient), 12 Oak Lane, London, SE1 4AB",
+        "Page 1 of 1",
+        DEMO_MARKING,
+    ):
+        assert expected in text, expected
+
+
+def test_no_demo_marking_for_installed_models_and_page_count_for_long_letters(tmp_path: Path) -> None:
+    doc = samples.document("cons-2", demo=False)
+    doc.sections[0].content = "\n\n".join(f"Paragraph {i}: " + "detail " * 60 for i in range(30))
+    pdf = render_letter_pdf(doc, tmp_path / "long.pdf", settings=_settings(), context=samples.context())
+    reader = PdfReader(pdf)
+    pages = len(reader.pages)
+    assert pages >= 2
+    text = _text(pdf)
+    assert DEMO_MARKING not in text and "DRAFT" in text
+    for n in range(1, pages + 1):
+        assert f"Page {n} of {pages}" in reader.pages[n - 1].extract_text()
+    assert "Paragraph 29:" in text  # nothing dropped at the end
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
+def test_pdftoppm_renders_each_page(tmp_path: Path) -> None:
+    pdf = render_letter_pdf(samples.document("cons-3"), tmp_path / "l.pdf", settings=_settings())
+    subprocess.run(["pdftoppm", "-png", "-r", "40", str(pdf), str(tmp_path / "page")], check=True)
+    pngs = sorted(tmp_path.glob("page*.png"))
+    assert len(pngs) == len(PdfReader(pdf).pages) and all(p.stat().st_size > 1000 for p in pngs)
+
+
+class RecordingFhir:
+    """Accepts creates after validating them as the store does (R4B models); assigns ids."""
+
+    def __init__(self) -> None:
+        self.created: list[dict] = []
+
+    def create(self, resource: dict) -> dict:
+        self.created.append(resource)
+        return {**resource, "id": f"{resource['resourceType'].lower()}-{len(self.created)}"}
+
+
+def test_write_back_resources_are_valid_and_linked(tmp_path: Path) -> None:
+    doc = samples.document("cons-4")
+    pdf = render_letter_pdf(doc, tmp_path / "l.pdf", settings=_settings())
+    fhir = RecordingFhir()
+    result = write_back(
+        fhir,  # type: ignore[arg-type]
+        doc,
+        pdf,
+        patient_id="pt-001",
+        signed_by="Dr S. Chen",
+        signed_at="2026-02-13T14:08:00Z",
+        clinician=_settings().clinician,
+        version=2,
+    )
+    encounter, doc_ref, composition = fhir.created
+    assert result.encounter == "Encounter/encounter-1"
+    assert result.document_reference == "DocumentReference/documentreference-2"
+    assert encounter["subject"]["reference"] == "Patient/pt-001" and encounter["status"] == "finished"
+
+    DocumentReference.model_validate(doc_ref)
+    attachment = doc_ref["content"][0]["attachment"]
+    data = pdf.read_bytes()
+    assert base64.b64decode(attachment["data"]) == data
+    assert attachment["size"] == len(data)
+    assert base64.b64decode(attachment["hash"]) == hashlib.sha1(data).digest()
+    assert doc_ref["status"] == "current" and doc_ref["author"][0]["display"] == "Dr S. Chen"
+    assert doc_ref["author"][0]["identifier"]["value"] == "7654321"
+    assert doc_ref["context"]["encounter"][0]["reference"] == result.encounter
+
+    Composition.model_validate(composition)
+    assert composition["encounter"]["reference"] == result.encounter
+    assert composition["subject"]["reference"] == "Patient/pt-001"
+    titles = [s["title"] for s in composition["section"]]
+    assert titles == [s.heading for s in doc.sections] + ["Current medications"]
+    assert "&lt;60" in composition["section"][1]["text"]["div"]
+    assert composition["relatesTo"][0]["targetReference"]["reference"] == result.document_reference
+
+
+def test_invalid_resource_is_refused_before_sending(tmp_path: Path) -> None:
+    doc = samples.document("cons-5")
+    pdf = render_letter_pdf(doc, tmp_path / "l.pdf", settings=_settings())
+    with pytest.raises(FhirInvalid, match="DocumentReference"):
+        build_document_reference(
+            doc,
+            pdf,
+            patient_id="pt-001",
+            encounter_ref="Encounter/e1",
+            signed_by="Dr S. Chen",
+            signed_at="13 Feb 2026",  # not a FHIR instant
+            clinician=_settings().clinician,
+            version=1,
+        )
+    comp = build_composition(
+        doc,
+        patient_id="pt-001",
+        encounter_ref="Encounter/e1",
+        signed_by="Dr S. Chen",
+        signed_at="2026-02-13T14:08:00Z",
+        clinician=_settings().clinician,
+        version=1,
+    )
+    assert comp["status"] == "final"
