@@ -21,7 +21,6 @@ from clarke_desktop.schemas import (
     Clinician,
     ClinicPatient,
     ConsultationStatus,
-    DocumentSection,
     DocumentType,
     PatientContext,
     PipelineProgress,
@@ -172,6 +171,10 @@ class Backend(Protocol):
 
     def demo_transcript_path(self, patient_id: str) -> Path | None: ...
 
+    def confirm_consent(self, consultation_id: str) -> None:
+        """The clinician confirmed the patient agreed to be recorded (audited)."""
+        ...
+
     def start_recording(self, consultation_id: str, device: MicDevice | None) -> RecordingSession:
         """Open the microphone and return a session (not yet started)."""
         ...
@@ -208,7 +211,9 @@ class Backend(Protocol):
         instruction: str,
         progress: ProgressFn,
         cancel: CancelToken,
-    ) -> DocumentSection: ...
+    ) -> ClinicalDocument:
+        """A copy of `document` with that section rewritten (and its fact check redone)."""
+        ...
 
     def save_section(self, consultation_id: str, section_key: str, content: str) -> None: ...
 

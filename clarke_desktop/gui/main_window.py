@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
         self._pipeline = None
         self._pipeline_started = 0.0
         self._highlight: str | None = None  # the next patient, after a sign-off
+        self._consented: set[str] = set()  # consultations whose recording consent was confirmed
         self._build()
         self._shortcuts()
         self.poll = QTimer(self)
@@ -499,10 +500,21 @@ class MainWindow(QMainWindow):
             self.recording.resume()
             self.consultation.set_state("recording")
             return
+        if self.consultation_id not in self._consented:
+            answer = QMessageBox.question(
+                self,
+                "Consent to record",
+                "Has the patient agreed to this consultation being recorded?\n\n"
+                "The recording stays on this computer and is deleted after the retention period.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
         device = self.consultation.selected_mic()
         cid = self.consultation_id
 
         def work(_s: TaskState) -> RecordingSession:
+            self.backend.confirm_consent(cid)
+            self._consented.add(cid)
             session = self.backend.start_recording(cid, device if hasattr(device, "host_api") else None)
             session.start()
             return session
@@ -739,8 +751,8 @@ class MainWindow(QMainWindow):
             if isinstance(ev, SectionEvent) and ev.key == key:
                 self.review.on_section_event(ev)
 
-        def done(section: Any) -> None:
-            self.review.replace_section(section)
+        def done(new_doc: ClinicalDocument) -> None:
+            self.review.replace_section(new_doc, key)
             self.document = self.review.document
 
         self.runner.submit(

