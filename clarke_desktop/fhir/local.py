@@ -1,0 +1,106 @@
+"""`FhirClient` over the in-process local_fhir store."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from clarke_desktop.fhir.client import FhirError, FhirInvalid, FhirNotFound, FhirUnavailable, Params
+from local_fhir import (
+    Conflict,
+    FhirStoreError,
+    InvalidResource,
+    NotFound,
+    Store,
+    StoreUnavailable,
+    UnsupportedSearch,
+)
+
+T = TypeVar("T")
+BASE_URL = "urn:local-fhir"
+MAX_PAGES = 10_000  # a guard against a paging loop, far beyond any patient record
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    try:
+        yield
+    except NotFound as exc:
+        raise FhirNotFound(str(exc), exc.outcome, exc.status) from exc
+    except (InvalidResource, UnsupportedSearch, Conflict) as exc:
+        raise FhirInvalid(str(exc), exc.outcome, exc.status) from exc
+    except StoreUnavailable as exc:
+        raise FhirUnavailable(str(exc), exc.outcome, exc.status) from exc
+    except FhirStoreError as exc:
+        raise FhirError(str(exc), exc.outcome, exc.status) from exc
+    except sqlite3.Error as exc:  # corrupt file, disk full, locked past the timeout
+        raise FhirUnavailable(f"the FHIR database cannot be used: {exc}") from exc
+
+
+class LocalFhirClient:
+    """The app's FHIR client for its own database. Pass a `Store` (shared) or a path (opened here)."""
+
+    def __init__(self, store_or_path: Store | str | Path):
+        if isinstance(store_or_path, Store):
+            self._store, self._owns = store_or_path, False
+        else:
+            with _mapped_errors():
+                self._store, self._owns = Store(store_or_path, create=False), True
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        with _mapped_errors():
+            return fn(*args)
+
+    def read(self, resource_type: str, id: str) -> dict[str, Any]:
+        return self._call(self._store.read, resource_type, id)
+
+    def vread(self, resource_type: str, id: str, version_id: str) -> dict[str, Any]:
+        return self._call(self._store.vread, resource_type, id, version_id)
+
+    def search(self, resource_type: str, params: Params | None = None) -> dict[str, Any]:
+        return self._call(self._store.search, resource_type, params or {}, BASE_URL)
+
+    def search_all(self, resource_type: str, params: Params | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        bundle = self.search(resource_type, params)
+        for _ in range(MAX_PAGES):
+            out += [
+                e["resource"]
+                for e in bundle.get("entry", [])
+                if e.get("search", {}).get("mode", "match") == "match"
+            ]
+            nxt = next(
+                (link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"), None
+            )
+            if not nxt:
+                return out
+            parts = urlsplit(nxt)
+            bundle = self.search(parts.path.rsplit("/", 1)[-1], parts.query)
+        raise FhirError(f"search {resource_type} did not finish after {MAX_PAGES} pages")
+
+    def create(self, resource: dict[str, Any]) -> dict[str, Any]:
+        return self._call(self._store.create, resource)
+
+    def update(self, resource: dict[str, Any]) -> dict[str, Any]:
+        return self._call(self._store.update, resource)
+
+    def delete(self, resource_type: str, id: str) -> None:
+        self._call(self._store.delete, resource_type, id)
+
+    def transaction(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        return self._call(self._store.process_bundle, bundle)
+
+    def patient_compartment(self, patient_id: str) -> list[dict[str, Any]]:
+        return self._call(self._store.patient_compartment, patient_id)
+
+    def close(self) -> None:
+        if self._owns:
+            self._store.close()

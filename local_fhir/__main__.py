@@ -1,0 +1,3 @@
+from local_fhir.cli import main
+
+main()
