@@ -753,17 +753,13 @@ def context_resource_versions(context: PatientContext) -> list[str]:
 
     add(context.demographics.source)
     add(context.last_letter_source)
-    for group in (
-        context.problem_list,
-        context.medications,
-        context.allergies,
-        context.recent_labs,
-        context.recent_imaging,
-        context.recent_encounters,
-    ):
-        for item in group:
-            add(item.source)
-            add(getattr(item, "previous_source", None))
+    # Every list of facts (problems, medications, labs, vital signs, ...): new lists count too.
+    for name in type(context).model_fields:
+        value = getattr(context, name)
+        if isinstance(value, list):
+            for item in value:
+                add(getattr(item, "source", None))
+                add(getattr(item, "previous_source", None))
     return sorted(refs)
 
 
