@@ -85,6 +85,7 @@ class OnnxAcousticModel:
         else:
             log.info("speech model runs on %s (%s, %s)", actual, self.precision, path.name)
         self._io_binding = actual == CUDA
+        self._model, self._opts, self._providers = model, opts, providers
 
     @staticmethod
     def _pick_precision(model: ModelDir, provider: str, precision: str) -> str:
@@ -101,7 +102,23 @@ class OnnxAcousticModel:
         raise AsrError(f"The speech model at {model.path} has no ONNX graph")
 
     def logits(self, feats: np.ndarray) -> np.ndarray:
-        """(T, 128) float32 -> (T', vocab) float32."""
+        """(T, 128) float32 -> (T', vocab) float32; never NaN (a reduced graph that overflows is replaced)."""
+        out = self._run(feats)
+        if np.isfinite(out).all():
+            return out
+        if self.precision == "fp32" or "fp32" not in self._model.precisions:
+            raise AsrError(f"The speech model ({self.precision}) produced invalid values (NaN/infinity)")
+        # fp16 can overflow on unusual input; switch to the exact graph for good, and say so.
+        note = f"the {self.precision} graph overflowed (NaN/infinity); switched to fp32"
+        log.warning("speech model: %s", note)
+        self.session = ort.InferenceSession(
+            str(self._model.graph("fp32")), self._opts, providers=self._providers
+        )
+        self.precision = self.choice.precision = "fp32"
+        self.choice.note = note
+        return self.logits(feats)
+
+    def _run(self, feats: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(feats[None], dtype=np.float32)
         if not self._io_binding:
             return self.session.run(["logits"], {"input_features": batch})[0][0]

@@ -55,10 +55,17 @@ class OnnxTranscriber:
             self.model_dir, device=device, precision=precision, cpu_threads=cpu_threads
         )
         self.provider: str = self.acoustic.provider
-        self.precision: str = self.acoustic.precision
-        self.provider_note: str | None = self.acoustic.choice.note
         self.vocabulary = self.model_dir.vocabulary
         self.plan = plan or WindowPlan()
+
+    @property
+    def precision(self) -> str:
+        return self.acoustic.precision
+
+    @property
+    def provider_note(self) -> str | None:
+        """Why the provider or precision differs from what was asked for; None when as asked."""
+        return self.acoustic.choice.note
 
     @property
     def model_name(self) -> str:
