@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QtMsgType, qInstallMessageHandler
+from PySide6.QtCore import Qt, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -79,7 +79,20 @@ def build_window(backend: object | None = None):  # -> MainWindow, imported lazi
     return window
 
 
+def _parse(argv: list[str]) -> tuple[list[str], int | None]:
+    """`--quit-after MS` (smoke tests: start, show, quit); everything else goes to Qt."""
+    rest, quit_after = [], None
+    it = iter(argv)
+    for arg in it:
+        if arg == "--quit-after":
+            quit_after = int(next(it))
+        else:
+            rest.append(arg)
+    return rest, quit_after
+
+
 def run_gui(argv: list[str]) -> int:
+    argv, quit_after = _parse(argv)
     qInstallMessageHandler(_qt_messages)
     crash_path = _install_crash_log()
     app = make_application(argv)
@@ -91,10 +104,24 @@ def run_gui(argv: list[str]) -> int:
         return 1
     screen = app.primaryScreen()
     if screen is not None and screen.availableGeometry().width() <= 1440:
+        window.setGeometry(screen.availableGeometry())  # also without a window manager (Xvfb, kiosk)
         window.showMaximized()
     else:
         window.resize(1366, 860)
         window.show()
+    if quit_after is not None:
+
+        def report_and_quit() -> None:
+            g = window.geometry()
+            print(
+                f"platform={QGuiApplication.platformName()} visible={window.isVisible()} "
+                f"exposed={window.windowHandle() is not None and window.windowHandle().isExposed()} "
+                f"size={g.width()}x{g.height()} dpr={window.devicePixelRatioF():.2f}",
+                flush=True,
+            )
+            app.quit()
+
+        QTimer.singleShot(quit_after, report_and_quit)
     code = app.exec()
     window.runner.shutdown()
     window.backend.close()

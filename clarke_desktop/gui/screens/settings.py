@@ -5,7 +5,6 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -21,6 +20,12 @@ from PySide6.QtWidgets import (
 
 from clarke_desktop.gui.backend import AppSettings, Check, MicStatus, ModelStatus
 from clarke_desktop.gui.widgets import badge, button, clear_layout, label, notice, scroll_page
+
+LLM_BACKENDS = {
+    "installed": "Installed MedGemma (falls back to the demo model if missing)",
+    "embedded": "Embedded demo model only (not for clinical use)",
+    "server": "Local model server (set by IT)",
+}
 
 MODEL_STATE_LOOK = {
     "verified": ("Verified ✓", "ok"),
@@ -70,13 +75,18 @@ class SettingsScreen(QWidget):
         self._models = QVBoxLayout(self.models_box)
         lay.addWidget(self.models_box)
 
-        hw = QGroupBox("Hardware")
+        hw = QGroupBox("Models and hardware")
         f = QFormLayout(hw)
-        self.use_gpu = QCheckBox("Use the GPU when one is available (CPU otherwise)")
-        self.use_gpu.setAccessibleName("Use the GPU")
+        self.llm_backend = QComboBox()
+        for key, text in LLM_BACKENDS.items():
+            self.llm_backend.addItem(text, key)
+        self.llm_backend.setAccessibleName("Letter model")
+        self.hardware = label("", wrap=True)
+        self.hardware.setAccessibleName("Where the models run")
         self.mic = QComboBox()
         self.mic.setAccessibleName("Microphone")
-        f.addRow(self.use_gpu)
+        f.addRow("Letter model", self.llm_backend)
+        f.addRow("Runs on", self.hardware)
         f.addRow("Microphone", self.mic)
         lay.addWidget(hw)
 
@@ -131,7 +141,8 @@ class SettingsScreen(QWidget):
         self.title.setText(s.clinician_title)
         self.specialty.setText(s.specialty)
         self.letterhead.setPlainText(s.letterhead)
-        self.use_gpu.setChecked(s.use_gpu)
+        self.llm_backend.setCurrentIndex(max(self.llm_backend.findData(s.llm_backend), 0))
+        self.hardware.setText(s.hardware or "—")
         self.mic.clear()
         self.mic.addItem("System default", "")
         for d in mics.devices:
@@ -148,7 +159,8 @@ class SettingsScreen(QWidget):
             specialty=self.specialty.text().strip(),
             letterhead=self.letterhead.toPlainText().strip(),
             microphone=self.mic.currentData() or "",
-            use_gpu=self.use_gpu.isChecked(),
+            llm_backend=self.llm_backend.currentData(),
+            hardware=self._settings.hardware,
             extra=dict(self._settings.extra),
         )
         self.save.emit(s)
