@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -148,17 +149,20 @@ def _oo(message: str, where: str) -> dict[str, Any]:
     return operation_outcome([issue(message, "invalid", where)])
 
 
-def _rewrite(value: Any, mapping: dict[str, str], resolve: Any, where: str) -> Any:
+def rewrite_references(value: Any, resolve: Callable[[str, str], str], where: str) -> Any:
+    """A copy of `value` with every Reference.reference passed through `resolve`."""
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
             if key == "reference" and isinstance(item, str):
                 out[key] = resolve(item, where)
+            elif isinstance(item, dict | list):
+                out[key] = rewrite_references(item, resolve, where)
             else:
-                out[key] = _rewrite(item, mapping, resolve, where)
+                out[key] = item
         return out
     if isinstance(value, list):
-        return [_rewrite(v, mapping, resolve, where) for v in value]
+        return [rewrite_references(v, resolve, where) if isinstance(v, dict | list) else v for v in value]
     return value
 
 
@@ -202,7 +206,7 @@ def apply_transaction(store: Store, conn: sqlite3.Connection, bundle: dict[str, 
     for op in ops:
         if op.method in ("POST", "PUT") and not op.skip:
             where = _where(op, ".resource")
-            resource = _rewrite(op.resource, mapping, resolve, where)
+            resource = rewrite_references(op.resource, resolve, where)
             resource["id"] = op.id
             errors += problems(resource, where)
             op.resource = resource
@@ -239,13 +243,13 @@ def _execute(store: Store, conn: sqlite3.Connection, op: Op, pending: Pending, b
     elif op.skip:  # POST with ifNoneExist that matched
         op.response = {"status": _STATUS[200], "location": f"{op.rtype}/{op.id}"}
     else:
-        stored, _, created = store._put(conn, op.resource, pending, op.if_match)  # type: ignore[arg-type]
-        version = stored["meta"]["versionId"]
+        written = store._put(conn, op.resource, pending, op.if_match)  # type: ignore[arg-type]
+        version, created = written.version, written.created
         op.response = {
             "status": _STATUS[201 if created else 200],
             "location": f"{op.rtype}/{op.id}/_history/{version}",
             "etag": f'W/"{version}"',
-            "lastModified": stored["meta"]["lastUpdated"],
+            "lastModified": written.last_updated,
         }
 
 
@@ -272,7 +276,7 @@ def _batch(store: Store, bundle: dict[str, Any], base_url: str) -> dict[str, Any
                 _resolve_target(store, op, keep_ids=False)
                 if op.method in ("POST", "PUT") and not op.skip:
                     where = _where(op, ".resource")
-                    resource = _rewrite(op.resource, {}, _reference_resolver(store, {}), where)
+                    resource = rewrite_references(op.resource, _reference_resolver(store, {}), where)
                     resource["id"] = op.id
                     found = problems(resource, where)
                     if found:

@@ -242,6 +242,29 @@ class Expression:
         self.text = text
         self._ast = _Parser(text).parse()
 
+    def first_elements(self) -> frozenset[str] | None:
+        """Top-level element names the expression can start from (None: cannot tell).
+
+        Lets the indexer skip expressions whose elements a resource does not have."""
+        names: set[str] = set()
+
+        def walk(node: _Union) -> bool:
+            for branch in node.branches:
+                if isinstance(branch.root, _Union):
+                    if not walk(branch.root):
+                        return False
+                    continue
+                if not branch.steps or branch.steps[0][0] not in ("child", "extension"):
+                    return False
+                kind, arg = branch.steps[0][0], branch.steps[0][1]
+                names.add("extension" if kind == "extension" else arg or "")
+            return True
+
+        if not walk(self._ast):
+            return None
+        # Each name as a JSON key, or as a choice element (`value` -> `valueQuantity`, ...).
+        return frozenset(names | {n + t for n in names for t in _CHOICE_TYPES})
+
     def evaluate(self, resource: dict[str, Any]) -> list[tuple[Any, str | None]]:
         return list(self._eval_union(self._ast, resource))
 

@@ -8,23 +8,32 @@ carry (a load, not a client POST), with `urn:uuid:` references rewritten to `Typ
 from __future__ import annotations
 
 import gzip
+import multiprocessing
+import os
+import sys
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_fhir.bundles import apply_transaction
+from local_fhir.bundles import apply_transaction, rewrite_references
 from local_fhir.errors import FhirStoreError, InvalidResource, issue, operation_outcome
 from local_fhir.jsontext import loads_exact
+from local_fhir.searchparams import registry
+from local_fhir.store import Prepared, prepare
 from local_fhir.validation import problems
 
 if TYPE_CHECKING:
     from local_fhir.store import Pending, Store
 
 SUFFIXES = (".json", ".ndjson", ".ndjson.gz")
+PARALLEL_BYTES = 4_000_000  # below this, starting worker processes costs more than it saves
 ProgressCallback = Callable[["ImportProgress"], None]
 
 
@@ -158,6 +167,147 @@ def _import_ndjson(store: Store, conn: Any, path: Path, pending: Pending, counts
         )
 
 
+@dataclass
+class FilePrep:
+    """A file parsed, validated and turned into rows in a worker; `fallback` means it needs the
+    database to resolve (conditional references, ifNoneExist, DELETE/GET entries)."""
+
+    path: Path
+    items: list[Prepared] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    outcome: dict[str, Any] | None = None
+    fallback: bool = False
+
+
+class _NeedsStore(Exception):
+    pass
+
+
+def _resolve_offline(mapping: dict[str, str]) -> Callable[[str, str], str]:
+    def resolve(ref: str, where: str) -> str:
+        if ref in mapping:
+            return mapping[ref]
+        if ref.startswith(("urn:uuid:", "urn:oid:")):
+            raise InvalidResource(
+                f"reference {ref!r} at {where} matches no entry's fullUrl in the bundle",
+                operation_outcome([issue(f"unresolved reference {ref!r}", "invalid", where)]),
+            )
+        if "?" in ref:
+            raise _NeedsStore(ref)
+        return ref
+
+    return resolve
+
+
+def _prepare_bundle(doc: dict[str, Any], prep: FilePrep) -> None:
+    bundle = _as_transaction(doc)
+    entries = bundle.get("entry") or []
+    planned: list[tuple[int, dict[str, Any], str]] = []
+    mapping: dict[str, str] = {}
+    for i, entry in enumerate(entries):
+        request = entry.get("request") if isinstance(entry, dict) else None
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(request, dict) or not isinstance(resource, dict) or request.get("ifNoneExist"):
+            raise _NeedsStore("entry needs the store")
+        method, url = request.get("method"), str(request.get("url", ""))
+        rtype = resource.get("resourceType")
+        if method == "POST" and url == rtype:
+            rid = resource.get("id") if isinstance(resource.get("id"), str) else str(uuid.uuid4())
+        elif method == "PUT" and url.startswith(f"{rtype}/") and "?" not in url:
+            rid = url.split("/", 1)[1]
+        else:
+            raise _NeedsStore("entry needs the store")
+        planned.append((i, resource, rid))
+        if entry.get("fullUrl"):
+            mapping[entry["fullUrl"]] = f"{rtype}/{rid}"
+    resolve = _resolve_offline(mapping)
+    problems_found: list[dict[str, Any]] = []
+    counts: Counter[str] = Counter()
+    for i, resource, rid in planned:
+        where = f"Bundle.entry[{i}].resource"
+        rewritten = rewrite_references(resource, resolve, where)
+        rewritten["id"] = rid
+        found = problems(rewritten, where)
+        if found:
+            problems_found += found
+            continue
+        prep.items.append(prepare(rewritten, registry()))
+        counts[rewritten["resourceType"]] += 1
+    if problems_found:
+        raise InvalidResource(
+            f"{len(problems_found)} problem(s), first: {problems_found[0]['diagnostics']} at "
+            f"{problems_found[0].get('expression', ['?'])[0]}",
+            operation_outcome(problems_found),
+        )
+    prep.counts = dict(sorted(counts.items()))
+
+
+def _prepare_ndjson(path: Path, prep: FilePrep) -> None:
+    errors: list[dict[str, Any]] = []
+    counts: Counter[str] = Counter()
+    for number, line in _ndjson_lines(path):
+        where = f"{path.name}:{number}"
+        try:
+            resource = loads_exact(line)
+        except ValueError as exc:
+            errors.append(issue(f"line {number} is not JSON: {exc}", "structure", where))
+            continue
+        found = problems(resource, where)
+        if found:
+            errors.extend(found)
+            continue
+        if "id" not in resource:
+            resource["id"] = str(uuid.uuid4())
+        prep.items.append(prepare(resource, registry()))
+        counts[resource["resourceType"]] += 1
+    if errors:
+        raise InvalidResource(
+            f"{len(errors)} problem(s), first: {errors[0]['diagnostics']}", operation_outcome(errors)
+        )
+    prep.counts = dict(sorted(counts.items()))
+
+
+def prepare_file(path: Path) -> FilePrep:
+    """Parse, validate and index one file without touching the database (runs in workers)."""
+    prep = FilePrep(path)
+    try:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist")
+        if path.name.endswith((".ndjson", ".ndjson.gz")):
+            _prepare_ndjson(path, prep)
+        else:
+            doc = loads_exact(path.read_bytes())
+            if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
+                raise InvalidResource("the file is not a FHIR resource or Bundle (no resourceType)")
+            _prepare_bundle(doc, prep)
+    except _NeedsStore:
+        return FilePrep(path, fallback=True)
+    except FhirStoreError as exc:
+        prep.error, prep.outcome, prep.items = str(exc), exc.outcome, []
+    except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:  # unreadable, not JSON, bad gzip
+        prep.error = f"{type(exc).__name__}: {exc}"
+        prep.outcome = operation_outcome([issue(prep.error, "structure", str(path))])
+        prep.items = []
+    return prep
+
+
+def write_prepared(store: Store, prep: FilePrep) -> FileResult:
+    if prep.error:
+        return FileResult(prep.path, False, error=prep.error, outcome=prep.outcome)
+    try:
+        pending: Pending = {}
+        with store._writing() as conn:
+            for n, item in enumerate(prep.items, 1):
+                store._put_prepared(conn, item, pending)
+                if n % 5000 == 0:
+                    store._flush(conn, pending)
+            store._flush(conn, pending)
+    except FhirStoreError as exc:
+        return FileResult(prep.path, False, error=str(exc), outcome=exc.outcome)
+    return FileResult(prep.path, True, sum(prep.counts.values()), prep.counts)
+
+
 def import_file(store: Store, path: Path) -> FileResult:
     counts: Counter[str] = Counter()
     try:
@@ -187,20 +337,39 @@ def import_file(store: Store, path: Path) -> FileResult:
     return FileResult(path, True, sum(counts.values()), dict(sorted(counts.items())))
 
 
+def _pool(workers: int) -> ProcessPoolExecutor:
+    # fork is fast and safe while this process has a single thread (the CLI); otherwise spawn.
+    method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+
+
 def import_paths(
-    store: Store, paths: Iterable[str | Path], on_progress: ProgressCallback | None = None
+    store: Store,
+    paths: Iterable[str | Path],
+    on_progress: ProgressCallback | None = None,
+    workers: int | None = None,
 ) -> ImportReport:
+    """Import files; parsing, validation and indexing run in `workers` processes (default: one per
+    CPU when there is more than a few MB to load) while this process writes to SQLite."""
     files = expand(paths)
     sizes = [f.stat().st_size if f.is_file() else 0 for f in files]
     total, done, resources = sum(sizes), 0, 0
+    if workers is None:
+        workers = (os.cpu_count() or 1) if total > PARALLEL_BYTES and len(files) > 1 else 0
     report = ImportReport()
     started = time.perf_counter()
-    for path, size in zip(files, sizes, strict=True):
-        result = import_file(store, path)
-        report.files.append(result)
-        done += size
-        resources += result.resources
-        if on_progress:
-            on_progress(ImportProgress(path, done, total, resources))
+    with ExitStack() as stack:
+        if workers > 0:
+            pool = stack.enter_context(_pool(workers))
+            preps: Iterator[FilePrep] = pool.map(prepare_file, files)
+        else:
+            preps = map(prepare_file, files)
+        for prep, size in zip(preps, sizes, strict=True):
+            result = import_file(store, prep.path) if prep.fallback else write_prepared(store, prep)
+            report.files.append(result)
+            done += size
+            resources += result.resources
+            if on_progress:
+                on_progress(ImportProgress(prep.path, done, total, resources))
     report.seconds = time.perf_counter() - started
     return report

@@ -129,8 +129,11 @@ def _references(value: Any) -> list[tuple[str | None, str | None, str]]:
 def index_rows(resource: dict[str, Any], registry: Registry) -> dict[str, list[tuple[Any, ...]]]:
     """{table: [(param, *columns)]} for every indexed search parameter of the resource's type."""
     out: dict[str, list[tuple[Any, ...]]] = {}
-    for param in registry.indexed.get(resource["resourceType"], ()):
+    keys = resource.keys()
+    for param, first in registry.indexed_with_roots.get(resource["resourceType"], ()):
         assert param.expression is not None
+        if first is not None and first.isdisjoint(keys):
+            continue
         values = [v for v, _ in param.expression.evaluate(resource)]
         if not values:
             continue

@@ -48,6 +48,10 @@ class Registry:
             rtype: [p for p in table.values() if p.expression is not None]
             for rtype, table in self._params.items()
         }
+        self.indexed_with_roots: dict[str, list[tuple[SearchParam, frozenset[str] | None]]] = {
+            rtype: [(p, p.expression.first_elements()) for p in params if p.expression is not None]
+            for rtype, params in self.indexed.items()
+        }
 
     def params(self, rtype: str) -> dict[str, SearchParam]:
         return self._params.get(rtype, {})

@@ -20,10 +20,11 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources as package_files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
@@ -43,6 +44,9 @@ from local_fhir.jsontext import dumps, loads, loads_exact
 from local_fhir.search import Plan, SearchBuilder, parse_params
 from local_fhir.searchparams import registry
 from local_fhir.validation import problems
+
+if TYPE_CHECKING:
+    from local_fhir.importer import ImportReport
 
 SCHEMA_VERSION = "1"
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
@@ -70,7 +74,7 @@ def _without_version_meta(resource: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _with_meta(resource: dict[str, Any], version: int, last_updated: str) -> dict[str, Any]:
+def _with_meta(resource: dict[str, Any], version: int | str, last_updated: str) -> dict[str, Any]:
     """The resource with meta.versionId/lastUpdated set; everything else exactly as given."""
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(version)
@@ -85,6 +89,39 @@ def _with_meta(resource: dict[str, Any], version: int, last_updated: str) -> dic
     if "meta" not in out:
         out["meta"] = meta
     return out
+
+
+# Placeholders for meta.versionId/lastUpdated in a prepared text; JSON escapes them as \u0000v/l.
+# meta follows resourceType and id (both pattern-checked), so the first occurrence is always meta's.
+_VERSION_MARK, _UPDATED_MARK = "\x00v", "\x00l"
+
+
+@dataclass
+class Prepared:
+    """A validated resource turned into text and index rows (can be done in a worker process)."""
+
+    rtype: str
+    id: str
+    template: str
+    rows: dict[str, list[tuple[Any, ...]]]
+
+    def stored_text(self, version: int, last_updated: str) -> str:
+        return self.template.replace('"\\u0000v"', f'"{version}"', 1).replace(
+            '"\\u0000l"', f'"{last_updated}"', 1
+        )
+
+
+@dataclass
+class Written:
+    text: str
+    created: bool
+    version: int
+    last_updated: str
+
+
+def prepare(resource: dict[str, Any], reg: Any) -> Prepared:
+    template = dumps(_with_meta(resource, _VERSION_MARK, _UPDATED_MARK))
+    return Prepared(resource["resourceType"], resource["id"], template, index_rows(resource, reg))
 
 
 def check_type(rtype: str) -> None:
@@ -239,25 +276,34 @@ class Store:
                 conn.executemany(f"INSERT INTO idx_{table} VALUES ({marks})", rows)
                 rows.clear()
 
-    def _put(self, conn: sqlite3.Connection, resource: dict[str, Any], pending: Pending,
-             if_match: str | None = None) -> tuple[dict[str, Any], str, bool]:  # fmt: skip
-        """Write a validated resource that has an id. Returns (stored JSON as a dict or None, text, created).
+    def _put(
+        self,
+        conn: sqlite3.Connection,
+        resource: dict[str, Any],
+        pending: Pending,
+        if_match: str | None = None,
+    ) -> Written:
+        """Write a validated resource that has an id (a new version, or the first one)."""
+        return self._put_prepared(conn, prepare(resource, self.registry), pending, if_match)
 
-        Writing content identical to the current version is a no-op (no new version)."""
-        rtype, rid = resource["resourceType"], resource["id"]
+    def _put_prepared(
+        self, conn: sqlite3.Connection, item: Prepared, pending: Pending, if_match: str | None = None
+    ) -> Written:
+        """Writing content identical to the current version is a no-op (no new version)."""
+        rtype, rid = item.rtype, item.id
         row = conn.execute(
-            "SELECT rid, version, deleted, json FROM resources WHERE rtype = ? AND id = ?", (rtype, rid)
+            "SELECT rid, version, deleted, json, last_updated FROM resources WHERE rtype = ? AND id = ?",
+            (rtype, rid),
         ).fetchone()
         if if_match is not None and (row is None or str(row[1]) != if_match):
             raise Conflict(f"{rtype}/{rid}: version {if_match} is not the current version")
         if row is not None and not row[2]:
-            current = loads_exact(row[3])
-            if dumps(_without_version_meta(current)) == dumps(_without_version_meta(resource)):
-                return current, row[3], False
+            current = dumps(_without_version_meta(loads_exact(row[3])))
+            if current == dumps(_without_version_meta(loads_exact(item.template))):
+                return Written(row[3], False, row[1], row[4])
         version = row[1] + 1 if row else 1
         last_updated = now_instant()
-        stored = _with_meta(resource, version, last_updated)
-        text = dumps(stored)
+        text = item.stored_text(version, last_updated)
         lu = _epoch(last_updated)
         if row is not None:
             self._flush(conn, pending)  # a resource written twice in one batch: old rows are on disk
@@ -277,9 +323,9 @@ class Store:
                 "INSERT INTO resources (rtype, id, version, last_updated, lu, deleted, json) VALUES (?, ?, ?, ?, ?, 0, ?)",
                 (rtype, rid, version, last_updated, lu, text),
             ).lastrowid
-        for table, rows in index_rows(stored, self.registry).items():
+        for table, rows in item.rows.items():
             pending.setdefault(table, []).extend((row_id, rtype, *r) for r in rows)
-        return stored, text, row is None or bool(row[2])
+        return Written(text, row is None or bool(row[2]), version, last_updated)
 
     def _delete(self, conn: sqlite3.Connection, rtype: str, rid: str) -> bool:
         """Versioned delete. False when there was nothing current to delete."""
@@ -327,9 +373,9 @@ class Store:
             ).fetchone()
             if exists:
                 raise Conflict(f"{resource['resourceType']}/{resource['id']} already exists (use update)")
-            stored, text, _ = self._put(conn, resource, pending)
+            written = self._put(conn, resource, pending)
             self._flush(conn, pending)
-        return loads(text)
+        return loads(written.text)
 
     def update(self, resource: dict[str, Any], *, if_match: str | None = None) -> dict[str, Any]:
         """Write a new version (or the first one: update-as-create). Earlier versions are kept."""
@@ -339,9 +385,9 @@ class Store:
                 [issue("update needs a resource with an id", "required", f"{resource['resourceType']}.id")]))  # fmt: skip
         pending: Pending = {}
         with self._writing() as conn:
-            _, text, _ = self._put(conn, resource, pending, if_match)
+            written = self._put(conn, resource, pending, if_match)
             self._flush(conn, pending)
-        return loads(text)
+        return loads(written.text)
 
     def delete(self, rtype: str, rid: str) -> None:
         check_type(rtype)
@@ -565,11 +611,18 @@ class Store:
 
         return process_bundle(self, bundle)
 
-    def import_paths(self, paths: Iterable[str | Path], on_progress: Callable[..., None] | None = None):
-        """Load bundles (.json) and NDJSON (.ndjson, .ndjson.gz) files or folders of them."""
+    def import_paths(
+        self,
+        paths: Iterable[str | Path],
+        on_progress: Callable[..., None] | None = None,
+        workers: int | None = None,
+    ) -> ImportReport:
+        """Load bundles (.json) and NDJSON (.ndjson, .ndjson.gz) files or folders of them.
+
+        Each file is imported entirely or not at all; failures are reported, the rest carry on."""
         from local_fhir.importer import import_paths
 
-        return import_paths(self, paths, on_progress)
+        return import_paths(self, paths, on_progress, workers)
 
     def patient_compartment(self, patient_id: str) -> list[dict[str, Any]]:
         """The Patient and every resource in its compartment (R4 CompartmentDefinition/patient)."""
