@@ -159,7 +159,13 @@ def install_pack(
             if machine_wide:
                 _make_readable(staging)
             final = base / role_name
-            _place(staging, final)
+            try:
+                _place(staging, final)
+            except OSError as exc:
+                raise ModelPackError(
+                    f"cannot replace {final}: {exc}; close Clarke Desktop in every session (Windows keeps "
+                    "loaded model files locked) and run the install again"
+                ) from exc
             installed[role_name] = final
             for rec in role.files:
                 cache.put(final / rec.path, rec.sha256)

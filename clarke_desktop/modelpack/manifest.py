@@ -86,6 +86,8 @@ class PackManifest(BaseModel):
 
 def write_json_atomic(path: Path, model: BaseModel) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if os.name == "posix":
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; manifests are not secret (the directory decides access)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(model.model_dump_json(indent=2))
         fh.write("\n")

@@ -181,3 +181,21 @@ def test_not_installed(models_env: Path) -> None:
     result = verify_role("letter_writer")
     assert not result.installed and not result.ok
     assert "not installed" in result.reason
+
+
+def test_per_machine_install_is_readable_by_every_account(
+    stage: Path, tmp_path: Path, models_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clarke_desktop import paths
+
+    machine, user = tmp_path / "machine-models", tmp_path / "user-models"
+    monkeypatch.delenv("CLARKE_MODELS_DIR")
+    monkeypatch.setattr(paths, "model_dirs", lambda: [user, machine])
+    installed = install_pack(_pack(stage, tmp_path), scope="machine")
+    assert installed["asr"] == machine / "asr"
+    if os.name == "posix":
+        for p in [machine / "asr", *(machine / "asr").rglob("*")]:
+            assert p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644), p
+    assert locate("asr") == machine / "asr"
+    install_pack(_pack(stage, tmp_path / "again"), scope="user")
+    assert locate("asr") == user / "asr"  # per-user copy is searched first
