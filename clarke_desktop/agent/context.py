@@ -473,6 +473,9 @@ def context_as_text(context: PatientContext) -> str:
     if context.recent_labs:
         lines.append("Recent results:")
         lines += [f"- {lab_line(lab)}" for lab in context.recent_labs]
+    if context.vital_signs:
+        lines.append("Vital signs:")
+        lines += [f"- {lab_line(v)}" for v in context.vital_signs]
     if context.recent_imaging:
         lines.append("Imaging and reports:")
         lines += [
@@ -534,8 +537,9 @@ FLAGS_MAX_TOKENS = 256
 
 def judgement_turns(context: PatientContext) -> list[Turn]:
     from clarke_desktop.letters.templates import render_prompt
+    from clarke_desktop.llm.prompt import neutralise
 
-    return [Turn("user", render_prompt("ehr_flags.j2", record=context_as_text(context)))]
+    return [Turn("user", render_prompt("ehr_flags.j2", record=neutralise(context_as_text(context))))]
 
 
 def _usable(text: str) -> bool:
@@ -571,6 +575,8 @@ def add_model_judgement(
     if summary and not _usable(summary):
         result.retrieval_warnings.append("The EHR model's summary was unusable and was discarded.")
         summary = ""
+    if not flags and not summary and not dropped:
+        result.retrieval_warnings.append("The EHR model returned no clinical flags and no summary.")
     result.clinical_flags = flags
     result.summary = summary or None
     return result

@@ -319,10 +319,18 @@ def _allergen_after(scan: _Scan, start: int, extra: Iterable[str]) -> tuple[int,
     return None
 
 
+def records_no_allergy(substance: str) -> bool:
+    """A recorded "No known drug allergy" (SNOMED 409137002 etc.) is a statement, not an allergen."""
+    text = substance.lower()
+    return "no known" in text or text in {"nkda", "nka", "no allergies"}
+
+
 def _check_allergies(scan: _Scan, context: PatientContext, out: _Collector) -> None:
-    recorded = context.allergies
+    recorded = [a for a in context.allergies if not records_no_allergy(a.substance)]
     recorded_words = {w.lower for a in recorded for w in tokenize(a.substance)}
-    record_text = "Recorded allergies: " + (", ".join(a.substance for a in recorded) or "none")
+    record_text = "Recorded allergies: " + (
+        ", ".join(a.substance for a in context.allergies) or "none recorded"
+    )
     cue_tokens: set[int] = set()
     for cue in _ALLERGY_CUES:
         for i, j in find_phrase(scan.tokens, cue):
@@ -413,7 +421,7 @@ def _lab_mentions(scan: _Scan, context: PatientContext) -> list[tuple[int, int, 
     """(first token, one past last, lab) for each mention; overlapping mentions keep the longest."""
     mentions = [
         (i, j, lab)
-        for lab in context.recent_labs
+        for lab in [*context.recent_labs, *context.vital_signs]
         for phrase in _lab_phrases(lab)
         for i, j in find_phrase(scan.tokens, phrase)
     ]

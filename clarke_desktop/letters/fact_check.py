@@ -61,7 +61,7 @@ class _RecordIndex:
                     (find_numbers(tokenize(str(demo.age)))[0], demo.source, f"age {demo.age}")
                 )
             date(demo.date_of_birth, demo.source)
-        for lab in context.recent_labs:
+        for lab in [*context.recent_labs, *context.vital_signs]:
             numbers(lab.value, lab.unit, lab.source)
             numbers(lab.previous_value, lab.unit, lab.previous_source or lab.source)
             date(lab.date, lab.source)

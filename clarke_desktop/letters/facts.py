@@ -43,7 +43,7 @@ def lab_fact_line(lab: LabResult) -> str:
 def investigations(context: PatientContext) -> tuple[str, list[str]]:
     lines: list[str] = []
     sources: list[str] = []
-    for lab in context.recent_labs:
+    for lab in [*context.recent_labs, *context.vital_signs]:
         lines.append(lab_fact_line(lab))
         sources.append(lab.source.reference)
         if lab.previous_source:
