@@ -26,7 +26,7 @@ FULL_TYPES = [
     "Condition", "Observation", "MedicationRequest", "MedicationStatement", "Medication",
     "AllergyIntolerance", "DiagnosticReport", "Procedure", "Immunization", "CarePlan", "CareTeam",
     "Goal", "ServiceRequest", "DocumentReference", "Composition", "Appointment", "Provenance",
-    "Device",
+    "Device", "RiskAssessment",
 ]  # fmt: skip
 # Resource-level parameters indexed for the full types (_id and _lastUpdated live on the row).
 RESOURCE_PARAMS = ["_tag", "_security", "_profile", "_source"]
