@@ -34,7 +34,7 @@ TXT
 if [ -n "${CLARKE_OFFLINE_AUDIO:-}" ]; then input=(--audio "$CLARKE_OFFLINE_AUDIO"); else input=(--transcript "$scratch/transcript.txt"); fi
 
 echo "offline_check: network inside the namespace:" >&2
-"${netns[@]}" ip -brief link 2>/dev/null >&2 || true
+"${netns[@]}" ip -brief link >&2 2>/dev/null || true
 start=$(date +%s)
 set +e
 "${netns[@]}" strace -f -qq -o "$scratch/strace.log" -e trace=connect,sendto,sendmsg,sendmmsg \
