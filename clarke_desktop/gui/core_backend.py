@@ -216,22 +216,16 @@ class CoreBackend:
         return MicStatus(mics, f"{len(mics)} microphone(s)")
 
     # --- transcript ---------------------------------------------------------------------------
-    def _demo_file(self, patient_id: str, suffixes: tuple[str, ...]) -> Path | None:
-        root = paths.resources_dir()
-        for sub in ("demo", "demo_audio", "audio", "consultations", ""):
-            base = root / sub if sub else root
-            if not base.is_dir():
-                continue
-            for path in sorted(base.rglob(f"*{patient_id}*")):
-                if path.suffix.lower() in suffixes and "fhir" not in path.parts:
-                    return path
-        return None
+    def _demo_file(self, names: list[str]) -> Path | None:
+        demo = paths.resources_dir() / "demo"
+        return next((demo / n for n in names if (demo / n).is_file()), None)
 
     def demo_transcript_path(self, patient_id: str) -> Path | None:
-        return self._demo_file(patient_id, (".txt",))
+        """The scripted consultation (speaker-labelled text) bundled for the demo patients."""
+        return self._demo_file([f"{patient_id}_consultation.txt", f"{patient_id}_transcript.txt"])
 
     def demo_audio_path(self, patient_id: str) -> Path | None:
-        return self._demo_file(patient_id, (".wav", ".flac"))
+        return self._demo_file([f"{patient_id}_consultation.wav"])
 
     def transcript_from_text(self, consultation_id: str, text: str) -> Transcript:
         if not text.strip():

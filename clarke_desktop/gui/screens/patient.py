@@ -42,11 +42,11 @@ def out_of_range(value: str, reference_range: str | None) -> str | None:
     if v is None or not reference_range:
         return None
     rr = reference_range.replace("–", "-").replace(" ", "")
-    m = re.fullmatch(r"(-?\d+(?:\.\d+)?)-(-?\d+(?:\.\d+)?)[^\d]*", rr)
+    m = re.fullmatch(r"(-?\d+(?:\.\d+)?)-(-?\d+(?:\.\d+)?)(?:[^\d.].*)?", rr)
     if m:
         low, high = float(m.group(1)), float(m.group(2))
         return "H" if v > high else "L" if v < low else None
-    m = re.fullmatch(r"(<=?|>=?)(-?\d+(?:\.\d+)?)[^\d]*", rr)
+    m = re.fullmatch(r"(<=?|>=?)(-?\d+(?:\.\d+)?)(?:[^\d.].*)?", rr)
     if m:
         op, bound = m.group(1), float(m.group(2))
         if op.startswith("<") and (v > bound or (op == "<" and v == bound)):
@@ -241,7 +241,9 @@ class PatientScreen(QWidget):
         grid.setSpacing(12)
         problems = [
             (
-                p.name + (f" (since {p.onset})" if p.onset else "") + (f" — {p.status}" if p.status else ""),
+                p.name
+                + (f" (since {uk_date(p.onset)})" if p.onset else "")
+                + (f" — {p.status}" if p.status else ""),
                 p.source.reference,
             )
             for p in ctx.problem_list

@@ -8,6 +8,13 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QProgressBar, QV
 from clarke_desktop.gui.widgets import badge, button, card, clear_layout, label, notice, repolish, set_badge
 from clarke_desktop.schemas import PipelineProgress, PipelineStage
 
+# The pipeline reports overall percentages; each stage owns a slice of them.
+STAGE_SPAN = {
+    PipelineStage.TRANSCRIBING: (0, 30),
+    PipelineStage.RETRIEVING_CONTEXT: (30, 45),
+    PipelineStage.GENERATING_DOCUMENT: (45, 100),
+}
+
 STAGES: list[tuple[PipelineStage, str]] = [
     (PipelineStage.TRANSCRIBING, "1  Transcript"),
     (PipelineStage.RETRIEVING_CONTEXT, "2  Patient record"),
@@ -111,9 +118,10 @@ class ProcessingScreen(QWidget):
         idx = order.index(p.stage)
         for s in order[:idx]:
             self.rows[s].set("done", 100)
-        self.rows[p.stage].set("active", p.progress_pct, p.message)
-        if p.progress_pct >= 100:
-            self.rows[p.stage].set("done", 100, p.message)
+        lo, hi = STAGE_SPAN[p.stage]
+        local = max(0, min(100, round((p.progress_pct - lo) * 100 / (hi - lo))))
+        done = local >= 100 or (p.stage == PipelineStage.TRANSCRIBING and p.progress_pct >= hi)
+        self.rows[p.stage].set("done" if done else "active", 100 if done else max(local, 3), p.message)
 
     def set_elapsed(self, seconds: float) -> None:
         self.elapsed.setText(f"Elapsed {int(seconds) // 60:d}:{int(seconds) % 60:02d}")

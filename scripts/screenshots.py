@@ -1,0 +1,184 @@
+"""Screenshots of every screen, from the real app in a real X window (Xvfb, xcb platform).
+
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--size 1366x768]
+
+Starts Xvfb itself when there is no DISPLAY, uses a throw-away data directory, drives the real
+core (bundled FHIR store, embedded demo model) through one consultation for pt-001, and saves one
+PNG per screen. Writing the letter with the embedded model on a CPU takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def start_xvfb(size: str) -> subprocess.Popen | None:
+    if os.environ.get("DISPLAY"):
+        return None
+    if shutil.which("Xvfb") is None:
+        sys.exit("Xvfb is not installed (Debian package xvfb)")
+    for n in range(90, 110):
+        if not Path(f"/tmp/.X{n}-lock").exists():
+            proc = subprocess.Popen(
+                ["Xvfb", f":{n}", "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            os.environ["DISPLAY"] = f":{n}"
+            time.sleep(1.0)
+            return proc
+    sys.exit("no free X display number")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    ap.add_argument("--size", default="1366x768")
+    ap.add_argument("--patient", default="pt-001")
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds allowed for writing the letter")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    xvfb = start_xvfb(args.size)
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    tmp = Path(tempfile.mkdtemp(prefix="clarke-shots-"))
+    os.environ.setdefault("CLARKE_DATA_DIR", str(tmp / "data"))
+    os.environ.setdefault("CLARKE_CACHE_DIR", str(Path.home() / ".cache" / "clarke-shots"))
+    try:
+        return drive(args)
+    finally:
+        if xvfb is not None:
+            xvfb.terminate()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def drive(args: argparse.Namespace) -> int:
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from clarke_desktop.gui.app import build_window, make_application
+
+    app = make_application([])
+    assert QGuiApplication.platformName() == "xcb", QGuiApplication.platformName()
+    w, h = (int(x) for x in args.size.split("x"))
+    window = build_window()
+    window.setGeometry(0, 0, w, h)
+    window.show()
+    shots: list[str] = []
+
+    def pump(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.01)
+
+    def wait(cond, timeout: float, what: str) -> None:
+        end = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > end:
+                raise SystemExit(f"timed out waiting for {what}")
+            app.processEvents()
+            time.sleep(0.02)
+
+    def shot(name: str) -> None:
+        pump(0.4)
+        screen = window.screen()
+        pix = screen.grabWindow(window.winId())  # what X shows, not a widget re-render
+        path = args.out / f"{name}.png"
+        pix.save(str(path))
+        shots.append(path.name)
+        print(f"saved {path}", flush=True)
+
+    wait(lambda: args.patient in window.dashboard.rows, 120, "the clinic list")
+    shot("01-dashboard")
+    window.open_patient(args.patient)
+    wait(lambda: window.patient_screen.context is not None, 120, "the patient record")
+    shot("02-patient-context")
+    window.begin_consultation()
+    pid = args.patient
+    path = window.backend.demo_transcript_path(pid)
+    if path is not None:
+        window.consultation.transcript.setPlainText(Path(path).read_text(encoding="utf-8"))
+    else:
+        window.consultation.transcript.setPlainText(
+            "Doctor: How have things been since we last met? Patient: My sugars have been higher."
+        )
+    window.consultation.aside.setPlainText("BP 142/88. Feet: monofilament intact. Review in 3 months.")
+    shot("03-consultation")
+    window.generate()
+    wait(
+        lambda: window.processing.rows and any(r.bar.value() > 0 for r in window.processing.rows.values()),
+        120,
+        "pipeline progress",
+    )
+    window.show_page("processing")
+    shot("04-processing")
+    wait(lambda: bool(window.review.cards), args.timeout, "the first section")
+    pump(3)
+    window.show_page("review")
+    shot("05-review-streaming")
+    wait(
+        lambda: window.review.document is not None or window.processing.retry_button.isVisible(),
+        args.timeout,
+        "the letter",
+    )
+    if window.review.document is None:
+        shot("05-processing-failed")
+        return 1
+    window.show_page("review")
+    shot("06-review")
+    if window.review.document.fact_check:
+        window.review.facts.setCurrentRow(0)
+        shot("07-review-fact-source")
+    for item in list(window.review.items.values()):
+        item.reason.setText("Checked with the patient")
+        item.dismiss_button.click()
+    wait(lambda: window.review.sign_button.isEnabled(), 60, "sign-off to be allowed")
+    window.review.tabs.setCurrentIndex(0)
+    shot("08-review-ready-to-sign")
+    window.sign_off()
+    wait(lambda: window.current_page() == "signed", 120, "sign-off")
+    wait(
+        lambda: window.signed._pages.count() and "Rendering" not in _first_text(window.signed._pages),
+        60,
+        "the PDF preview",
+    )
+    shot("09-signed-off")
+    window.navigate("settings")
+    wait(lambda: bool(window.settings_screen.name.text()), 60, "settings")
+    shot("10-settings")
+    window.navigate("diagnostics")
+    wait(lambda: window.diagnostics.refresh_button.isEnabled(), 180, "diagnostics")
+    shot("11-diagnostics")
+    window.navigate("dashboard")
+    window.open_patient(args.patient)
+    window.assistant_dock.show()
+    window.assistant.question.setText("What was the most recent HbA1c and how has it changed?")
+    window.assistant._ask()
+    wait(lambda: window.assistant.ask_button.isEnabled(), args.timeout, "the chart assistant")
+    shot("12-chart-assistant")
+    window.assistant_dock.hide()
+    window.runner.shutdown()
+    window.backend.close()
+    QApplication.processEvents()
+    print("screens:", ", ".join(shots))
+    return 0
+
+
+def _first_text(layout) -> str:
+    item = layout.itemAt(0)
+    w = item.widget() if item else None
+    return w.text() if w is not None and hasattr(w, "text") else ""
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
