@@ -234,6 +234,7 @@ def apply_transaction(store: Store, conn: sqlite3.Connection, bundle: dict[str, 
 
 def _execute(store: Store, conn: sqlite3.Connection, op: Op, pending: Pending, base_url: str) -> None:
     if op.method == "GET":
+        store._flush(conn, pending)  # searches must see this transaction's writes
         op.result = _get(store, op.url, base_url)
         op.response = {"status": _STATUS[200]}
     elif op.method == "DELETE":

@@ -51,6 +51,8 @@ def parse_params(params: Params) -> list[tuple[str, str]]:
         return []
     if isinstance(params, str):
         return parse_qsl(params.lstrip("?"), keep_blank_values=True)
+    if isinstance(params, list):  # already (name, value) pairs
+        return [(str(k), str(v)) for k, v in params]
     pairs: list[tuple[str, str]] = []
     for key, value in params.items():
         if isinstance(value, str):

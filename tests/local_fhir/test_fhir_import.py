@@ -1,0 +1,135 @@
+"""Import: NDJSON (plain and gzip), bad files, and all 50 shared Synthea bundles."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from fhir_builders import observation, patient
+
+from local_fhir import Store
+
+
+def test_ndjson_plain_and_gzip(store: Store, tmp_path: Path) -> None:
+    lines = [json.dumps(patient(f"p{i}", f"Name{i}")) for i in range(5)]
+    (tmp_path / "Patient.ndjson").write_text("\n".join(lines) + "\n")
+    obs = [json.dumps(observation(f"o{i}", f"Patient/p{i}", "1", "2024-01-01")) for i in range(5)]
+    with gzip.open(tmp_path / "Observation.ndjson.gz", "wt") as fh:
+        fh.write("\n".join(obs) + "\n\n")
+    progress = []
+    report = store.import_paths([tmp_path], on_progress=progress.append)
+    assert report.ok, report.to_dict()
+    assert report.resources == 10
+    assert {f.path.name: f.by_type for f in report.files} == {
+        "Observation.ndjson.gz": {"Observation": 5},
+        "Patient.ndjson": {"Patient": 5},
+    }
+    assert progress[-1].bytes_done == progress[-1].bytes_total
+    assert store.search("Observation", {"patient": "p3"})["total"] == 1
+
+
+def test_bad_file_is_reported_and_others_continue(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "a_good.ndjson").write_text(json.dumps(patient("p1", "Good")) + "\n")
+    bad_lines = [
+        json.dumps(patient("p2", "Fine")),
+        "{not json",
+        json.dumps({"resourceType": "Patient", "birthDate": "x"}),
+    ]
+    (tmp_path / "b_bad.ndjson").write_text("\n".join(bad_lines) + "\n")
+    (tmp_path / "c_broken.json").write_text('{"resourceType": "Bundle", "type": "transaction", "entry": [')
+    (tmp_path / "d_gz.ndjson.gz").write_bytes(b"not gzip at all")
+    report = store.import_paths([tmp_path, tmp_path / "missing.json"])
+    assert not report.ok
+    by_name = {f.path.name: f for f in report.files}
+    assert by_name["a_good.ndjson"].ok
+    bad = by_name["b_bad.ndjson"]
+    assert not bad.ok and bad.resources == 0
+    where = [i["expression"][0] for i in bad.outcome["issue"]]
+    assert "b_bad.ndjson:2" in where and any(w.startswith("b_bad.ndjson:3") for w in where)
+    assert not by_name["c_broken.json"].ok and "JSON" in by_name["c_broken.json"].error
+    assert not by_name["d_gz.ndjson.gz"].ok
+    assert "does not exist" in by_name["missing.json"].error
+    # nothing from a failed file was written
+    assert sorted(store.stats()["by_type"].items()) == [("Patient", 1)]
+
+
+def test_collection_bundle_keeps_ids(store: Store, tmp_path: Path) -> None:
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:aaa", "resource": patient("keep-me", "Kept")},
+        {"resource": observation("o1", "urn:uuid:aaa", "1")},
+    ]}  # fmt: skip
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(bundle))
+    assert store.import_paths([path]).ok
+    assert store.read("Observation", "o1")["subject"]["reference"] == "Patient/keep-me"
+
+
+@pytest.fixture(scope="module")
+def synthea(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> tuple[Store, Path]:
+    src = shared_dir / "data" / "synthea-r4"
+    store = Store(tmp_path_factory.mktemp("synthea") / "fhir.sqlite3")
+    report = store.import_paths([src])
+    assert report.ok, [f.to_dict() for f in report.failed]
+    yield store, src
+    store.close()
+
+
+def test_all_synthea_bundles_import_with_matching_counts(synthea: tuple[Store, Path]) -> None:
+    store, src = synthea
+    files = sorted(src.glob("*.json"))
+    assert len(files) == 50
+    distinct: set[tuple[str, str]] = set()
+    entries = 0
+    for path in files:
+        for entry in json.loads(path.read_text())["entry"]:
+            distinct.add((entry["resource"]["resourceType"], entry["resource"]["id"]))
+            entries += 1
+    expected = Counter(rtype for rtype, _ in distinct)
+    stats = store.stats()
+    assert stats["by_type"] == dict(sorted(expected.items()))
+    assert stats["resources"] == len(distinct)
+    # shared Organizations/Practitioners appear in several files but stay one version each
+    assert stats["versions"] == len(distinct)
+    assert entries == 13172
+
+
+def test_synthea_references_were_rewritten_and_resolve(synthea: tuple[Store, Path]) -> None:
+    store, _ = synthea
+    conn = store._conn()
+    assert conn.execute("SELECT count(*) FROM idx_reference WHERE url LIKE 'urn:uuid:%'").fetchone()[0] == 0
+    patients = [e["resource"]["id"] for e in store.search("Patient", {"_count": "100"})["entry"]]
+    total = sum(store.search("Observation", {"patient": p, "_summary": "count"})["total"] for p in patients)
+    assert total == store.stats()["by_type"]["Observation"]
+
+
+def test_synthea_patient_compartment(synthea: tuple[Store, Path]) -> None:
+    store, src = synthea
+    path = sorted(src.glob("*.json"))[3]
+    entries = [e["resource"] for e in json.loads(path.read_text())["entry"]]
+    pid = next(r["id"] for r in entries if r["resourceType"] == "Patient")
+    shared_types = {"Organization", "Practitioner", "Location", "PractitionerRole"}
+    expected = {(r["resourceType"], r["id"]) for r in entries if r["resourceType"] not in shared_types}
+    got = store.patient_compartment(pid)
+    assert got[0]["resourceType"] == "Patient" and got[0]["id"] == pid
+    assert {(r["resourceType"], r["id"]) for r in got} == expected
+    assert len(got) == len(expected)
+
+
+def test_synthea_patient_context_queries(synthea: tuple[Store, Path]) -> None:
+    store, _ = synthea
+    pid = store.search("Patient", {"_count": "1"})["entry"][0]["resource"]["id"]
+    labs = store.search(
+        "Observation", {"patient": pid, "category": "laboratory", "_sort": "-date", "_count": "20"}
+    )
+    dates = [e["resource"]["effectiveDateTime"] for e in labs["entry"]]
+    assert dates == sorted(dates, reverse=True)
+    assert all(
+        any(c["code"] == "laboratory" for cat in e["resource"]["category"] for c in cat["coding"])
+        for e in labs["entry"]
+    )
+    active = store.search("Condition", {"patient": pid, "clinical-status": "active"})
+    for e in active["entry"]:
+        assert e["resource"]["clinicalStatus"]["coding"][0]["code"] == "active"
