@@ -41,6 +41,7 @@ class Rule:
     high: float | None = None
     low_female: float | None = None
     high_female: float | None = None
+    relabel: bool = True  # False: same test and unit, only rounded to what is reported
 
 
 def _div(k: float):
@@ -187,16 +188,21 @@ RULES: dict[str, Rule] = {
     "786-4": Rule(
         "786-4", "MCHC [Mass/volume] by Automated count", "MCHC", "g/L", "g/L", _mul(10), 0, 320, 360
     ),
+    # Synthea labels total protein g/dL but its values (60-80) are already g/L; globulin the other
+    # way round (2.0-3.5 "g/L" are g/dL). Checked over all 55 results of each in the source.
     "2885-2": Rule(
-        "2885-2",
-        "Protein [Mass/volume] in Serum or Plasma",
-        "Total protein",
+        "2885-2", "Protein [Mass/volume] in Serum or Plasma", "Total protein", "g/L", "g/L", _same, 0, 60, 80
+    ),
+    "10834-0": Rule(
+        "10834-0",
+        "Globulin [Mass/volume] in Serum by calculation",
+        "Globulin",
         "g/L",
         "g/L",
         _mul(10),
         0,
-        60,
-        80,
+        20,
+        35,
     ),
     "1751-7": Rule(
         "1751-7", "Albumin [Mass/volume] in Serum or Plasma", "Albumin", "g/L", "g/L", _mul(10), 0, 35, 50
@@ -347,6 +353,51 @@ RULES: dict[str, Rule] = {
 }
 
 
+def _rounding(code: str, unit: str, ucum: str, dp: int) -> Rule:
+    """Same test, same unit: only the many decimals Synthea writes are rounded off."""
+    return Rule(code, "", "", unit, ucum, _same, dp, relabel=False)
+
+
+ROUNDING = [
+    ("8302-2", "cm", "cm", 1),  # height
+    ("29463-7", "kg", "kg", 1),  # weight
+    ("39156-5", "kg/m2", "kg/m2", 1),  # BMI
+    ("8331-1", "°C", "Cel", 1),  # temperature
+    ("8480-6", "mmHg", "mm[Hg]", 0),  # systolic (a component of the BP panel)
+    ("8462-4", "mmHg", "mm[Hg]", 0),  # diastolic
+    ("72514-3", "{score}", "{score}", 0),  # pain 0-10
+    ("19926-5", "%", "%", 0),  # FEV1/FVC
+    ("10230-1", "%", "%", 0),  # LV ejection fraction
+    ("72106-8", "{score}", "{score}", 0),  # MMSE
+    ("38265-5", "{T-score}", "{T-score}", 1),  # DXA
+    ("32207-3", "fL", "fL", 1),
+    ("32623-1", "fL", "fL", 1),
+    ("21000-5", "fL", "fL", 1),
+    ("14959-1", "mg/g", "mg/g", 1),  # urine albumin/creatinine: kept in mg/g (its LOINC property)
+]
+IGE_CODES = [
+    "6206-7",
+    "6273-7",
+    "6082-2",
+    "6246-3",
+    "6276-0",
+    "6106-9",
+    "6248-9",
+    "7258-7",
+    "6189-5",
+    "6085-5",
+    "6833-8",
+    "6095-4",
+    "6075-6",
+    "6844-5",
+    "6158-0",
+]
+for _code, _unit, _ucum, _dp in ROUNDING:
+    RULES[_code] = _rounding(_code, _unit, _ucum, _dp)
+for _code in IGE_CODES:
+    RULES[_code] = _rounding(_code, "kU/L", "kU/L", 2)
+
+
 def _round(v: float, dp: int) -> float | int:
     return int(round(v)) if dp == 0 else round(v, dp)
 
@@ -371,10 +422,11 @@ def convert_observation(obs: dict[str, Any], sex: str | None) -> bool:
     vq.update(
         value=_round(rule.convert(float(vq["value"])), rule.dp), unit=rule.unit, system=UCUM, code=rule.ucum
     )
-    obs["code"] = {
-        "coding": [{"system": LOINC, "code": rule.code, "display": rule.display}],
-        "text": rule.text,
-    }
+    if rule.relabel:
+        obs["code"] = {
+            "coding": [{"system": LOINC, "code": rule.code, "display": rule.display}],
+            "text": rule.text,
+        }
     female = sex == "female"
     low = rule.low_female if female and rule.low_female is not None else rule.low
     high = rule.high_female if female and rule.high_female is not None else rule.high

@@ -38,6 +38,9 @@ def _obs(code: str, value: float, unit: str) -> dict:
         ("1975-2", 1.0, "mg/dL", "14631-6", 17, "µmol/L"),
         ("718-7", 13.5, "g/dL", "718-7", 135, "g/L"),
         ("4544-3", 42.0, "%", "4544-3", 0.42, "L/L"),
+        # Synthea's own unit slips: protein values are g/L already, globulin values are g/dL
+        ("2885-2", 66.1, "g/dL", "2885-2", 66, "g/L"),
+        ("10834-0", 2.9, "g/L", "10834-0", 29, "g/L"),
     ],
 )
 def test_known_values(code, us_value, us_unit, uk_code, uk_value, uk_unit) -> None:
@@ -50,15 +53,28 @@ def test_known_values(code, us_value, us_unit, uk_code, uk_value, uk_unit) -> No
     assert obs["referenceRange"][0]["text"].endswith(uk_unit)
 
 
+def test_rounding_only_keeps_the_code() -> None:
+    obs = _obs("29463-7", 87.117503126884, "kg")
+    obs["code"]["text"] = "Body Weight"
+    assert convert_observation(obs, None)
+    assert obs["valueQuantity"]["value"] == 87.1 and obs["code"]["text"] == "Body Weight"
+    assert "referenceRange" not in obs
+
+
 def test_master_equation() -> None:
     assert hba1c_percent_to_mmol_mol(2.15) == 0
     assert hba1c_percent_to_mmol_mol(10.0) == pytest.approx(85.8, abs=0.1)
 
 
 def test_unknown_codes_and_units_untouched() -> None:
-    obs = _obs("8302-2", 170.0, "cm")
+    obs = _obs("8867-4", 72.4, "/min")  # heart rate: no rule
     assert not convert_observation(obs, None)
-    assert obs["valueQuantity"]["value"] == 170.0
+    assert obs["valueQuantity"] == {
+        "value": 72.4,
+        "unit": "/min",
+        "system": "http://unitsofmeasure.org",
+        "code": "/min",
+    }
 
 
 def test_sex_specific_reference_ranges() -> None:
