@@ -1,0 +1,510 @@
+"""In-process llama.cpp engine (llama-cpp-python's low-level API) for Gemma 3 / MedGemma GGUFs.
+
+Design choices, each answering a known pitfall (see shared KNOWLEDGE.md):
+- Defaults are set explicitly: all layers on the GPU with flash attention when the build can
+  offload, the context sized to each request (llama-cpp-python's 512 default silently cuts
+  prompts), and prompt + max_tokens over the model's context raises ContextTooLong.
+- Prompts are token lists we build: only turn scaffolding is tokenised with special tokens, turn
+  text never is, so a transcript cannot inject `<end_of_turn>`.
+- The KV memory is cleared before every request: no prefix reuse, so Gemma 3's sliding-window
+  cache cannot be left in a state that breaks the next call.
+- One lock per loaded model (a llama.cpp context is not thread-safe); a stream holds it until
+  it is exhausted or closed. Cancellation is checked between tokens and prompt chunks.
+- Grammar-constrained JSON samples normally first and consults the grammar for the sampled token
+  only; only when it is rejected is the grammar applied, to the top candidates first and to the
+  whole 262k vocabulary as a last resort (llama.cpp's common sampler does the same).
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+from pydantic import BaseModel
+
+from clarke_desktop.cancel import Cancelled, CancelToken
+from clarke_desktop.llm import _llama_log
+from clarke_desktop.llm.base import (
+    ContextTooLong,
+    LlmError,
+    ModelMissing,
+    ModelOutOfMemory,
+    T,
+    Turn,
+)
+from clarke_desktop.llm.prompt import THINK_END, THINK_START, render_parts
+from clarke_desktop.llm.streaming import GenerationStats, TextPipeline
+from clarke_desktop.llm.structured import gbnf_for, is_complete_json, validate_with_retries
+from clarke_desktop.schemas import ModelInfo
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+# Candidates the grammar is tried on after a rejection before falling back to the whole vocabulary.
+_TOP_CANDIDATES = 1024
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    with _backend_lock:
+        if not _backend_ready:
+            _llama_log.install()
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
+def gpu_offload_supported() -> bool:
+    """True when this llama.cpp build has a GPU backend and a device to use."""
+    _init_backend()
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def check_gguf(path: Path) -> None:
+    if not path.is_file():
+        raise ModelMissing(f"model file not found: {path}")
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic != b"GGUF":
+        raise ModelMissing(f"{path} is not a GGUF model file (it does not start with 'GGUF')")
+
+
+def _default_threads() -> int:
+    cores = os.cpu_count() or 1
+    # Hyper-threads rarely help token generation; with few cores use them all.
+    return cores if cores <= 4 else max(4, cores // 2)
+
+
+class LlamaCppEngine:
+    """LlmEngine over one GGUF file, loaded once; see the module docstring for the design."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        role: str = "ehr_agent",
+        info: ModelInfo | None = None,
+        max_context: int | None = None,
+        n_threads: int | None = None,
+        n_threads_batch: int | None = None,
+        gpu: bool | None = None,
+        seed: int = 1234,
+    ) -> None:
+        self.path = Path(model_path)
+        check_gguf(self.path)
+        _init_backend()
+        self._lock = threading.Lock()
+        self._seed = seed
+        self._threads = n_threads or _default_threads()
+        self._threads_batch = n_threads_batch or max(self._threads, os.cpu_count() or 1)
+        self._offload = gpu_offload_supported() if gpu is None else gpu
+        self._model = self._load_model()
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        train_ctx = llama_cpp.llama_model_n_ctx_train(self._model)
+        self._max_context = min(max_context, train_ctx) if max_context else train_ctx
+        self._ctx: llama_cpp.llama_context_p | None = None
+        self._ctx_size = 0
+        self._bos = llama_cpp.llama_vocab_bos(self._vocab)
+        self._think_ids = {
+            self._single_token(THINK_START): THINK_START,
+            self._single_token(THINK_END): THINK_END,
+        }
+        self._think_ids.pop(None, None)
+        self._one = (llama_cpp.llama_token_data * 1)()
+        self._full_candidates: np.ndarray | None = None
+        self.last_stats = GenerationStats()
+        base = info or ModelInfo(name=self.path.stem, role=role, file=self.path.name)
+        self.info = base.model_copy(update={"backend": "llama.cpp", "gpu_offload": self._offload})
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def _load_model(self) -> llama_cpp.llama_model_p:
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = -1 if self._offload else 0  # negative: every layer
+        _llama_log.clear_recent()
+        model = llama_cpp.llama_model_load_from_file(str(self.path).encode("utf-8"), params)
+        if not model:
+            problems = _llama_log.recent_problems()
+            if _llama_log.looks_like_oom(problems):
+                raise ModelOutOfMemory(
+                    f"not enough memory to load {self.path.name}"
+                    f"{' on the GPU' if self._offload else ''}; close other applications or use a "
+                    "smaller model"
+                )
+            detail = problems[-1] if problems else "no detail from llama.cpp"
+            raise LlmError(f"llama.cpp could not load {self.path}: {detail}")
+        return model
+
+    def _ensure_context(self, needed: int) -> None:
+        if self._ctx is not None and self._ctx_size >= needed:
+            return
+        size = min(self._max_context, max(2048, -(-needed // 1024) * 1024))
+        self._free_context()
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = size
+        params.n_batch = min(size, 2048 if self._offload else 512)
+        params.n_ubatch = min(params.n_batch, 512)
+        params.n_threads = self._threads
+        params.n_threads_batch = self._threads_batch
+        params.offload_kqv = self._offload
+        params.flash_attn_type = (
+            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if self._offload else llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
+        )
+        params.no_perf = True
+        # The memory is cleared before every request (no prefix reuse), so the sliding-window
+        # layers only need their window, not the whole context: much less KV memory on 27B.
+        params.swa_full = False
+        _llama_log.clear_recent()
+        ctx = llama_cpp.llama_init_from_model(self._model, params)
+        if not ctx:
+            problems = _llama_log.recent_problems()
+            raise ModelOutOfMemory(
+                f"not enough memory for a {size}-token context with {self.path.name}; shorten the input "
+                f"or close other applications ({problems[-1] if problems else 'no detail from llama.cpp'})"
+            )
+        self._ctx, self._ctx_size, self._n_batch = ctx, size, params.n_batch
+
+    def _free_context(self) -> None:
+        if self._ctx is not None:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx, self._ctx_size = None, 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._free_context()
+            if self._model is not None:
+                llama_cpp.llama_model_free(self._model)
+                self._model = None
+
+    def __enter__(self) -> LlamaCppEngine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    @property
+    def context_length(self) -> int:
+        return self._max_context
+
+    def tokenize(self, text: str, *, special: bool = False) -> list[int]:
+        """Token ids without BOS; `special=True` only for our own control scaffolding."""
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        buffer = (llama_cpp.llama_token * capacity)()
+        count = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, capacity, False, special)
+        if count < 0:  # buffer too small (cannot happen with bytes + 8, but be exact)
+            capacity = -count
+            buffer = (llama_cpp.llama_token * capacity)()
+            count = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, capacity, False, special)
+        return list(buffer[:count])
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def prompt_tokens(self, turns: list[Turn]) -> list[int]:
+        tokens = [self._bos] if self._bos >= 0 else []
+        for part in render_parts(turns):
+            tokens += self.tokenize(part.text, special=part.control)
+        return tokens
+
+    def _single_token(self, text: str) -> int | None:
+        ids = self.tokenize(text, special=True)
+        return ids[0] if len(ids) == 1 else None
+
+    def _piece(self, token: int, buffer: ctypes.Array) -> bytes:
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+        if n < 0:
+            buffer = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+        return buffer.raw[:n]
+
+    # -- public generation API ---------------------------------------------------------------
+
+    def stream(
+        self,
+        turns: list[Turn],
+        *,
+        max_tokens: int,
+        temperature: float = 0.3,
+        stop: list[str] | None = None,
+        cancel: CancelToken | None = None,
+        on_thinking: Callable[[str], None] | None = None,
+    ) -> Iterator[str]:
+        """Yield answer text as it is generated; thinking goes to `on_thinking`, never the answer.
+        Raises Cancelled when `cancel` is set from another thread."""
+        return self._stream_text(
+            self.prompt_tokens(turns),
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=stop,
+            cancel=cancel,
+            on_thinking=on_thinking,
+        )
+
+    def complete(
+        self,
+        turns: list[Turn],
+        *,
+        max_tokens: int,
+        temperature: float = 0.3,
+        stop: list[str] | None = None,
+        cancel: CancelToken | None = None,
+        on_thinking: Callable[[str], None] | None = None,
+    ) -> str:
+        return "".join(
+            self.stream(
+                turns,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stop=stop,
+                cancel=cancel,
+                on_thinking=on_thinking,
+            )
+        )
+
+    def generate_json(
+        self,
+        turns: list[Turn],
+        schema: type[T],
+        *,
+        max_tokens: int,
+        retries: int = 1,
+        cancel: CancelToken | None = None,
+    ) -> T:
+        grammar = gbnf_for(schema)
+        tokens = self.prompt_tokens(turns)
+
+        def attempt(_index: int, temperature: float) -> str:
+            return "".join(
+                self._stream_text(
+                    tokens,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    cancel=cancel,
+                    grammar=grammar,
+                )
+            )
+
+        return validate_with_retries(attempt, schema, retries=retries, model_name=self.info.name)
+
+    def generate_text_constrained(
+        self, turns: list[Turn], schema: type[BaseModel], *, max_tokens: int, temperature: float = 0.0
+    ) -> str:
+        """Grammar-constrained text without validation (benchmarks and diagnostics)."""
+        return "".join(
+            self._stream_text(
+                self.prompt_tokens(turns),
+                max_tokens=max_tokens,
+                temperature=temperature,
+                grammar=gbnf_for(schema),
+            )
+        )
+
+    # -- the generation loop -------------------------------------------------------------------
+
+    def _stream_text(
+        self,
+        tokens: list[int],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: list[str] | None = None,
+        cancel: CancelToken | None = None,
+        on_thinking: Callable[[str], None] | None = None,
+        grammar: str | None = None,
+    ) -> Iterator[str]:
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be at least 1")
+        needed = len(tokens) + max_tokens
+        if needed > self._max_context:
+            raise ContextTooLong(
+                f"the prompt is {len(tokens)} tokens and {max_tokens} more were requested, "
+                f"{needed} in all, but {self.info.name} holds {self._max_context}; shorten the input "
+                "or split it (nothing was cut)"
+            )
+        return self._generate(tokens, max_tokens, temperature, stop, cancel, on_thinking, grammar)
+
+    def _generate(
+        self,
+        tokens: list[int],
+        max_tokens: int,
+        temperature: float,
+        stop: list[str] | None,
+        cancel: CancelToken | None,
+        on_thinking: Callable[[str], None] | None,
+        grammar: str | None,
+    ) -> Iterator[str]:
+        with self._lock:
+            if self._model is None:
+                raise LlmError(f"{self.info.name} has been closed")
+            stats = GenerationStats(prompt_tokens=len(tokens))
+            self.last_stats = stats
+            pipeline = TextPipeline(stop, on_thinking)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            piece_buffer = ctypes.create_string_buffer(64)
+            chain = self._make_chain(temperature)
+            grammar_sampler = self._make_grammar(grammar) if grammar else None
+            started = time.perf_counter()
+            first_at = None
+            try:
+                self._ensure_context(len(tokens) + max_tokens)
+                stats.context_size = self._ctx_size
+                llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
+                self._decode_prompt(tokens, cancel)
+                stats.stopped_by = "max_tokens"
+                for _ in range(max_tokens):
+                    if cancel is not None and cancel.cancelled:
+                        stats.stopped_by = "cancelled"
+                        raise Cancelled()
+                    token = llama_cpp.llama_sampler_sample(chain, self._ctx, -1)
+                    if grammar_sampler is not None:
+                        token = self._constrain(token, chain, grammar_sampler, stats)
+                    if first_at is None:
+                        first_at = time.perf_counter()
+                        stats.prompt_seconds = first_at - started
+                    stats.completion_tokens += 1
+                    if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                        stats.stopped_by = "eog"
+                        break
+                    raw = self._think_ids.get(token)
+                    if raw is None:
+                        raw = decoder.decode(self._piece(token, piece_buffer))
+                    out = pipeline.feed(raw)
+                    if out:
+                        yield out
+                    if pipeline.stopped:
+                        stats.stopped_by = "stop"
+                        break
+                    if grammar_sampler is not None and is_complete_json(pipeline.text):
+                        stats.stopped_by = "json_complete"
+                        break
+                    self._decode_one(token)
+                tail = pipeline.feed(decoder.decode(b"", final=True)) + pipeline.finish()
+                if tail:
+                    yield tail
+            finally:
+                if first_at is not None:
+                    stats.decode_seconds = time.perf_counter() - first_at
+                llama_cpp.llama_sampler_free(chain)
+                if grammar_sampler is not None:
+                    llama_cpp.llama_sampler_free(grammar_sampler)
+
+    def _decode_prompt(self, tokens: list[int], cancel: CancelToken | None) -> None:
+        array = (llama_cpp.llama_token * len(tokens))(*tokens)
+        for start in range(0, len(tokens), self._n_batch):
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled()
+            count = min(self._n_batch, len(tokens) - start)
+            chunk = ctypes.cast(
+                ctypes.byref(array, start * ctypes.sizeof(llama_cpp.llama_token)),
+                ctypes.POINTER(llama_cpp.llama_token),
+            )
+            self._check_decode(llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(chunk, count)))
+
+    def _decode_one(self, token: int) -> None:
+        self._token_slot = getattr(self, "_token_slot", None) or (llama_cpp.llama_token * 1)()
+        self._token_slot[0] = token
+        self._check_decode(
+            llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(self._token_slot, 1))
+        )
+
+    def _check_decode(self, status: int) -> None:
+        if status == 0:
+            return
+        problems = _llama_log.recent_problems()
+        if status < -1 and (self._offload or _llama_log.looks_like_oom(problems)):
+            raise ModelOutOfMemory(
+                f"{self.info.name} ran out of memory while generating (llama_decode {status}); "
+                "shorten the input or close other applications"
+            )
+        detail = problems[-1] if problems else "no detail from llama.cpp"
+        raise LlmError(f"llama.cpp failed while generating with {self.info.name} (status {status}): {detail}")
+
+    # -- sampling ------------------------------------------------------------------------------
+
+    def _make_chain(self, temperature: float) -> llama_cpp.llama_sampler_p:
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        if temperature <= 0:
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+        else:
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(40))
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_p(0.95, 1))
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_min_p(0.05, 1))
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_temp(temperature))
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(self._seed))
+        return chain
+
+    def _make_grammar(self, grammar: str) -> llama_cpp.llama_sampler_p:
+        sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, grammar.encode("utf-8"), b"root")
+        if not sampler:
+            raise LlmError("llama.cpp rejected the JSON grammar built from the schema")
+        return sampler
+
+    def _constrain(
+        self,
+        token: int,
+        chain: llama_cpp.llama_sampler_p,
+        grammar: llama_cpp.llama_sampler_p,
+        stats: GenerationStats,
+    ) -> int:
+        """Keep the normally sampled token if the grammar allows it, else resample under the grammar."""
+        if not self._grammar_allows(grammar, token):
+            stats.grammar_rejections += 1
+            token = self._resample_under_grammar(chain, grammar, stats)
+        llama_cpp.llama_sampler_accept(grammar, token)
+        return token
+
+    def _grammar_allows(self, grammar: llama_cpp.llama_sampler_p, token: int) -> bool:
+        self._one[0].id, self._one[0].logit, self._one[0].p = token, 1.0, 0.0
+        single = llama_cpp.llama_token_data_array(data=self._one, size=1, selected=-1, sorted=False)
+        llama_cpp.llama_sampler_apply(grammar, ctypes.byref(single))
+        return not math.isinf(single.data[0].logit)
+
+    def _resample_under_grammar(
+        self, chain: llama_cpp.llama_sampler_p, grammar: llama_cpp.llama_sampler_p, stats: GenerationStats
+    ) -> int:
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, -1), shape=(self._n_vocab,))
+        top = np.argpartition(logits, -_TOP_CANDIDATES)[-_TOP_CANDIDATES:]
+        candidates = np.empty(len(top), dtype=_TOKEN_DATA)
+        candidates["id"], candidates["logit"], candidates["p"] = top, logits[top], 0.0
+        token = self._pick(candidates, chain, grammar)
+        if token is None:  # the grammar wants something the model ranks very low
+            stats.full_vocab_fallbacks += 1
+            if self._full_candidates is None:
+                self._full_candidates = np.empty(self._n_vocab, dtype=_TOKEN_DATA)
+                self._full_candidates["id"] = np.arange(self._n_vocab, dtype=np.int32)
+            full = self._full_candidates
+            full["logit"], full["p"] = logits, 0.0
+            token = self._pick(full, chain, grammar)
+        if token is None:
+            raise LlmError("the JSON grammar allows no token here; the schema may be unsatisfiable")
+        return token
+
+    @staticmethod
+    def _pick(
+        candidates: np.ndarray, chain: llama_cpp.llama_sampler_p, grammar: llama_cpp.llama_sampler_p
+    ) -> int | None:
+        array = llama_cpp.llama_token_data_array(
+            data=candidates.ctypes.data_as(llama_cpp.llama_token_data_p),
+            size=len(candidates),
+            selected=-1,
+            sorted=False,
+        )
+        llama_cpp.llama_sampler_apply(grammar, ctypes.byref(array))
+        if not np.isfinite(candidates["logit"]).any():
+            return None
+        llama_cpp.llama_sampler_apply(chain, ctypes.byref(array))
+        if array.selected < 0:
+            return None
+        return int(array.data[array.selected].id)

@@ -1,0 +1,297 @@
+"""LlmEngine over an OpenAI-compatible server on the clinic network (llama-server, vLLM,
+llama-cpp-python's server), so several workstations can share one GPU box.
+
+Turns are sent as chat messages (user/assistant, no system role) with every text neutralised:
+the server renders its chat template and tokenises the result *with* special tokens, so this is
+where control-token injection would otherwise happen. Streaming uses SSE; JSON uses
+`response_format` ({"type": "json_object", "schema": ...} for llama.cpp servers, which silently
+ignore "json_schema"; {"type": "json_schema", ...} for vLLM/OpenAI) and is always validated.
+Token budgets are checked before sending: llama-cpp-python's server would otherwise silently
+shorten `max_tokens` to fit its context.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+import httpx
+
+from clarke_desktop.cancel import Cancelled, CancelToken
+from clarke_desktop.llm.base import ContextTooLong, LlmError, ModelOutOfMemory, T, Turn
+from clarke_desktop.llm.prompt import neutralise, render_text, validate_turns
+from clarke_desktop.llm.streaming import TextPipeline
+from clarke_desktop.llm.structured import json_schema, validate_with_retries
+from clarke_desktop.schemas import ModelInfo
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONTEXT = 8192
+_TEMPLATE_MARGIN = 16  # the server's chat template may add a few tokens our rendering does not
+
+
+class OpenAICompatEngine:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        role: str = "ehr_agent",
+        context_length: int | None = None,
+        json_mode: Literal["json_object", "json_schema"] = "json_object",
+        demo: bool = False,
+        timeout_s: float = 300.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        if self.base_url.endswith("/v1"):
+            self.base_url = self.base_url[: -len("/v1")]
+        self.model = model
+        self._json_mode = json_mode
+        self._context_length = context_length
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout_s, connect=5.0)
+        )
+        self._tokenize_route: str | None = None
+        self.info = ModelInfo(name=model, role=role, backend="openai-compatible", demo=demo)
+
+    # -- budgets ---------------------------------------------------------------------------------
+
+    @property
+    def context_length(self) -> int:
+        if self._context_length is None:
+            self._context_length = self._discover_context_length()
+        return self._context_length
+
+    def _discover_context_length(self) -> int:
+        # llama-server: /props; vLLM: max_model_len in /v1/models; llama-cpp-python: neither.
+        try:
+            props = self._client.get("/props")
+            if props.status_code == 200:
+                n_ctx = props.json().get("default_generation_settings", {}).get("n_ctx")
+                if n_ctx:
+                    return int(n_ctx)
+            models = self._client.get("/v1/models")
+            if models.status_code == 200:
+                for entry in models.json().get("data", []):
+                    if entry.get("id") == self.model and entry.get("max_model_len"):
+                        return int(entry["max_model_len"])
+        except (httpx.HTTPError, ValueError) as exc:
+            raise LlmError(f"cannot reach the LLM server at {self.base_url}: {exc}") from exc
+        logger.warning(
+            "LLM server at %s does not report its context length; assuming %d (set it explicitly)",
+            self.base_url,
+            DEFAULT_CONTEXT,
+        )
+        return DEFAULT_CONTEXT
+
+    def count_tokens(self, text: str) -> int:
+        return self._count(neutralise(text))
+
+    def _count(self, text: str) -> int:
+        routes = [self._tokenize_route] if self._tokenize_route else ["/tokenize", "/extras/tokenize"]
+        for route in routes:
+            body = {"content": text, "add_special": False} if route == "/tokenize" else {"input": text}
+            try:
+                response = self._client.post(route, json=body)
+            except httpx.HTTPError as exc:
+                raise LlmError(f"cannot reach the LLM server at {self.base_url}: {exc}") from exc
+            if response.status_code == 200:
+                tokens = response.json().get("tokens")
+                if isinstance(tokens, list):
+                    self._tokenize_route = route
+                    return len(tokens)
+        raise LlmError(
+            f"the LLM server at {self.base_url} offers no tokenize endpoint, so token budgets "
+            "cannot be checked; use llama-server, vLLM or llama-cpp-python's server"
+        )
+
+    def _check_budget(self, turns: list[Turn], max_tokens: int) -> None:
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be at least 1")
+        prompt = self._count(render_text(turns)) + _TEMPLATE_MARGIN
+        limit = self.context_length
+        if prompt + max_tokens > limit:
+            raise ContextTooLong(
+                f"the prompt is about {prompt} tokens and {max_tokens} more were requested, "
+                f"{prompt + max_tokens} in all, but {self.model} on {self.base_url} holds {limit}; "
+                "shorten the input or split it (nothing was cut)"
+            )
+
+    # -- requests --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _messages(turns: list[Turn]) -> list[dict[str, str]]:
+        validate_turns(turns)
+        if turns[-1].role != "user":
+            raise ValueError("an OpenAI-compatible server cannot continue a model turn; end with a user turn")
+        return [
+            {"role": "user" if t.role == "user" else "assistant", "content": neutralise(t.text)}
+            for t in turns
+        ]
+
+    def _raise_for(self, response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            response.read()
+            payload = response.json()
+            error = payload.get("error", payload) if isinstance(payload, dict) else {}
+            message = str(error.get("message") or payload)[:300]
+            code = str(error.get("code") or "")
+        except (ValueError, AttributeError):
+            message, code = response.text[:300], ""
+        lowered = message.lower()
+        if (
+            code == "context_length_exceeded"
+            or "context" in lowered
+            and ("exceed" in lowered or "maximum" in lowered)
+        ):
+            raise ContextTooLong(f"{self.model} on {self.base_url}: {message}")
+        if "out of memory" in lowered:
+            raise ModelOutOfMemory(f"{self.model} on {self.base_url} ran out of memory: {message}")
+        if response.status_code in (401, 403):
+            raise LlmError(f"the LLM server at {self.base_url} refused the API key ({response.status_code})")
+        raise LlmError(f"the LLM server at {self.base_url} answered {response.status_code}: {message}")
+
+    def stream(
+        self,
+        turns: list[Turn],
+        *,
+        max_tokens: int,
+        temperature: float = 0.3,
+        stop: list[str] | None = None,
+        cancel: CancelToken | None = None,
+        on_thinking: Callable[[str], None] | None = None,
+    ) -> Iterator[str]:
+        messages = self._messages(turns)
+        self._check_budget(turns, max_tokens)
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
+        }
+        if stop:
+            body["stop"] = stop
+        return self._stream_events(body, TextPipeline(stop, on_thinking), cancel, on_thinking)
+
+    def _stream_events(
+        self,
+        body: dict[str, Any],
+        pipeline: TextPipeline,
+        cancel: CancelToken | None,
+        on_thinking: Callable[[str], None] | None,
+    ) -> Iterator[str]:
+        try:
+            with self._client.stream("POST", "/v1/chat/completions", json=body) as response:
+                self._raise_for(response)
+                for line in response.iter_lines():
+                    if cancel is not None and cancel.cancelled:
+                        raise Cancelled()  # leaving the block closes the connection: the server stops
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[len("data:") :].strip()
+                    if data == "[DONE]":
+                        break
+                    delta = _delta(data)
+                    if delta.get("reasoning_content") and on_thinking is not None:
+                        on_thinking(delta["reasoning_content"])
+                    out = pipeline.feed(delta.get("content") or "")
+                    if out:
+                        yield out
+                    if pipeline.stopped:
+                        break
+        except httpx.HTTPError as exc:
+            raise LlmError(f"lost the LLM server at {self.base_url}: {exc}") from exc
+        tail = pipeline.finish()
+        if tail:
+            yield tail
+
+    def complete(
+        self,
+        turns: list[Turn],
+        *,
+        max_tokens: int,
+        temperature: float = 0.3,
+        stop: list[str] | None = None,
+        cancel: CancelToken | None = None,
+        on_thinking: Callable[[str], None] | None = None,
+    ) -> str:
+        return "".join(
+            self.stream(
+                turns,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stop=stop,
+                cancel=cancel,
+                on_thinking=on_thinking,
+            )
+        )
+
+    def generate_json(
+        self,
+        turns: list[Turn],
+        schema: type[T],
+        *,
+        max_tokens: int,
+        retries: int = 1,
+        cancel: CancelToken | None = None,
+    ) -> T:
+        messages = self._messages(turns)
+        self._check_budget(turns, max_tokens)
+        if self._json_mode == "json_schema":
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": schema.__name__, "schema": json_schema(schema), "strict": True},
+            }
+        else:
+            response_format = {"type": "json_object", "schema": json_schema(schema)}
+
+        def attempt(_index: int, temperature: float) -> str:
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled()
+            body = {
+                "model": self.model,
+                "messages": messages,
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+                "response_format": response_format,
+                "stream": False,
+            }
+            try:
+                response = self._client.post("/v1/chat/completions", json=body)
+            except httpx.HTTPError as exc:
+                raise LlmError(f"cannot reach the LLM server at {self.base_url}: {exc}") from exc
+            self._raise_for(response)
+            try:
+                content = response.json()["choices"][0]["message"].get("content") or ""
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                raise LlmError(f"the LLM server at {self.base_url} sent an unreadable answer") from exc
+            answer, _thinking = _split(content)
+            return answer
+
+        return validate_with_retries(attempt, schema, retries=retries, model_name=self.model)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _delta(data: str) -> dict[str, Any]:
+    try:
+        event = json.loads(data)
+        choices = event.get("choices") or []
+        return choices[0].get("delta") or {} if choices else {}
+    except (ValueError, AttributeError, IndexError):
+        logger.debug("ignoring an unreadable SSE event from the LLM server")
+        return {}
+
+
+def _split(content: str) -> tuple[str, str]:
+    from clarke_desktop.llm.prompt import split_thinking
+
+    return split_thinking(content)

