@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -131,10 +132,11 @@ def _marker_value(resource: dict[str, Any]) -> str | None:
     return None
 
 
-def ensure_database(db_path: Path | None = None) -> Path:
+def ensure_database(db_path: Path | None = None, on_progress: Callable[..., None] | None = None) -> Path:
     """Create or update the app's FHIR database from the bundled dataset. Idempotent.
 
     Fast when already done (one read and a hash of ~2 MB of bundled files). Offline.
+    `on_progress` receives local_fhir's ImportProgress while a (first) import runs.
     """
     from local_fhir import NotFound, Store
 
@@ -149,7 +151,7 @@ def ensure_database(db_path: Path | None = None) -> Path:
         except NotFound:
             pass
         log.info("loading the bundled clinic dataset into %s", db)
-        report = store.import_paths(files)
+        report = store.import_paths(files, on_progress)
         failed = report.failed
         if failed:
             first = failed[0]

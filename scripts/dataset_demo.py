@@ -1146,7 +1146,7 @@ def okafor() -> Record:
         20,
         "mg",
         "mg",
-        "once daily",
+        "once daily in the morning",
         MORNING,
         ROUTE_ORAL,
         "Take one capsule (20 mg) each morning",

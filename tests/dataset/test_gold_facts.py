@@ -165,3 +165,20 @@ def test_demographics_and_ages() -> None:
         d = _gold(pid)["demographics"]
         assert (d["name"], d["sex"]) == (name, sex)
         assert d["gp_name"].startswith("Dr ") and d["gp_practice"]
+
+
+@pytest.mark.parametrize("pid", DEMO_IDS)
+def test_frequency_labels_follow_the_structured_timing(pid: str, by_ref) -> None:
+    """The gold frequency says what timing.repeat says: count per day, morning/night, when required."""
+    words = {1: "once daily", 2: "twice daily", 4: "four times daily"}
+    for med in _gold(pid)["medications"]:
+        dosage = by_ref[_ref(med["source"])]["dosageInstruction"][0]
+        repeat = dosage.get("timing", {}).get("repeat")
+        freq = med["frequency"]
+        if dosage["asNeededBoolean"]:
+            assert "when required" in freq
+        if repeat and not dosage["asNeededBoolean"]:
+            assert freq.startswith(words[repeat["frequency"]]), (med["name"], freq)
+            when = repeat.get("when", [])
+            assert ("MORN" in when) == freq.endswith("in the morning"), (med["name"], freq)
+            assert ("HS" in when) == freq.endswith("at night"), (med["name"], freq)
