@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from clarke_desktop.asr.base import SAMPLE_RATE, AudioError, LivePartial
-from clarke_desktop.asr.ctc import FrameScores, decode
+from clarke_desktop.asr.ctc import FRAME_SECONDS, FrameScores, decode
 from clarke_desktop.asr.features import MIN_SAMPLES
 from clarke_desktop.asr.windows import FRAME_SAMPLES, Window, total_frames
 from clarke_desktop.schemas import Transcript
@@ -34,6 +34,8 @@ class LiveSession:
         self._since_partial = 0
         self._finished = False
         self.passes = 0  # model runs, for tests and benchmarks
+        self._last_partial = LivePartial("", "")
+        self._partial_passes = -1  # `passes` when _last_partial was built
 
     # -- buffer --------------------------------------------------------------------------------
     def _audio(self) -> np.ndarray:
@@ -82,6 +84,9 @@ class LiveSession:
         return self._partial()
 
     def _partial(self) -> LivePartial:
+        if self._partial_passes == self.passes:  # no model run since: nothing changed
+            return self._last_partial
+        self._partial_passes = self.passes
         committed = FrameScores.concat(self._committed)
         words = decode(
             FrameScores.concat([committed, *([self._tentative] if self._tentative else [])]),
@@ -89,7 +94,7 @@ class LiveSession:
         )
         # A word is stable once it ends inside the committed frames and the next word starts
         # there too (the last committed word may still grow into the tentative part).
-        boundary = self._next_frame * 0.04 - 1e-9
+        boundary = self._next_frame * FRAME_SECONDS - 1e-9
         n_stable = 0
         for i, word in enumerate(words):
             nxt = words[i + 1] if i + 1 < len(words) else None
@@ -97,7 +102,8 @@ class LiveSession:
                 n_stable = i + 1
         stable = " ".join(w.text for w in words[:n_stable])
         tentative = " ".join(w.text for w in words[n_stable:])
-        return LivePartial(stable_text=stable, tentative_text=tentative)
+        self._last_partial = LivePartial(stable_text=stable, tentative_text=tentative)
+        return self._last_partial
 
     def finish(self) -> Transcript:
         """Transcribe what is left and return the whole transcript (same as an offline pass)."""

@@ -77,6 +77,11 @@ class OnnxAcousticModel:
         actual = self.session.get_providers()[0]
         if actual != requested:
             note = note or f"{requested} was requested but ONNX Runtime could not start it (see its log)"
+            providers = [actual]
+            better = self._pick_precision(model, actual, precision)
+            if better != self.precision:  # e.g. not the fp16 graph meant for CUDA on a CPU
+                self.precision, path = better, model.graph(better)
+                self.session = ort.InferenceSession(str(path), opts, providers=providers)
         self.choice = SessionChoice(provider=actual, precision=self.precision, note=note)
         self.provider = actual
         self.cpu_threads = threads if actual == CPU else None

@@ -6,6 +6,8 @@ import itertools
 import string
 from pathlib import Path
 
+LOCAL_REVISION = "0123456789abcdef0123456789abcdef01234567"
+
 WORDS = [
     "the",
     "patient",

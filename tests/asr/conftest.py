@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from builders import build_snapshot  # noqa: E402
+from builders import LOCAL_REVISION, build_snapshot  # noqa: E402
 
 from clarke_desktop.asr.features import SAMPLE_RATE  # noqa: E402
 
@@ -56,9 +56,9 @@ def tiny_model(tmp_path_factory, tiny_snapshot) -> Path:
 
 @pytest.fixture(scope="session")
 def local_snapshot(tmp_path_factory, torch_modules, calibration) -> Path:
-    return build_snapshot(
-        tmp_path_factory.mktemp("snap") / "local", tiny=True, seed=1, local_only=True, calibration=calibration
-    )
+    # Laid out like the Hugging Face cache (snapshots/<commit>/) so the export records the revision.
+    out = tmp_path_factory.mktemp("snap") / "snapshots" / LOCAL_REVISION
+    return build_snapshot(out, tiny=True, seed=1, local_only=True, calibration=calibration)
 
 
 @pytest.fixture(scope="session")
