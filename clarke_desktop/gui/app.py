@@ -22,8 +22,9 @@ _crash_file = None
 
 def load_stylesheet() -> str:
     path = paths.resources_dir() / STYLESHEET
+    icons = (paths.resources_dir() / "icons").as_posix()
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8").replace("@ICONS@", icons)
     except OSError as exc:  # the app still works unstyled; say so in the log
         log.warning("stylesheet %s not loaded: %s", path, exc)
         return ""

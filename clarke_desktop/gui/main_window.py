@@ -186,6 +186,7 @@ class MainWindow(QMainWindow):
         c.stop.connect(self.stop_recording)
         c.import_audio.connect(self.import_audio)
         c.use_demo_transcript.connect(self.use_demo_transcript)
+        c.open_transcript.connect(self.open_transcript)
         c.generate.connect(self.generate)
         c.back.connect(lambda: self.show_page("patient"))
         pr = self.processing
@@ -613,6 +614,37 @@ class MainWindow(QMainWindow):
             on_error=failed,
             lane="audio",
             on_progress=lambda p: self.consultation.transcript_info.setText(f"{p[1]} ({p[0]}%)"),
+        )
+
+    def open_transcript(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a transcript", str(Path.home()), "Text (*.txt);;All files (*)"
+        )
+        if path:
+            self.load_transcript_file(Path(path))
+
+    def load_transcript_file(self, path: Path) -> None:
+        def work(_s: TaskState) -> str:
+            raw = path.read_bytes()
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 and retry."
+                ) from exc
+            if not text.strip():
+                raise ValueError(f"{path} is empty.")
+            return text.strip()
+
+        def done(text: str) -> None:
+            self.transcript = None
+            self.consultation.transcript.setPlainText(text)
+            self.consultation.transcript_info.setText(f"Transcript from {path.name}")
+
+        self.runner.submit(
+            work,
+            on_result=done,
+            on_error=lambda e: QMessageBox.warning(self, "Open transcript", user_message(e)),
         )
 
     def use_demo_transcript(self) -> None:

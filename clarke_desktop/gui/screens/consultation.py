@@ -15,7 +15,16 @@ from PySide6.QtWidgets import (
 
 from clarke_desktop.gui.backend import DOC_TYPE_LABELS, AsrStatus, MicStatus
 from clarke_desktop.gui.screens.patient import patient_strip
-from clarke_desktop.gui.widgets import badge, button, card, clear_layout, label, notice, set_badge
+from clarke_desktop.gui.widgets import (
+    badge,
+    button,
+    card,
+    clear_layout,
+    label,
+    notice,
+    scroll_page,
+    set_badge,
+)
 from clarke_desktop.schemas import PatientContext
 
 
@@ -30,6 +39,7 @@ class ConsultationScreen(QWidget):
     stop = Signal()
     import_audio = Signal()
     use_demo_transcript = Signal()
+    open_transcript = Signal()
     generate = Signal()
     back = Signal()
 
@@ -82,11 +92,16 @@ class ConsultationScreen(QWidget):
         rl.addWidget(label("Or, without a microphone:", "caption"))
         self.import_button = button("Import audio file…", accessible="Import audio file")
         self.demo_button = button("Use demo consultation", accessible="Use the demo consultation transcript")
+        self.text_button = button("Open transcript file…", accessible="Open a transcript text file")
+        self.text_button.clicked.connect(self.open_transcript)
         self.import_button.clicked.connect(self.import_audio)
         self.demo_button.clicked.connect(self.use_demo_transcript)
-        rl.addLayout(_row(self.import_button, self.demo_button))
+        rl.addLayout(_row(self.import_button, self.text_button))
+        rl.addLayout(_row(self.demo_button))
         rl.addStretch(1)
-        grid.addWidget(rec, 0, 0, 2, 1)
+        rec_scroll = scroll_page(rec)
+        rec_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        grid.addWidget(rec_scroll, 0, 0, 2, 1)
 
         # --- transcript card
         tr = card(padding=16)
@@ -168,17 +183,13 @@ class ConsultationScreen(QWidget):
             self.mic_picker.addItem("No microphone found")
             self._notices.addWidget(
                 notice(
-                    (mics.message or "No microphone is connected.")
-                    + " Import an audio file or paste a transcript instead.",
-                    "info",
-                    "No microphone",
+                    "Import audio, open a transcript file, or type below.", "info", "No microphone connected"
                 )
             )
         if not asr.installed:
             self._notices.addWidget(
                 notice(
-                    (asr.message or "The speech recognition model (MedASR) is not installed.")
-                    + " Paste or type the transcript instead; IT can install the model pack.",
+                    "Type or open a transcript; IT can install MedASR.",
                     "warn",
                     "Transcription model not installed",
                 )
@@ -199,6 +210,8 @@ class ConsultationScreen(QWidget):
         }[state]
         set_badge(self.state_badge, *look, accessible=f"Recording state: {look[0]}")
         self.record_button.setText("●  Resume" if state == "paused" else "●  Record")
+        colour = {"recording": "#B8892A", "paused": "#9A5000"}.get(state, "#1E3A5F")
+        self.timer.setStyleSheet(f"font-size: 26pt; font-weight: 700; color: {colour};")
         self.record_button.setEnabled(can_record and state in ("idle", "paused"))
         self.pause_button.setEnabled(state == "recording")
         self.stop_button.setEnabled(state in ("recording", "paused"))
@@ -206,6 +219,7 @@ class ConsultationScreen(QWidget):
         self.transcript.setReadOnly(busy)
         self.import_button.setEnabled(not busy and getattr(self, "_asr_ok", False))
         self.demo_button.setEnabled(not busy)
+        self.text_button.setEnabled(not busy)
         self.mic_picker.setEnabled(state == "idle")
         self.transcript_title.setText("Live transcript" if busy else "Transcript")
         self._update_buttons()

@@ -100,7 +100,12 @@ class DashboardScreen(QWidget):
         self._list.setSpacing(8)
         self._lay.addLayout(self._list)
         self._lay.addStretch(1)
-        self._list.addWidget(label("Loading today's clinic…", "caption"))
+        self._list.addWidget(
+            label(
+                "Loading today's clinic… (the first start prepares the record store: about a minute)",
+                "caption",
+            )
+        )
         outer.addWidget(scroll_page(body))
 
     def show_error(self, message: str) -> None:
