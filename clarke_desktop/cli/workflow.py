@@ -80,6 +80,11 @@ def read_transcript_file(path: Path) -> Transcript:
     help="Refuse to sign (exit 3) while discrepancies are open, instead of recording them as "
     "'keep both' with reason 'headless run: reviewed in output'.",
 )
+@click.option(
+    "--max-section-tokens",
+    type=click.IntRange(16, 4096),
+    help="Cap the tokens the letter model may write per section (quick runs on the demo model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def run_consultation(
     patient_id: str,
@@ -90,6 +95,7 @@ def run_consultation(
     out_dir: Path,
     aside: str,
     strict: bool,
+    max_section_tokens: int | None,
     as_json: bool,
 ) -> None:
     """Run a whole consultation headless: transcribe, read the record, draft, sign, export, write back.
@@ -148,6 +154,7 @@ def run_consultation(
             audio_path=audio_path,
             transcript=transcript,
             aside=aside,
+            max_section_tokens=max_section_tokens,
         )
         started = time.perf_counter()
         try:

@@ -104,6 +104,7 @@ class ConsultationRequest:
     transcript: Transcript | None = None  # typed, imported, or finished by live transcription
     aside: str = ""  # the clinician's note to the letter writer
     letter_date: str | None = None
+    max_section_tokens: int | None = None  # cap per narrative section (None: the writer's default)
 
 
 @dataclass
@@ -447,7 +448,7 @@ class ConsultationPipeline:
                 clinician=clinician,
                 aside=request.aside,
                 letter_date=letter_date,
-                max_tokens=LETTER_MAX_TOKENS[min(attempt, len(LETTER_MAX_TOKENS) - 1)],
+                max_tokens=_section_tokens(request.max_section_tokens, attempt),
                 on_section=on_section,
                 cancel=token,
             )
@@ -512,6 +513,13 @@ class ConsultationPipeline:
             self.store.set_status(cid, ConsultationStatus.REVIEW if latest else ConsultationStatus.WAITING)
         except Exception:  # the original failure matters more than its bookkeeping
             log.exception("could not record the pipeline failure")
+
+
+def _section_tokens(requested: int | None, attempt: int) -> int | None:
+    smaller = LETTER_MAX_TOKENS[min(attempt, len(LETTER_MAX_TOKENS) - 1)]
+    if requested is None:
+        return smaller
+    return requested if smaller is None else min(requested, smaller)
 
 
 def transcript_only_context(patient_id: str, *, reason: str) -> PatientContext:
