@@ -775,7 +775,7 @@ def thompson() -> Record:
     rec.condition("htn", "59621000", "Essential hypertension", "Essential hypertension", "2016-04-11")
     rec.condition(
         "ckd3a",
-        "700379002",
+        "700378005",
         "Chronic kidney disease stage 3A",
         "Chronic kidney disease stage 3a",
         "2026-05-18",
@@ -1083,7 +1083,7 @@ def okafor() -> Record:
         "2026-10-27",
         None,
         "AMB",
-        ("305408004", "Admission to day surgery unit"),
+        ("371883000", "Outpatient procedure"),
         "Day-case invasive coronary angiography",
         HOSPITAL,
         cardio,
