@@ -328,15 +328,13 @@ class MainWindow(QMainWindow):
 
     def navigate(self, key: str) -> None:
         if key == "letter":
-            if self.document is None and self._pipeline is None:
-                return
-            page = (
-                "signed"
-                if self.statuses.get(self.patient.id if self.patient else "") == ConsultationStatus.SIGNED_OFF
-                and self.signed.result
-                else ("processing" if self._pipeline and not self.review.cards else "review")
-            )
-            self.show_page(page)
+            signed = self.patient is not None and self.statuses.get(self.patient.id) == ConsultationStatus.SIGNED_OFF
+            if signed and self.signed.result is not None:
+                self.show_page("signed")
+            elif self.document is not None or self.review.cards:
+                self.show_page("review")
+            elif self._pipeline is not None:
+                self.show_page("processing")
             return
         if key in ("patient", "consultation") and self.patient is None:
             return
@@ -430,6 +428,16 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ patient
     def open_patient(self, patient_id: str) -> None:
+        if self._pipeline is not None and self.patient is not None and self.patient.id != patient_id:
+            answer = QMessageBox.question(
+                self,
+                "Letter being written",
+                f"A letter for {self.patient.name} is still being written. Stop it and open another patient?",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+            self.cancel_pipeline()
+            self._pipeline = None
         if self.recording is not None:
             QMessageBox.information(
                 self, "Recording", "Stop the current recording before opening another patient."
@@ -677,7 +685,7 @@ class MainWindow(QMainWindow):
             return
         doc_type = doc_type or self.consultation.doc_type.currentData()
         aside = self.consultation.aside.toPlainText().strip()
-        cid, name = self.consultation_id, self.patient.name
+        cid, name, doc_patient = self.consultation_id, self.patient.name, self.patient.id
         known = self.transcript if (self.transcript and self.transcript.text.strip() == text) else None
         self.document = None
         self._update_demo_banner()
@@ -694,7 +702,12 @@ class MainWindow(QMainWindow):
                 cid, transcript, aside, doc_type, lambda ev: s.progress(ev), s.cancel
             )
 
+        def current() -> bool:  # the clinician may have moved on to another patient
+            return self.consultation_id == cid
+
         def progress(ev: Any) -> None:
+            if not current():
+                return
             if isinstance(ev, tuple) and ev[0] == "transcript":
                 self.transcript = ev[1]
                 self.review.transcript_view.setPlainText(ev[1].text)
@@ -707,15 +720,19 @@ class MainWindow(QMainWindow):
 
         def done(doc: ClinicalDocument) -> None:
             self._pipeline = None
+            if not current():
+                return
             self.document = doc
             self.review.set_document(doc)
-            self.statuses[self.patient.id] = ConsultationStatus.REVIEW
+            self.statuses[doc_patient] = ConsultationStatus.REVIEW
             self._update_demo_banner()
             self._update_nav()
             self.show_page("review")
 
         def failed(e: BaseException) -> None:
             self._pipeline = None
+            if not current():
+                return
             cancelled = isinstance(e, Cancelled)
             self.processing.fail(user_message(e), cancelled=cancelled)
             self.review.generation_failed("Cancelled." if cancelled else user_message(e))
@@ -780,19 +797,25 @@ class MainWindow(QMainWindow):
         self.review.mark_regenerating(key)
 
         def progress(ev: Any) -> None:
-            if isinstance(ev, SectionEvent) and ev.key == key:
+            if isinstance(ev, SectionEvent) and ev.key == key and self.consultation_id == cid:
                 self.review.on_section_event(ev)
 
         def done(new_doc: ClinicalDocument) -> None:
+            if self.consultation_id != cid:
+                return
             self.review.replace_section(new_doc, key)
             self.document = self.review.document
+
+        def failed(e: BaseException) -> None:
+            if self.consultation_id == cid:
+                self.review.section_failed(key, user_message(e))
 
         self.runner.submit(
             lambda s: self.backend.regenerate_section(
                 cid, doc, key, instruction, lambda ev: s.progress(ev), s.cancel
             ),
             on_result=done,
-            on_error=lambda e: self.review.section_failed(key, user_message(e)),
+            on_error=failed,
             on_progress=progress,
             lane="llm",
             key=f"regen:{key}",
