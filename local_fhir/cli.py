@@ -74,8 +74,10 @@ def import_(db: Path | None, paths: tuple[Path, ...]) -> None:
     Each file is imported entirely or not at all; a bad file is reported and the rest carry on.
     Exits non-zero if any file failed. Example: local-fhir import --db fhir.sqlite3 data/*.json
     """
+    import tqdm as tqdm_module
     from tqdm import tqdm
 
+    tqdm_module.tqdm.monitor_interval = 0  # no monitor thread: import workers can then be forked
     try:
         store = _open(db, create=True)
     except FhirStoreError as exc:

@@ -24,6 +24,7 @@ from local_fhir.text import normalise
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
+MAX_VALUES = 200  # comma-separated values in one parameter (each adds an OR term to the SQL)
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 RESULT_PARAMS = {
     "_count",
@@ -228,6 +229,10 @@ class SearchBuilder:
         if value == "":
             return None  # an empty parameter is ignored (R4 search, "empty parameters")
         values = split_values(value)
+        if len(values) > MAX_VALUES:
+            raise UnsupportedSearch(
+                f"{name} has {len(values)} comma-separated values; at most {MAX_VALUES} are supported"
+            )
         build = getattr(self, f"_{param.type}")
         conds, args, negate, rank = build(param, modifier, values, name)
         cond = " OR ".join(f"({c})" for c in conds)
@@ -249,6 +254,8 @@ class SearchBuilder:
         if value == "":
             return None
         ids = split_values(value)
+        if len(ids) > MAX_COUNT:
+            raise UnsupportedSearch(f"_id has {len(ids)} values; at most {MAX_COUNT} are supported")
         marks = ",".join("?" * len(ids))
         if modifier == "not":
             return Clause(f"r.id NOT IN ({marks})", ids)
@@ -415,9 +422,14 @@ class SearchBuilder:
             raise UnsupportedSearch(f"{name}={value!r}: {text!r} is not a number") from None
         if not number.is_finite():
             raise UnsupportedSearch(f"{name}={value!r}: {text!r} is not a finite number")
-        n = float(number)
         exponent = number.as_tuple().exponent
-        half = 0.5 * 10.0 ** (exponent if isinstance(exponent, int) else 0)  # implied precision
+        try:
+            n = float(number)
+            half = 0.5 * 10.0 ** (exponent if isinstance(exponent, int) else 0)  # implied precision
+        except OverflowError:
+            raise UnsupportedSearch(f"{name}={value!r}: {text!r} is out of range") from None
+        if n in (float("inf"), float("-inf")):
+            raise UnsupportedSearch(f"{name}={value!r}: {text!r} is out of range")
         table = {
             "eq": (f"{column} >= ? AND {column} < ?", [n - half, n + half]),
             "ne": (f"NOT ({column} >= ? AND {column} < ?)", [n - half, n + half]),

@@ -496,7 +496,7 @@ class Store:
             f"SELECT r.rid, r.id, r.json FROM {from_sql} WHERE {where} ORDER BY {', '.join(order_sql)} LIMIT ? OFFSET ?",
             [*args, *order_args, plan.count + 1, plan.offset],
         )
-        has_next = len(rows) > plan.count
+        has_next = len(rows) > plan.count > 0  # _count=0 asks for the total only: no pages to follow
         rows = rows[: plan.count]
         links = [{"relation": "self", "url": self._link(base_url, plan, plan.count, plan.offset)}]
         if has_next:

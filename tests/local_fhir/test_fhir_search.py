@@ -262,7 +262,9 @@ def test_summary_count_and_count_zero(store: Store) -> None:
         store.create(observation(f"o{i}", "Patient/p1", "1"))
     bundle = store.search("Observation", {"_summary": "count"})
     assert bundle["total"] == 3 and "entry" not in bundle
-    assert store.search("Observation", {"_count": "0"})["entry"] == []
+    zero = store.search("Observation", {"_count": "0"})
+    assert zero["entry"] == [] and zero["total"] == 3
+    assert [link["relation"] for link in zero["link"]] == ["self"]
     assert "total" not in store.search("Observation", {"_total": "none"})
 
 

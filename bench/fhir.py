@@ -1,0 +1,206 @@
+"""Benchmark local_fhir: import throughput and the EHR agent's patient-context query latency.
+
+    .venv/bin/python bench/fhir.py [--synthea ../shared/data/synthea-r4] [--scale-to 100000]
+
+Prints one JSON document. Import is measured with validation and indexing; a baseline (json.loads
+plus a plain SQLite insert, no validation, no indexes) is measured in the same run for ratios.
+Queries run on the bundled-size database (the 50 shared Synthea bundles) and on one scaled to at
+least --scale-to resources by replicating the bundles with fresh ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+# This file is named fhir.py: keep its folder off sys.path so `import fhir.resources` finds the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO))
+
+from local_fhir import Store  # noqa: E402
+
+QUERIES = {
+    "active_conditions": ("Condition", "patient={p}&clinical-status=active"),
+    "active_medications": ("MedicationRequest", "patient={p}&status=active"),
+    "allergies": ("AllergyIntolerance", "patient={p}"),
+    "latest_labs": ("Observation", "patient={p}&category=laboratory&_sort=-date&_count=20"),
+    "diagnostic_reports": ("DiagnosticReport", "patient={p}&_sort=-date&_count=5"),
+    "recent_encounters": ("Encounter", "patient={p}&_sort=-date&_count=3"),
+    "documents": ("DocumentReference", "patient={p}&_sort=-date"),
+}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def count_entries(files: list[Path]) -> int:
+    return sum(len(json.loads(f.read_bytes()).get("entry", [])) for f in files)
+
+
+def baseline_insert(files: list[Path], db: Path) -> dict[str, Any]:
+    """json.loads + one plain INSERT per resource, one transaction per file: no validation, no index."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("CREATE TABLE r (rtype TEXT, id TEXT, json TEXT, PRIMARY KEY (rtype, id))")
+    n = 0
+    started = time.perf_counter()
+    for f in files:
+        bundle = json.loads(f.read_bytes())
+        conn.execute("BEGIN")
+        for entry in bundle.get("entry", []):
+            res = entry["resource"]
+            conn.execute(
+                "INSERT OR REPLACE INTO r VALUES (?, ?, ?)", (res["resourceType"], res["id"], json.dumps(res))
+            )
+            n += 1
+        conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.close()
+    return {"resources": n, "seconds": round(seconds, 3), "resources_per_s": round(n / seconds, 1)}
+
+
+def timed_import(store: Store, files: list[Path], workers: int | None) -> dict[str, Any]:
+    started = time.perf_counter()
+    report = store.import_paths(files, workers=workers)
+    seconds = time.perf_counter() - started
+    if not report.ok:
+        raise SystemExit(f"import failed: {[f.to_dict() for f in report.failed][:3]}")
+    return {
+        "resources": report.resources,
+        "seconds": round(seconds, 3),
+        "resources_per_s": round(report.resources / seconds, 1),
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def query_latency(store: Store, patients: list[str], repeats: int) -> dict[str, Any]:
+    per_query: dict[str, list[float]] = {name: [] for name in QUERIES}
+    for rtype, template in QUERIES.values():  # warm caches once
+        store.search(rtype, template.format(p=patients[0]))
+    for _ in range(repeats):
+        for pid in patients:
+            for name, (rtype, template) in QUERIES.items():
+                started = time.perf_counter()
+                store.search(rtype, template.format(p=pid))
+                per_query[name].append((time.perf_counter() - started) * 1000)
+    out: dict[str, Any] = {}
+    everything: list[float] = []
+    for name, values in per_query.items():
+        everything += values
+        out[name] = {
+            "p50_ms": round(percentile(values, 0.5), 3),
+            "p95_ms": round(percentile(values, 0.95), 3),
+        }
+    out["all"] = {"n": len(everything), "p50_ms": round(percentile(everything, 0.5), 3),
+                  "p95_ms": round(percentile(everything, 0.95), 3), "max_ms": round(max(everything), 3)}  # fmt: skip
+    return out
+
+
+def replicate(files: list[Path], copies: int, out_dir: Path) -> list[Path]:
+    """Copies of every bundle with every UUID replaced by a fresh one (consistent within a copy)."""
+    written = []
+    for k in range(copies):
+        namespace = uuid.UUID(int=k + 1)
+        mapping: dict[str, str] = {}
+
+        def fresh(
+            m: re.Match[str], namespace: uuid.UUID = namespace, mapping: dict[str, str] = mapping
+        ) -> str:
+            old = m.group(0)
+            if old not in mapping:
+                mapping[old] = str(uuid.uuid5(namespace, old))
+            return mapping[old]
+
+        for f in files:
+            target = out_dir / f"copy{k:02d}_{f.name}"
+            target.write_text(_UUID.sub(fresh, f.read_text(encoding="utf-8")), encoding="utf-8")
+            written.append(target)
+    return written
+
+
+def patient_ids(store: Store, limit: int, seed: int = 7) -> list[str]:
+    ids = [
+        row[0]
+        for row in store._conn().execute("SELECT id FROM resources WHERE rtype = 'Patient' AND deleted = 0")
+    ]
+    random.Random(seed).shuffle(ids)
+    return ids[:limit]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--synthea", type=Path, default=REPO.parent / "shared" / "data" / "synthea-r4")
+    parser.add_argument("--scale-to", type=int, default=100_000)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="import worker processes (default: one per CPU)"
+    )
+    parser.add_argument("--patients", type=int, default=50, help="patients sampled for latency")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    files = sorted(args.synthea.glob("*.json"))
+    if not files:
+        raise SystemExit(f"no bundles in {args.synthea}")
+    result: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version,
+            "load_average_at_start": os.getloadavg(),
+        },  # fmt: skip
+        "targets": {"import_resources_per_s": 2500, "patient_context_p95_ms_at_100k": 20},
+    }
+    with tempfile.TemporaryDirectory(prefix="fhir-bench-") as tmp:
+        work = Path(tmp)
+        result["baseline_json_plus_sqlite_insert"] = baseline_insert(files, work / "baseline.sqlite3")
+
+        store = Store(work / "bundled.sqlite3")
+        result["import_bundled"] = timed_import(store, files, args.workers)
+        result["import_bundled"]["ratio_to_baseline"] = round(
+            result["import_bundled"]["resources_per_s"]
+            / result["baseline_json_plus_sqlite_insert"]["resources_per_s"],
+            3,
+        )
+        result["queries_bundled"] = {"resources": store.stats()["resources"],
+                                     **query_latency(store, patient_ids(store, args.patients), args.repeats)}  # fmt: skip
+        store.close()
+
+        per_copy = count_entries(files)
+        copies = max(1, -(-args.scale_to // per_copy))
+        copies_dir = work / "copies"
+        copies_dir.mkdir()
+        scaled_files = replicate(files, copies, copies_dir)
+        big = Store(work / "scaled.sqlite3")
+        result["import_scaled"] = timed_import(big, scaled_files, args.workers)
+        big.analyze()
+        stats = big.stats()
+        result["queries_scaled"] = {"resources": stats["resources"], "db_bytes": stats["size_bytes"],
+                                    **query_latency(big, patient_ids(big, args.patients), args.repeats)}  # fmt: skip
+        big.close()
+    result["machine"]["load_average_at_end"] = os.getloadavg()
+    result["verdict"] = {
+        "import_meets_target": result["import_scaled"]["resources_per_s"] >= 2500,
+        "queries_meet_target": result["queries_scaled"]["all"]["p95_ms"] <= 20,
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
