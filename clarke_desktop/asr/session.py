@@ -51,6 +51,7 @@ class OnnxAcousticModel:
         device: str = "auto",
         precision: str = "auto",
         cpu_threads: int | None = None,
+        io_binding: bool | None = None,
     ) -> None:
         if device not in ("auto", "cuda", "cpu"):
             raise ValueError(f"device must be auto, cuda or cpu, not {device!r}")
@@ -89,7 +90,9 @@ class OnnxAcousticModel:
             log.warning("speech model runs on %s (%s): %s", actual, self.precision, note)
         else:
             log.info("speech model runs on %s (%s, %s)", actual, self.precision, path.name)
-        self._io_binding = actual == CUDA
+        # IO binding pays on GPU (one upload, no framework copies); None = use it there only.
+        self._io_binding = (actual == CUDA) if io_binding is None else io_binding
+        self._device_type = "cuda" if actual == CUDA else "cpu"
         self._model, self._opts, self._providers = model, opts, providers
 
     @staticmethod
@@ -130,7 +133,9 @@ class OnnxAcousticModel:
         # GPU: copy the input once to the device, let ORT allocate the output where it likes,
         # and bring only the logits back.
         binding = self.session.io_binding()
-        binding.bind_ortvalue_input("input_features", ort.OrtValue.ortvalue_from_numpy(batch, "cuda", 0))
+        binding.bind_ortvalue_input(
+            "input_features", ort.OrtValue.ortvalue_from_numpy(batch, self._device_type, 0)
+        )
         binding.bind_output("logits", "cpu")
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0][0]

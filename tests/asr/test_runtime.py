@@ -209,3 +209,28 @@ def test_runtime_never_imports_torch(tiny_model, tmp_path, speech):
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_status_reports_missing_and_installed_models(tmp_path, tiny_model, monkeypatch):
+    from clarke_desktop.asr import asr_status
+
+    monkeypatch.setenv("CLARKE_MODELS_DIR", str(tmp_path / "none"))
+    monkeypatch.setattr("platformdirs.site_data_dir", lambda *a, **k: str(tmp_path / "site"))
+    missing = asr_status()
+    assert not missing.ready and "models install" in missing.message
+    probed = asr_status(tiny_model, probe=True)
+    assert probed.ready and probed.precisions == ["fp32", "fp16", "int8"]
+    assert probed.provider == "CPUExecutionProvider" and probed.provider in probed.message
+
+
+def test_io_binding_path_gives_the_same_logits(tiny_model, speech):
+    """The GPU path's IO binding code, exercised on the CPU provider."""
+    from clarke_desktop.asr.features import log_mel
+    from clarke_desktop.asr.model_dir import open_model_dir
+    from clarke_desktop.asr.session import OnnxAcousticModel
+
+    feats = log_mel(speech)
+    model = open_model_dir(tiny_model)
+    plain = OnnxAcousticModel(model, device="cpu", io_binding=False).logits(feats)
+    bound = OnnxAcousticModel(model, device="cpu", io_binding=True).logits(feats)
+    np.testing.assert_array_equal(plain, bound)

@@ -1,0 +1,231 @@
+"""MedASR benchmark: ONNX Runtime fp32/int8 against PyTorch eager on the same weights, same run.
+
+Builds (once, cached under --work) a random-weight snapshot with MedASR's full architecture
+(LasrForCTC default config: 105M parameters), exports it with the app's exporter, and for each
+audio length measures in separate processes (so peak memory is each engine's own):
+  - PyTorch eager on the same windows (model time only, numpy features included for both),
+  - the app's transcriber on the fp32 and int8 graphs (end to end from samples),
+  - live transcription: chunks fed as fast as possible, lag = finish() after the last chunk.
+Prints one JSON object. Needs the `export` extra (torch, transformers) and espeak-ng.
+
+    .venv/bin/python bench/asr.py --durations 60 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests" / "asr"))
+
+TEXT = (
+    "Thank you for seeing this sixty four year old lady with type two diabetes and hypertension. "
+    "She takes gliclazide eighty milligrams twice daily, metformin five hundred milligrams three times "
+    "a day and ramipril five milligrams once daily. Her HbA1c has risen from fifty two to sixty one. "
+    "Blood pressure today was one hundred and forty two over eighty eight. Plan: increase gliclazide, "
+    "repeat bloods in three months and review in clinic."
+)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# -- preparation (parent) ----------------------------------------------------------------------
+def prepare(work: Path, durations: list[int]) -> tuple[Path, dict[int, Path]]:
+    import soundfile as sf
+    from builders import build_snapshot
+
+    from clarke_desktop.asr.export import export_medasr
+    from clarke_desktop.audio.files import load_audio
+
+    work.mkdir(parents=True, exist_ok=True)
+    snapshot, model = work / "snapshot", work / "model"
+    if not (snapshot / "model.safetensors").is_file():
+        build_snapshot(snapshot, tiny=False, seed=0, init_range=0.02)
+    if not (model / "metadata.json").is_file():
+        export_medasr(snapshot, model, ["fp32", "int8"], overwrite=True)
+    speech_wav = work / "speech.wav"
+    if not speech_wav.is_file():
+        subprocess.run(["espeak-ng", "-s", "150", "-w", str(speech_wav), TEXT], check=True)
+    speech = load_audio(speech_wav)
+    rng = np.random.default_rng(0)
+    audio_files = {}
+    for seconds in durations:
+        path = work / f"audio_{seconds}s.wav"
+        if not path.is_file():
+            n = seconds * 16000
+            reps = int(np.ceil(n / speech.size))
+            audio = np.tile(speech, reps)[:n] + (0.005 * rng.standard_normal(n)).astype(np.float32)
+            sf.write(path, audio.astype(np.float32), 16000, subtype="FLOAT")
+        audio_files[seconds] = path
+    return model, audio_files
+
+
+def run_child(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- measurements (children) --------------------------------------------------------------------
+def child_torch(snapshot: Path, audio: np.ndarray, threads: int) -> dict:
+    import torch
+    from transformers import LasrForCTC
+
+    from clarke_desktop.asr.features import log_mel
+    from clarke_desktop.asr.windows import WindowPlan, total_frames
+
+    torch.set_num_threads(threads)
+    model = LasrForCTC.from_pretrained(str(snapshot)).eval()
+    windows = WindowPlan().windows(total_frames(audio.size))
+    with torch.inference_mode():
+        model(input_features=torch.from_numpy(log_mel(audio[: 5 * 16000]))[None])  # warm-up
+        began = time.perf_counter()
+        for w in windows:
+            start, end = w.samples
+            model(input_features=torch.from_numpy(log_mel(audio[start:end]))[None]).logits.argmax(-1)
+        seconds = time.perf_counter() - began
+    return {"seconds": seconds, "windows": len(windows)}
+
+
+def child_ort(model_dir: Path, audio: np.ndarray, threads: int, precision: str) -> dict:
+    from clarke_desktop.asr.transcriber import OnnxTranscriber
+
+    t = OnnxTranscriber(model_dir, precision=precision, cpu_threads=threads)
+    t.transcribe(audio[: 5 * 16000])  # warm-up
+    began = time.perf_counter()
+    transcript = t.transcribe(audio)
+    seconds = time.perf_counter() - began
+    assert "torch" not in sys.modules
+    return {
+        "seconds": seconds,
+        "provider": t.provider,
+        "precision": t.precision,
+        "words": len(transcript.words),
+    }
+
+
+def child_live(model_dir: Path, audio: np.ndarray, threads: int, precision: str) -> dict:
+    from clarke_desktop.asr.transcriber import OnnxTranscriber
+
+    t = OnnxTranscriber(model_dir, precision=precision, cpu_threads=threads)
+    t.transcribe(audio[: 5 * 16000])  # warm-up
+    live = t.live()
+    step = 1600  # 100 ms chunks, as a recorder delivers them
+    began = time.perf_counter()
+    for i in range(0, audio.size, step):
+        live.feed(audio[i : i + step])
+    fed = time.perf_counter()
+    final = live.finish()
+    lag = time.perf_counter() - fed
+    offline = t.transcribe(audio)
+    return {
+        "lag_s": lag,
+        "feed_seconds": fed - began,
+        "passes": live.passes,
+        "equals_offline": final.text == offline.text,
+        "precision": t.precision,
+    }
+
+
+def child_main(argv: list[str]) -> None:
+    engine, path, model_dir, snapshot, threads = (
+        argv[0],
+        Path(argv[1]),
+        Path(argv[2]),
+        Path(argv[3]),
+        int(argv[4]),
+    )
+    from clarke_desktop.audio.files import load_audio
+
+    audio = load_audio(path)
+    if engine == "torch":
+        result = child_torch(snapshot, audio, threads)
+    elif engine.startswith("live-"):
+        result = child_live(model_dir, audio, threads, engine.split("-", 1)[1])
+    else:
+        result = child_ort(model_dir, audio, threads, engine.split("-", 1)[1])
+    result["audio_s"] = audio.size / 16000
+    if "seconds" in result:
+        result["rtf"] = result["seconds"] / result["audio_s"]
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    print(json.dumps(result))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child_main(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "clarke-bench-asr"
+    )
+    parser.add_argument("--durations", type=int, nargs="+", default=[60, 600])
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--live-durations", type=int, nargs="+", default=None)
+    args = parser.parse_args()
+
+    from clarke_desktop.asr.session import default_cpu_threads
+
+    threads = args.threads or default_cpu_threads()
+    load_before = os.getloadavg()
+    began = time.perf_counter()
+    model_dir, audio_files = prepare(args.work, args.durations)
+    prepared = time.perf_counter() - began
+    snapshot = args.work / "snapshot"
+    results: dict = {}
+    for seconds, path in audio_files.items():
+        common = [str(path), str(model_dir), str(snapshot), str(threads)]
+        row = {engine: run_child([engine, *common]) for engine in ("torch", "ort-fp32", "ort-int8")}
+        if args.live_durations is None or seconds in args.live_durations:
+            row["live-fp32"] = run_child(["live-fp32", *common])
+            row["live-int8"] = run_child(["live-int8", *common])
+        torch_s = row["torch"].get("seconds")
+        for engine in ("ort-fp32", "ort-int8"):
+            if torch_s and "seconds" in row[engine]:
+                row[engine]["time_vs_torch"] = round(row[engine]["seconds"] / torch_s, 3)
+        results[f"{seconds}s"] = row
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    report = {
+        "benchmark": "medasr-onnxruntime",
+        "model": {"parameters": meta["parameters"], "encoder": meta["encoder"], "parity": meta["parity"]},
+        "threads": threads,
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "prepare_s": round(prepared, 1),
+        "results": results,
+        "targets": {
+            "ort_fp32_time_vs_torch_max": 0.6,
+            "rtf_max": 0.03,
+            "live_lag_s_max": 1.5,
+        },
+    }
+    checks = {}
+    for key, row in results.items():
+        checks[key] = {
+            "fp32_vs_torch_ok": row["ort-fp32"].get("time_vs_torch", 9) <= 0.6,
+            "fp32_rtf_ok": row["ort-fp32"].get("rtf", 9) <= 0.03,
+            "int8_rtf_ok": row["ort-int8"].get("rtf", 9) <= 0.03,
+            **({"live_lag_ok": row["live-fp32"].get("lag_s", 9) <= 1.5} if "live-fp32" in row else {}),
+        }
+    report["checks"] = checks
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
