@@ -17,10 +17,31 @@ from clarke_desktop.asr.base import SAMPLE_RATE, AudioError
 SUPPORTED = ("WAV", "FLAC", "OGG", "MP3")
 # One CTC frame of MedASR needs 2320 samples (0.145 s); shorter recordings cannot be transcribed.
 MIN_SECONDS = 0.145
+_BLOCK_FRAMES = 1 << 18  # ~5 s at 48 kHz
 
 
 def _describe(path: Path) -> str:
     return f"'{path}'"
+
+
+def _read_mono_16k(path: Path, info) -> tuple[np.ndarray, int]:
+    """Block by block, so an hour at 48 kHz stereo never sits in memory at its original rate."""
+    parts: list[np.ndarray] = []
+    read = 0
+    resampler = (
+        None
+        if info.samplerate == SAMPLE_RATE
+        else soxr.ResampleStream(info.samplerate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    )
+    with sf.SoundFile(str(path)) as fh:
+        for block in fh.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
+            read += block.shape[0]
+            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy()
+            parts.append(resampler.resample_chunk(mono) if resampler else mono)
+    if resampler is not None:
+        parts.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+    out = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return out.astype(np.float32, copy=False), read
 
 
 def load_audio(path: Path | str, *, min_seconds: float = MIN_SECONDS) -> np.ndarray:
@@ -49,22 +70,17 @@ def load_audio(path: Path | str, *, min_seconds: float = MIN_SECONDS) -> np.ndar
     if info.format not in SUPPORTED:
         raise AudioError(f"{name} is {info.format} audio; supported formats: {', '.join(SUPPORTED)}")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        mono, read = _read_mono_16k(path, info)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         detail = getattr(exc, "error_string", None) or str(exc)
         raise AudioError(f"Audio file {name} is corrupted or truncated ({detail.strip()})") from exc
-    if data.shape[0] == 0:
+    if read == 0:
         raise AudioError(f"Audio file {name} holds no samples")
-    if info.frames > 0 and data.shape[0] < info.frames * 0.5:
+    if info.frames > 0 and read < info.frames * 0.5:
         # libsndfile reads what it can from a truncated file; losing half of it is not a recording.
-        raise AudioError(
-            f"Audio file {name} is truncated: {data.shape[0]} of {info.frames} samples could be read"
-        )
-    if not np.isfinite(data).all():
+        raise AudioError(f"Audio file {name} is truncated: {read} of {info.frames} samples could be read")
+    if not np.isfinite(mono).all():
         raise AudioError(f"Audio file {name} is corrupted (non-finite samples)")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if rate != SAMPLE_RATE:
-        mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     mono = np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
     seconds = mono.size / SAMPLE_RATE
     if seconds < min_seconds:
