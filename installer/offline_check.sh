@@ -35,9 +35,13 @@ if [ -n "${CLARKE_OFFLINE_AUDIO:-}" ]; then input=(--audio "$CLARKE_OFFLINE_AUDI
 
 echo "offline_check: network inside the namespace:" >&2
 "${netns[@]}" ip -brief link >&2 2>/dev/null || true
+# --seccomp-bpf stops the program only on the traced calls (plain -f stops it on every syscall,
+# which slows multi-threaded inference badly); older strace lacks it.
+strace_opts=(-f -qq)
+strace --seccomp-bpf -f -qq -e trace=connect -o /dev/null true 2>/dev/null && strace_opts+=(--seccomp-bpf)
 start=$(date +%s)
 set +e
-"${netns[@]}" strace -f -qq -o "$scratch/strace.log" -e trace=connect,sendto,sendmsg,sendmmsg \
+"${netns[@]}" strace "${strace_opts[@]}" -o "$scratch/strace.log" -e trace=connect,sendto,sendmsg,sendmmsg \
   "$exe" run-consultation --patient "${CLARKE_OFFLINE_PATIENT:-pt-001}" "${input[@]}" \
   --sign-off "Dr Offline Check" --out "$scratch/out" --json >"$scratch/summary.json" 2>"$scratch/stderr.log"
 rc=$?
