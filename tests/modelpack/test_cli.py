@@ -20,8 +20,10 @@ def test_pack_install_status_verify_cli(stage: Path, tmp_path: Path, models_env:
     assert "installed letter_writer" in r.output
     r = runner.invoke(cli, ["models", "status", "--json"])
     assert r.exit_code == 0, r.output
-    roles = {d["role"]: d for d in json.loads(r.stdout)["roles"]}
+    status_json = json.loads(r.stdout)
+    roles = {d["role"]: d for d in status_json["roles"]}
     assert all(d["ok"] and d["installed"] for d in roles.values())
+    assert status_json["embedded"]["present"] is True
     assert roles["letter_writer"]["precision"].startswith("Q4_K_M")
 
     victim = models_env / "ehr_agent" / "medgemma-1.5-4b-it-Q4_K_M.gguf"
