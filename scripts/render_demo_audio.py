@@ -10,6 +10,7 @@ whole consultation lasts 60-90 s. Also written, per consultation:
   pt-00N_consultation.wav   the audio
   pt-00N_transcript.txt     what is said, without speaker labels (reference for ASR WER)
   pt-00N_segments.json      each line: speaker, text, start/end seconds, voice
+and the time span of each planted slip in pt-00N_expected_discrepancies.json.
 """
 
 from __future__ import annotations
@@ -115,6 +116,20 @@ def render(pid: str, speed: int, tmp: Path) -> tuple[Path, float, list[dict]]:
     return out, wav_seconds(out), segments
 
 
+def locate_slips(pid: str, segments: list[dict]) -> None:
+    """Add to each planted slip the line it is spoken in and that line's time span in the audio."""
+    path = DEMO / f"{pid}_expected_discrepancies.json"
+    if not path.is_file():
+        return
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for d in data["discrepancies"]:
+        seg = next((s for s in segments if d["said"] in s["text"]), None)
+        if seg is None:
+            raise ValueError(f"{path.name}: {d['said']!r} is not said in the consultation")
+        d["segment"] = {"index": seg["index"], "start_s": seg["start_s"], "end_s": seg["end_s"]}
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("patients", nargs="*", default=sorted(PATIENT_VOICES))
@@ -153,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             + "\n",
             encoding="utf-8",
         )
+        locate_slips(pid, segments)
         print(f"{pid}: {seconds:.1f} s at {speed} wpm -> {DEMO / f'{pid}_consultation.wav'}")
     return 0
 

@@ -92,3 +92,14 @@ def test_render_is_reproducible(tmp_path) -> None:
     wav, seconds, segments = render_demo_audio.render("pt-002", segs["espeak_speed_wpm"], tmp_path)
     assert wav.read_bytes() == (DEMO_AUDIO / "pt-002_consultation.wav").read_bytes()
     assert seconds == pytest.approx(segs["duration_s"], abs=0.001)
+
+
+@pytest.mark.parametrize("pid", PRIMARY)
+def test_slips_point_at_the_line_and_speaker_that_says_them(pid: str) -> None:
+    data = json.loads((DEMO_AUDIO / f"{pid}_expected_discrepancies.json").read_text())
+    segs = json.loads((DEMO_AUDIO / f"{pid}_segments.json").read_text())["segments"]
+    for d in data["discrepancies"]:
+        seg = segs[d["segment"]["index"]]
+        assert d["said"] in seg["text"]
+        assert seg["speaker"] == d["speaker"]
+        assert (d["segment"]["start_s"], d["segment"]["end_s"]) == (seg["start_s"], seg["end_s"])
