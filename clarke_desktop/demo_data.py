@@ -157,7 +157,8 @@ def ensure_database(db_path: Path | None = None, on_progress: Callable[..., None
             first = failed[0]
             raise DatasetError(
                 f"the bundled dataset did not load: {first.path.name}: {first.error} "
-                f"({len(failed)} of {len(report.files)} files failed; nothing else was changed in them)"
+                f"({len(failed)} of {len(report.files)} files failed and changed nothing; the next start "
+                "tries again)"
             )
         store.update(_marker(fingerprint))
         log.info("bundled dataset loaded: %d resources in %.1f s", report.resources, report.seconds)

@@ -14,6 +14,7 @@ import pytest
 from conftest import DEMO_IDS, RESOURCES
 
 from clarke_desktop import demo_data
+from clarke_desktop.fhir.client import FhirNotFound
 from clarke_desktop.fhir.local import LocalFhirClient
 
 
@@ -175,3 +176,23 @@ def test_appointment_times_are_london_local(db_copy: Path) -> None:
 def test_store_file_is_sqlite(seeded_db: Path) -> None:
     with sqlite3.connect(seeded_db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_broken_bundled_file_is_named_and_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _mini_dataset(tmp_path / "res")
+    (root / "fhir" / "demo" / "pt-003.json").write_text(
+        '{"resourceType": "Bundle", "type": "transaction", "entry": ['
+    )
+    monkeypatch.setenv("CLARKE_RESOURCES_DIR", str(root))
+    db = tmp_path / "fhir.sqlite3"
+    with pytest.raises(demo_data.DatasetError, match="pt-003.json"):
+        demo_data.ensure_database(db)
+    client = LocalFhirClient(db)
+    try:
+        with pytest.raises(FhirNotFound):
+            client.read("Basic", demo_data.MARKER_ID)  # no marker: the next start tries again
+        with pytest.raises(FhirNotFound):
+            client.read("Patient", "pt-003")  # the broken file changed nothing
+        assert client.read("Patient", "pt-004")["id"] == "pt-004"  # the good files loaded
+    finally:
+        client.close()
