@@ -69,6 +69,8 @@ def transcribe(audio_file: Path, model_dir: Path | None, as_json: bool, device: 
 @click.command("export-medasr")
 @click.option(
     "--source",
+    "--snapshot",
+    "source",
     required=True,
     type=click.Path(path_type=Path, exists=True, file_okay=False),
     help="Local google/medasr snapshot (save_pretrained files: config.json, model.safetensors, tokenizer).",
