@@ -166,6 +166,28 @@ def _same_substance(said: str, recorded: str) -> bool:
     return False
 
 
+def _allergy_covers(recorded: str, said: str) -> bool:
+    """Whether a recorded allergy covers the substance said: the same substance, or a recorded
+    class ("Penicillin") that contains it. A recorded member does not cover a sibling: "allergic to
+    aspirin" is news when only ibuprofen is recorded."""
+    recorded, said = recorded.lower().strip(), said.lower().strip()
+    words = [t.lower for t in tokenize(recorded)]
+    if said in words or said == recorded or (words and fuzz.ratio(said, words[0]) >= 88):
+        return True
+    for key, members in lexicon.ALLERGY_CLASSES.items():
+        if said in members and any(w in {key, key + "s"} or w.rstrip("s") == key for w in words):
+            return True
+    return False
+
+
+def _reaction_group(text: str) -> str | None:
+    tokens = tokenize(text)
+    for group, phrases in lexicon.REACTIONS.items():
+        if any(find_phrase(tokens, phrase) for phrase in phrases):
+            return group
+    return None
+
+
 def _drug_key(name: str) -> str:
     first = tokenize(name)
     return first[0].lower if first else name.lower()
@@ -340,7 +362,7 @@ def _check_allergies(scan: _Scan, context: PatientContext, out: _Collector) -> N
             k, substance = found
             cue_tokens.add(k)
             negated = any(w in lexicon.NEGATIONS for w in scan.before(i, 3))
-            match = next((a for a in recorded if _same_substance(substance, a.substance)), None)
+            match = next((a for a in recorded if _allergy_covers(a.substance, substance)), None)
             if negated and match:
                 out.add(
                     Discrepancy(
@@ -361,9 +383,12 @@ def _check_allergies(scan: _Scan, context: PatientContext, out: _Collector) -> N
                         description=f"Allergy to {substance} mentioned; it is not on the allergy record.",
                         transcript=scan.span(i, k),
                         record_text=record_text,
+                        record_source=recorded[0].source if recorded else None,
                         severity="high",
                     )
                 )
+            elif match and match.reaction:
+                _check_reaction(scan, i, k, substance, match, record_text, out)
     if recorded:
         for denial in _ALLERGY_DENIALS:
             for i, j in find_phrase(scan.tokens, denial):
@@ -404,6 +429,41 @@ def _check_allergies(scan: _Scan, context: PatientContext, out: _Collector) -> N
             )
 
 
+def _check_reaction(
+    scan: _Scan, i: int, k: int, substance: str, match, record_text: str, out: _Collector
+) -> None:
+    """A recorded allergy mentioned with a different reaction ("rash" said, anaphylaxis recorded)."""
+    recorded_group = _reaction_group(match.reaction or "")
+    if recorded_group is None:
+        return
+    end = min(len(scan.tokens), k + 14)  # the same or the next short sentence
+    window = scan.tokens[k + 1 : end]
+    for group, phrases in lexicon.REACTIONS.items():
+        for phrase in phrases:
+            hits = find_phrase(window, phrase)
+            if hits and group != recorded_group:
+                last = k + 1 + hits[0][1] - 1
+                said = scan.transcript.text[scan.tokens[k + 1 + hits[0][0]].start : scan.tokens[last].end]
+                out.add(
+                    Discrepancy(
+                        id=f"allergy-{scan.tokens[i].start}",
+                        kind="allergy",
+                        description=(
+                            f"{substance} allergy: reaction said '{said}'; the record has {match.reaction}"
+                            + (f" ({match.severity})" if match.severity else "")
+                            + "."
+                        ),
+                        transcript=scan.span(i, last),
+                        record_text=record_text,
+                        record_source=match.source,
+                        severity="high",
+                    )
+                )
+                return
+            if hits:
+                return
+
+
 def _lab_phrases(lab: LabResult) -> list[str]:
     name = lab.name.lower()
     best: tuple[int, tuple[str, ...]] | None = None
@@ -442,6 +502,9 @@ def _check_labs(scan: _Scan, context: PatientContext, out: _Collector) -> None:
         recorded = _number_set(lab.value) | _number_set(lab.previous_value)
         if not recorded:
             continue
+        recorded |= _number_set(lab.reference_range)  # "your best should be around 450" (predicted)
+        if lab in context.vital_signs and any(t.lower in {"today", "now"} for t in scan.tokens[j:end]):
+            continue  # a reading taken in this consultation: new, not a statement about the record
         lab_unit = _canonical_unit(lab.unit)
         for said in scan.numbers_between(j, end):
             if said.unit and lab_unit and said.unit != lab_unit:

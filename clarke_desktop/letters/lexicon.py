@@ -384,3 +384,14 @@ TIME_UNITS: frozenset[str] = frozenset(
         "o'clock",
     ]
 )
+
+# Reaction groups: a reaction said is compared with the recorded one by group.
+REACTIONS: dict[str, tuple[str, ...]] = {
+    "anaphylaxis": ("anaphylaxis", "anaphylactic", "throat swelling", "throat closed", "collapsed"),
+    "rash": ("rash", "hives", "urticaria", "eruption", "itchy", "itching", "skin reaction", "blotchy"),
+    "bronchospasm": ("bronchospasm", "wheeze", "wheezy", "wheezing", "chest tight", "tight chest", "asthma attack",
+                     "breathless", "chest tightness"),
+    "angioedema": ("angioedema", "swelling", "swollen", "lips swelled", "face swelled"),
+    "nausea": ("nausea", "nauseous", "sick", "vomiting", "vomited", "vomit"),
+    "diarrhoea": ("diarrhoea", "diarrhea", "loose stools"),
+}  # fmt: skip

@@ -19,11 +19,15 @@ def kinds(items) -> list[str]:
 
 
 def test_dose_said_differs_from_prescription(thompson) -> None:
-    found = detect_discrepancies("You're still taking the metformin 500 mg twice a day, is that right?", thompson)
+    found = detect_discrepancies(
+        "You're still taking the metformin 500 mg twice a day, is that right?", thompson
+    )
     assert kinds(found) == ["dose"]
     d = found[0]
     assert "500 mg" in d.description and "1 g" in d.description
-    assert d.record_source and d.record_source.id == "med-pt-001-metformin" and d.record_source.version_id == "1"
+    assert (
+        d.record_source and d.record_source.id == "med-pt-001-metformin" and d.record_source.version_id == "1"
+    )
     assert d.transcript.text == "metformin 500 mg"
     assert d.severity == "high"
 
@@ -105,7 +109,9 @@ def test_listed_negated_or_family_diagnoses_are_not_flagged(thompson) -> None:
 
 
 def test_medicine_taken_but_not_recorded_and_stopped(thompson) -> None:
-    found = detect_discrepancies("I've been taking ibuprofen for the knee. I stopped taking atorvastatin.", thompson)
+    found = detect_discrepancies(
+        "I've been taking ibuprofen for the knee. I stopped taking atorvastatin.", thompson
+    )
     assert kinds(found) == ["medication", "medication"]
     assert "ibuprofen" in found[0].description and found[1].record_source.id == "med-pt-001-atorvastatin"
 
