@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -108,9 +107,9 @@ def make_app(store: Store) -> Starlette:
         return _json(stored, 201, {"Location": location, "ETag": f'W/"{stored["meta"]["versionId"]}"'})
 
     async def search_post(request: Request) -> Response:
-        form = await request.form()
-        pairs = [(k, str(v)) for k, v in form.multi_items()]
-        query = urlencode(pairs) + (("&" + request.url.query) if request.url.query else "")
+        # The body is application/x-www-form-urlencoded (R4 http.html#search); URL parameters add to it.
+        body = (await request.body()).decode("utf-8", errors="replace")
+        query = "&".join(part for part in (body, str(request.url.query)) if part)
         return _json(store.search(request.path_params["rtype"], query, base_url=_base(request)))
 
     async def instance(request: Request) -> Response:

@@ -43,7 +43,7 @@ from local_fhir.indexing import TABLES, index_rows
 from local_fhir.jsontext import dumps, loads, loads_exact
 from local_fhir.search import Plan, SearchBuilder, parse_params
 from local_fhir.searchparams import registry
-from local_fhir.validation import problems
+from local_fhir.validation import validate
 
 if TYPE_CHECKING:
     from local_fhir.importer import ImportReport
@@ -348,15 +348,8 @@ class Store:
         return True
 
     @staticmethod
-    def _check(resource: Any, where: str | None = None) -> dict[str, Any]:
-        found = problems(resource, where)
-        if found:
-            first = found[0]
-            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-            raise InvalidResource(
-                f"invalid resource: {first['diagnostics']} at {first.get('expression', ['?'])[0]}{more}",
-                operation_outcome(found),
-            )
+    def _check(resource: Any) -> dict[str, Any]:
+        validate(resource)
         return resource
 
     # -- CRUD ------------------------------------------------------------------------------------

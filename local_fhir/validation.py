@@ -64,5 +64,8 @@ def validate(resource: Any, where: str | None = None) -> None:
     found = problems(resource, where)
     if found:
         rtype = resource.get("resourceType", "resource") if isinstance(resource, dict) else "resource"
-        raise InvalidResource(f"invalid {rtype}: {found[0]['diagnostics']} at {found[0].get('expression', ['?'])[0]}"
-                              + (f" (+{len(found) - 1} more)" if len(found) > 1 else ""), operation_outcome(found))  # fmt: skip
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        where = found[0].get("expression", ["?"])[0]
+        raise InvalidResource(
+            f"invalid {rtype}: {found[0]['diagnostics']} at {where}{more}", operation_outcome(found)
+        )

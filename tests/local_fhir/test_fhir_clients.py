@@ -142,3 +142,18 @@ def test_metadata_and_loopback_only(server: str) -> None:
     appointment = next(r for r in cap["rest"][0]["resource"] if r["type"] == "Appointment")
     assert {"date", "actor"} <= {p["name"] for p in appointment["searchParam"]}
     assert server.startswith("http://127.0.0.1:")
+
+
+def test_rest_history_post_search_and_bad_bodies(server: str) -> None:
+    history = httpx.get(f"{server}/Patient/p1/_history").json()
+    assert history["type"] == "history" and history["entry"][0]["resource"]["id"] == "p1"
+    found = httpx.post(f"{server}/Observation/_search", data={"patient": "p1", "_count": "2"}).json()
+    assert found["total"] == 7 and len(found["entry"]) == 2
+    bad = httpx.post(
+        f"{server}/Patient", content=b"{not json", headers={"Content-Type": "application/fhir+json"}
+    )
+    assert bad.status_code == 400 and bad.json()["resourceType"] == "OperationOutcome"
+    wrong = httpx.put(f"{server}/Patient/p1", json={"resourceType": "Patient", "id": "other"})
+    assert wrong.status_code == 400
+    created = httpx.put(f"{server}/Patient/fresh", json={"resourceType": "Patient", "id": "fresh"})
+    assert created.status_code == 201 and created.headers["etag"] == 'W/"1"'

@@ -322,3 +322,18 @@ def test_unindexed_type_rejects_other_parameters(store: Store) -> None:
 def test_raw_query_string(people: Store) -> None:
     assert sorted(ids(people.search("Patient", "name=thom&birthdate=1952-03-14"))) == ["p1"]
     assert sorted(ids(people.search("Patient", "gender=male&gender=female"))) == []  # repeated = AND
+
+
+def test_patient_queries_are_driven_by_the_reference_index(store: Store) -> None:
+    """The plan starts from idx_reference (not a scan of every Observation), whatever else is asked."""
+    plan = store.builder.plan("Observation", {"patient": "p1", "category": "laboratory", "_sort": "-date"})
+    from_sql, where, args = store._query_parts(plan)
+    assert from_sql.startswith("(SELECT DISTINCT x.rid FROM idx_reference x")
+    rows = (
+        store._conn()
+        .execute(f"EXPLAIN QUERY PLAN SELECT r.rid FROM {from_sql} WHERE {where}", args)
+        .fetchall()
+    )
+    details = " | ".join(str(r[-1]) for r in rows)
+    assert "idx_reference" in details
+    assert "SCAN r" not in details and "SCAN resources" not in details
