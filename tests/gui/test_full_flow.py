@@ -62,6 +62,9 @@ def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_p
     qtbot.mouseClick(w.consultation.demo_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Mrs Thompson" in w.consultation.transcript.toPlainText(), timeout=10_000)
     w.consultation.aside.setPlainText("Feet: monofilament sensation intact.")
+    # The letter to the patient has two narrative sections (the clinic letter three): the same
+    # code path with less embedded-model time on a CPU.
+    w.consultation.doc_type.setCurrentIndex(w.consultation.doc_type.findData("patient"))
 
     probe = LoopLatencyProbe()
     probe.start()
@@ -77,6 +80,7 @@ def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_p
     assert w.calls["generate"] != threading.get_ident()  # the pipeline ran off the GUI thread
     assert latency["ticks"] > 0  # the loop kept turning while the letter was written
     doc = w.review.document
+    assert doc.doc_type == "patient"
     assert doc.model is not None and doc.model.demo
     assert w.demo_banner.isVisibleTo(w)
 
