@@ -1,4 +1,4 @@
-; Inno Setup 6 script for Clarke Desktop (Windows 10/11 x64), per-machine install.
+; Inno Setup 6.3+ script for Clarke Desktop (Windows 10/11 x64), per-machine install.
 ; Build on Windows after installer\windows\build.ps1 has produced dist\clarke-desktop\:
 ;     iscc /DAppVersion=0.1.0 installer\windows\clarke-desktop.iss
 ; Silent install (IT, SCCM/Intune), as administrator:
@@ -27,7 +27,6 @@ DisableProgramGroupPage=yes
 ; Per-machine: Program Files, all users' Start menu, HKLM uninstall entry. Needs admin to install,
 ; never at run time.
 PrivilegesRequired=admin
-PrivilegesRequiredOverridesAllowed=
 ArchitecturesAllowed=x64compatible
 ArchitecturesInstallIn64BitMode=x64compatible
 MinVersion=10.0.17763
@@ -36,7 +35,7 @@ OutputBaseFilename=ClarkeDesktop-{#AppVersion}-Setup
 Compression=lzma2/fast
 SolidCompression=no
 WizardStyle=modern
-UninstallDisplayIcon={app}\clarke-desktop.exe
+UninstallDisplayIcon={app}\clarke-desktop-gui.exe
 CloseApplications=yes
 RestartApplications=no
 ; An upgrade installs over the previous version in place; user data lives elsewhere.
@@ -50,22 +49,39 @@ Source: "{#BundleDir}\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs 
 Type: filesandordirs; Name: "{app}\_internal"
 
 [Icons]
-Name: "{commonprograms}\Clarke Desktop"; Filename: "{app}\clarke-desktop.exe"; Parameters: ""
-Name: "{commondesktop}\Clarke Desktop"; Filename: "{app}\clarke-desktop.exe"; Tasks: desktopicon
+; The windowed twin (no console window); clarke-desktop.exe is the command line for IT.
+Name: "{commonprograms}\Clarke Desktop"; Filename: "{app}\clarke-desktop-gui.exe"
+Name: "{commondesktop}\Clarke Desktop"; Filename: "{app}\clarke-desktop-gui.exe"; Tasks: desktopicon
 
 [Tasks]
 Name: "desktopicon"; Description: "Create a desktop shortcut"; Flags: unchecked
 
 [Run]
-; No network: the only post-install action is installing a model pack the administrator named.
-Filename: "{app}\clarke-desktop.exe"; Parameters: "models install ""{param:MODELPACK}"" --scope machine"; \
-  StatusMsg: "Verifying and installing the model pack..."; Flags: runhidden waituntilterminated; \
-  Check: ModelPackGiven
-Filename: "{app}\clarke-desktop.exe"; Description: "Start Clarke Desktop"; \
+; No network. The model pack (if /MODELPACK= was given) is installed in [Code] below, where its exit
+; code can be checked and logged.
+Filename: "{app}\clarke-desktop-gui.exe"; Description: "Start Clarke Desktop"; \
   Flags: nowait postinstall skipifsilent
 
 [Code]
-function ModelPackGiven(): Boolean;
+procedure CurStepChanged(CurStep: TSetupStep);
+var
+  Pack: String;
+  ResultCode: Integer;
 begin
-  Result := ExpandConstant('{param:MODELPACK}') <> '';
+  if CurStep <> ssPostInstall then Exit;
+  Pack := ExpandConstant('{param:MODELPACK}');
+  if Pack = '' then Exit;
+  Log('Installing model pack ' + Pack + ' (every file is verified by sha256 before it is placed)');
+  if not Exec(ExpandConstant('{app}\clarke-desktop.exe'),
+              'models install "' + Pack + '" --scope machine', '', SW_HIDE,
+              ewWaitUntilTerminated, ResultCode) or (ResultCode <> 0) then
+  begin
+    Log(Format('MODEL PACK NOT INSTALLED (exit code %d): run "clarke-desktop models install %s" '
+               + 'for the reason; the application itself is installed.', [ResultCode, Pack]));
+    SuppressibleMsgBox('The model pack at ' + Pack + ' was not installed (it did not verify or could '
+      + 'not be read). Run "clarke-desktop models install" on it to see which file is at fault.',
+      mbError, MB_OK, IDOK);
+  end
+  else
+    Log('Model pack installed and verified.');
 end;
