@@ -92,16 +92,18 @@ def _parse_entries(bundle: Any) -> list[Op]:
     return ops
 
 
+def _refuse(op: Op, message: str) -> InvalidResource:
+    return InvalidResource(message, _oo(message, _where(op, ".request.url")))
+
+
 def _resolve_target(store: Store, op: Op, keep_ids: bool) -> None:
     """Decide which resource id each entry writes or deletes."""
+    resource = op.resource or {}
     url = op.url.split("?", 1)[0] if op.method == "POST" else op.url
     if op.method == "POST":
         m = _TYPE_ONLY.match(url)
-        if not m or m.group(1) != op.resource.get("resourceType"):  # type: ignore[union-attr]
-            raise InvalidResource(
-                f"POST url {op.url!r} must be the resource type",
-                _oo(f"POST url {op.url!r} must be the resource type", _where(op, ".request.url")),
-            )
+        if not m or m.group(1) != resource.get("resourceType"):
+            raise _refuse(op, f"POST url {op.url!r} must be the resource's type")
         op.rtype = m.group(1)
         if op.if_none_exist:
             found = store.search_ids(op.rtype, op.if_none_exist)
@@ -110,7 +112,7 @@ def _resolve_target(store: Store, op: Op, keep_ids: bool) -> None:
             if found:
                 op.id, op.skip = found[0], True
                 return
-        given = op.resource.get("id")  # type: ignore[union-attr]
+        given = resource.get("id")
         op.id = given if keep_ids and isinstance(given, str) else str(uuid.uuid4())
         return
     if op.method == "GET":
@@ -121,10 +123,7 @@ def _resolve_target(store: Store, op: Op, keep_ids: bool) -> None:
     else:
         c = _CONDITIONAL.match(url)
         if not c:
-            raise InvalidResource(
-                f"cannot understand request url {op.url!r}",
-                _oo(f"cannot understand request url {op.url!r}", _where(op, ".request.url")),
-            )
+            raise _refuse(op, f"cannot understand request url {op.url!r}")
         op.rtype = c.group(1)
         found = store.search_ids(op.rtype, c.group(2))
         if len(found) > 1:
@@ -132,17 +131,15 @@ def _resolve_target(store: Store, op: Op, keep_ids: bool) -> None:
         if found:
             op.id = found[0]
         elif op.method == "PUT":
-            given = op.resource.get("id")  # type: ignore[union-attr]
+            given = resource.get("id")
             op.id = given if isinstance(given, str) else str(uuid.uuid4())
         else:
             op.skip = True  # conditional delete with no match: nothing to do
     if op.method == "PUT":
-        if op.resource.get("resourceType") != op.rtype:  # type: ignore[union-attr]
-            raise InvalidResource(f"PUT {op.url!r} carries a {op.resource.get('resourceType')}")  # type: ignore[union-attr]
-        if m and op.resource.get("id") not in (None, op.id):  # type: ignore[union-attr]
-            raise InvalidResource(
-                f"PUT {op.url!r}: resource id {op.resource.get('id')!r} differs from the url"
-            )  # type: ignore[union-attr]
+        if resource.get("resourceType") != op.rtype:
+            raise _refuse(op, f"PUT {op.url!r} carries a {resource.get('resourceType')!r}")
+        if m and resource.get("id") not in (None, op.id):
+            raise _refuse(op, f"PUT {op.url!r}: resource id {resource.get('id')!r} differs from the url")
 
 
 def _oo(message: str, where: str) -> dict[str, Any]:
