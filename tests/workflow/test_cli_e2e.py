@@ -1,0 +1,124 @@
+"""`clarke-desktop run-consultation` end to end in a real process: the bundled demo record in a real
+local FHIR store, the real EHR agent and letter writer on the embedded Gemma 3 270M GGUF, the real
+application store, PDF and write-back. Tokens per section are capped to keep the run short."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from clarke_desktop.fhir.local import LocalFhirClient
+from clarke_desktop.pdf import DEMO_MARKING
+from clarke_desktop.pipeline import HEADLESS_REASON
+from clarke_desktop.store import AppStore
+
+REPO = Path(__file__).resolve().parents[2]
+TRANSCRIPT = (
+    "Good morning Mrs Thompson. How have you been since we last met? I've been more tired and thirsty, doctor. "
+    "Your HbA1c has gone up to 55 from 48. You're on metformin one gram twice a day. I'd like to start "
+    "gliclazide 40 milligrams once daily with breakfast. You're allergic to penicillin? Yes, a rash. "
+    "We'll repeat the HbA1c in three months."
+)
+
+
+def _fhir_db(path: Path) -> None:
+    try:
+        from clarke_desktop.demo_data import ensure_database
+    except ImportError:
+        from local_fhir.importer import import_paths
+        from local_fhir.store import Store
+
+        store = Store(path)
+        report = import_paths(store, [REPO / "resources" / "fhir" / "demo"])
+        store.close()
+        assert all(f.ok for f in report.files)
+    else:
+        ensure_database()
+
+
+@pytest.mark.slow
+def test_run_consultation_headless_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("CLARKE_DATA_DIR", str(data))
+    _fhir_db(data / "fhir.sqlite3")
+    transcript = tmp_path / "visit.txt"
+    transcript.write_text(TRANSCRIPT, encoding="utf-8")
+    out = tmp_path / "out"
+    env = {**os.environ, "CLARKE_DATA_DIR": str(data)}
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "clarke_desktop", "run-consultation",
+            "--patient", "pt-001", "--transcript", str(transcript), "--type", "clinic",
+            "--sign-off", "Dr S. Chen", "--out", str(out), "--max-section-tokens", "40", "--json",
+        ],
+        capture_output=True, text=True, env=env, timeout=900, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+
+    assert set(summary["timings_s"]) >= {
+        "transcribe",
+        "context",
+        "letter",
+        "save",
+        "sign_off_export_writeback",
+    }
+    assert summary["model"]["demo"] is True and "demo_model" in summary["degraded"]
+    assert any("demo model" in w.lower() for w in summary["warnings"])
+    assert summary["inference_s"]["letter_writer"] > 0
+
+    pdf = Path(summary["pdf"])
+    text = "\n".join(p.extract_text() for p in PdfReader(pdf).pages)
+    assert DEMO_MARKING in text and "Re: " in text and "Thompson" in text and "Page 1 of" in text
+
+    with AppStore(data / "clarke.sqlite3") as store:
+        cid = summary["consultation_id"]
+        assert store.audit_head() == (summary["audit_head"]["seq"], summary["audit_head"]["hash"])
+        assert store.verify_audit().ok
+        events = [e.event for e in store.audit_entries(cid)]
+        for event in (
+            "transcript_produced",
+            "context_retrieved",
+            "letter_generated",
+            "signed_off",
+            "exported",
+            "written_back",
+        ):
+            assert event in events
+        context_entry = next(e for e in store.audit_entries(cid) if e.event == "context_retrieved")
+        assert any(r.startswith("Patient/pt-001/_history/") for r in context_entry.data["fhir_resources"])
+        resolved = [e for e in store.audit_entries(cid) if e.event == "discrepancy_resolved"]
+        assert len(resolved) == len(summary["auto_resolved"])
+        for d in summary["discrepancies"]:
+            assert d["resolution"]["action"] == "keep_both" and d["resolution"]["reason"] == HEADLESS_REASON
+        assert store.latest_letter(cid).signed
+
+    fhir = LocalFhirClient(data / "fhir.sqlite3")
+    try:
+        kind, ref_id = summary["document_reference"].split("/")
+        doc_ref = fhir.read(kind, ref_id)
+        attachment = doc_ref["content"][0]["attachment"]
+        assert doc_ref["status"] == "current" and doc_ref["subject"]["reference"] == "Patient/pt-001"
+        assert base64.b64decode(attachment["hash"]) == hashlib.sha1(pdf.read_bytes()).digest()
+        composition = fhir.read(*summary["composition"].split("/"))
+        assert composition["encounter"]["reference"] == summary["encounter"]
+        assert fhir.read(*summary["encounter"].split("/"))["subject"]["reference"] == "Patient/pt-001"
+    finally:
+        fhir.close()
+
+    verify = subprocess.run(
+        [sys.executable, "-m", "clarke_desktop", "audit", "verify"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    assert verify.returncode == 0 and "intact" in verify.stdout
