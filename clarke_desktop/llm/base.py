@@ -6,7 +6,7 @@ alternating user/model). Untrusted text must be neutralised before it enters a t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
@@ -61,8 +61,12 @@ class LlmEngine(Protocol):
         temperature: float = 0.3,
         stop: list[str] | None = None,
         cancel: CancelToken | None = None,
+        on_thinking: Callable[[str], None] | None = None,
     ) -> Iterator[str]:
-        """Yield text pieces as they are generated."""
+        """Yield answer text pieces as they are generated; raises Cancelled when `cancel` is set.
+
+        Model "thinking" (MedGemma `<unused94>...<unused95>`) is never yielded: it goes to
+        `on_thinking` when given (optional, added compatibly), and is otherwise dropped."""
         ...
 
     def complete(
@@ -73,6 +77,7 @@ class LlmEngine(Protocol):
         temperature: float = 0.3,
         stop: list[str] | None = None,
         cancel: CancelToken | None = None,
+        on_thinking: Callable[[str], None] | None = None,
     ) -> str: ...
 
     def generate_json(

@@ -21,7 +21,7 @@ import httpx
 
 from clarke_desktop.cancel import Cancelled, CancelToken
 from clarke_desktop.llm.base import ContextTooLong, LlmError, ModelOutOfMemory, T, Turn
-from clarke_desktop.llm.prompt import neutralise, render_text, validate_turns
+from clarke_desktop.llm.prompt import neutralise, render_text, split_thinking, validate_turns
 from clarke_desktop.llm.streaming import TextPipeline
 from clarke_desktop.llm.structured import json_schema, validate_with_retries
 from clarke_desktop.schemas import ModelInfo
@@ -199,6 +199,8 @@ class OpenAICompatEngine:
                     if data == "[DONE]":
                         break
                     delta = _delta(data)
+                    if "error" in delta:  # llama-server reports mid-stream failures as an event
+                        raise LlmError(f"the LLM server at {self.base_url} failed: {delta['error']}")
                     if delta.get("reasoning_content") and on_thinking is not None:
                         on_thinking(delta["reasoning_content"])
                     out = pipeline.feed(delta.get("content") or "")
@@ -284,6 +286,9 @@ class OpenAICompatEngine:
 def _delta(data: str) -> dict[str, Any]:
     try:
         event = json.loads(data)
+        if isinstance(event, dict) and event.get("error"):
+            error = event["error"]
+            return {"error": str(error.get("message", error) if isinstance(error, dict) else error)[:300]}
         choices = event.get("choices") or []
         return choices[0].get("delta") or {} if choices else {}
     except (ValueError, AttributeError, IndexError):
@@ -292,6 +297,4 @@ def _delta(data: str) -> dict[str, Any]:
 
 
 def _split(content: str) -> tuple[str, str]:
-    from clarke_desktop.llm.prompt import split_thinking
-
     return split_thinking(content)

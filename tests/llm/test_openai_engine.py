@@ -34,13 +34,15 @@ def test_injection_is_neutralised_before_it_reaches_the_server(remote: OpenAICom
 
 
 class Plan(BaseModel):
-    summary: str = Field(max_length=60)
-    review_weeks: int
+    # Small on purpose: llama-cpp-python's server applies the grammar to the whole vocabulary at
+    # every step (the slow path our in-process engine avoids).
+    review_weeks: int = Field(ge=0, le=10**20)
+    urgent: bool
 
 
 def test_json_via_response_format_is_validated(remote: OpenAICompatEngine) -> None:
     plan = remote.generate_json(
-        [Turn("user", "Return JSON with summary and review_weeks for: asthma review.")], Plan, max_tokens=64
+        [Turn("user", "Return JSON with review_weeks and urgent for: asthma review.")], Plan, max_tokens=32
     )
     assert isinstance(plan, Plan)
 
@@ -76,3 +78,11 @@ def test_unreachable_server_gives_a_clear_error() -> None:
     with pytest.raises(LlmError, match="127.0.0.1:9"):
         engine.count_tokens("hello")
     engine.close()
+
+
+def test_sse_events_are_parsed_and_server_errors_surface() -> None:
+    from clarke_desktop.llm.openai_engine import _delta
+
+    assert _delta('{"choices": [{"delta": {"content": "Dear"}}]}') == {"content": "Dear"}
+    assert _delta('{"error": {"message": "slot unavailable"}}') == {"error": "slot unavailable"}
+    assert _delta("not json") == {}
