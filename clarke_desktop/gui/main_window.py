@@ -328,7 +328,10 @@ class MainWindow(QMainWindow):
 
     def navigate(self, key: str) -> None:
         if key == "letter":
-            signed = self.patient is not None and self.statuses.get(self.patient.id) == ConsultationStatus.SIGNED_OFF
+            signed = (
+                self.patient is not None
+                and self.statuses.get(self.patient.id) == ConsultationStatus.SIGNED_OFF
+            )
             if signed and self.signed.result is not None:
                 self.show_page("signed")
             elif self.document is not None or self.review.cards:
@@ -353,6 +356,7 @@ class MainWindow(QMainWindow):
         self.nav["letter"].setEnabled(self.document is not None or self._pipeline is not None)
         if self.patient:
             self.header_title.setText(f"{self.patient.name}  ·  NHS {self.patient.nhs_number}")
+            self.header_title.setToolTip(self.header_title.text())
         else:
             self.header_title.setText("No patient open")
 

@@ -8,7 +8,13 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLineEdit, QListWidget, QText
 from clarke_desktop.gui.backend import AssistantAnswer, AssistantStep, Proposal
 from clarke_desktop.gui.widgets import badge, button, clear_layout, label, notice, set_badge
 
-STEP_ICONS = {"search": "🔎", "read": "📄", "reason": "…", "answer": "✓", "propose": "✎"}
+STEP_WORDS = {
+    "search": "Searched",
+    "read": "Read",
+    "reason": "Note",
+    "answer": "Answered",
+    "propose": "Proposed",
+}
 
 
 class ProposalRow(QFrame):
@@ -100,7 +106,9 @@ class AssistantPanel(QWidget):
         self.ask.emit(q)
 
     def add_step(self, step: AssistantStep) -> None:
-        self.trace.addItem(f"{STEP_ICONS.get(step.kind, '•')}  {step.text}")
+        self.trace.addItem(
+            f"{self.trace.count() + 1}. {STEP_WORDS.get(step.kind, step.kind.title())}: {step.text}"
+        )
         self.trace.scrollToBottom()
 
     def set_answer(self, a: AssistantAnswer) -> None:

@@ -138,11 +138,13 @@ class LabTable(QTableWidget):
                         item.setToolTip(f"Outside reference range ({'high' if flag == 'H' else 'low'})")
                 self.setItem(r, c, item)
         header = self.horizontalHeader()
+        # Every column keeps its full text (a clipped value or unit is worse than a scroll bar).
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.resizeRowsToContents()
         height = self.horizontalHeader().height() + sum(self.rowHeight(i) for i in range(self.rowCount())) + 6
+        height += self.horizontalScrollBar().sizeHint().height()  # room for it when narrow
         self.setFixedHeight(max(height, 60))
 
 

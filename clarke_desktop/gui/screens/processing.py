@@ -102,6 +102,7 @@ class ProcessingScreen(QWidget):
         clear_layout(self._alerts)
         self.elapsed.setText("")
         self.cancel_button.setEnabled(True)
+        self.cancel_button.show()
         self.retry_button.hide()
         self.back_button.hide()
 
@@ -127,9 +128,10 @@ class ProcessingScreen(QWidget):
         self.elapsed.setText(f"Elapsed {int(seconds) // 60:d}:{int(seconds) % 60:02d}")
 
     def fail(self, message: str, *, cancelled: bool = False) -> None:
-        for row in self.rows.values():
-            if row.state.text() == "Working…":
+        for row in self.rows.values():  # the stage that was running (or due next) failed
+            if not row.state.text().startswith("Done"):
                 row.set("cancelled" if cancelled else "failed")
+                break
         clear_layout(self._alerts)
         if cancelled:
             self._alerts.addWidget(
@@ -137,6 +139,6 @@ class ProcessingScreen(QWidget):
             )
         else:
             self._alerts.addWidget(notice(message, "alert", "The letter could not be written"))
-        self.cancel_button.setEnabled(False)
+        self.cancel_button.hide()
         self.retry_button.show()
         self.back_button.show()
