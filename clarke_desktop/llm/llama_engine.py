@@ -123,7 +123,9 @@ class LlamaCppEngine:
         self._full_candidates: np.ndarray | None = None
         self.last_stats = GenerationStats()
         base = info or ModelInfo(name=self.path.stem, role=role, file=self.path.name)
-        self.info = base.model_copy(update={"backend": "llama.cpp", "gpu_offload": self._offload})
+        # Honest: layers are only on a GPU when asked for *and* the build has a device for them.
+        offloaded = self._offload and gpu_offload_supported()
+        self.info = base.model_copy(update={"backend": "llama.cpp", "gpu_offload": offloaded})
 
     # -- loading -------------------------------------------------------------------------------
 

@@ -181,3 +181,32 @@ def test_llama_cpp_logs_go_to_python_logging(gguf_path: Path, caplog: pytest.Log
     with LlamaCppEngine(gguf_path, max_context=512, n_threads=1):
         pass
     assert any("gemma3" in r.getMessage() for r in caplog.records if r.name == "clarke_desktop.llm.llama_cpp")
+
+
+def test_thinking_tokens_are_separated_in_the_token_loop(engine: LlamaCppEngine, monkeypatch) -> None:
+    """MedGemma-style output, scripted at the sampler (the 270M model never thinks); every token
+    is still decoded by llama.cpp and turned into text by the engine's real loop."""
+    import clarke_desktop.llm.llama_engine as module
+
+    script = [
+        100,
+        *engine.tokenize("thought\nCheck the eGFR trend."),
+        101,
+        *engine.tokenize("Dear Dr Smith,"),
+        END,
+    ]
+    sampled = iter(script)
+    monkeypatch.setattr(module.llama_cpp, "llama_sampler_sample", lambda chain, ctx, idx: next(sampled))
+    thinking: list[str] = []
+    pieces = list(engine.stream(PROMPT, max_tokens=64, on_thinking=thinking.append))
+    assert "".join(pieces) == "Dear Dr Smith,"
+    assert "".join(thinking) == "thought\nCheck the eGFR trend."
+    assert engine.last_stats.stopped_by == "eog"
+
+
+def test_gpu_configuration_also_runs_where_nothing_can_be_offloaded(gguf_path: Path) -> None:
+    # The GPU settings (all layers, flash attention, bigger batches) on a CPU-only build: the same
+    # code path a CUDA workstation takes must still load and generate.
+    with LlamaCppEngine(gguf_path, gpu=True, n_threads=1, max_context=1024) as gpu_configured:
+        assert gpu_configured.info.gpu_offload == bool(llama_cpp.llama_supports_gpu_offload())
+        assert gpu_configured.complete(PROMPT, max_tokens=4, temperature=0)
