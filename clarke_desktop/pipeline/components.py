@@ -122,6 +122,12 @@ def build_context(fhir: FhirClient, patient_id: str, *, engine: LlmEngine | None
     return _build(fhir, patient_id, engine=engine, cancel=cancel)
 
 
+def judge_context(context: Any, engine: LlmEngine, *, cancel: Any) -> Any:
+    from clarke_desktop.agent.context import add_model_judgement
+
+    return add_model_judgement(context, engine, cancel=cancel)
+
+
 def write_letter(**kwargs: Any) -> Any:
     from clarke_desktop.letters import writer
 
@@ -139,6 +145,7 @@ def default_components(settings: Settings) -> Components:
         transcriber=open_transcriber,
         engine=(lambda role, attempt: _embedded_engine(attempt)) if force_embedded else open_engine,
         build_context=build_context,
+        judge_context=judge_context,
         write_letter=write_letter,
         load_audio=load_audio,
     )

@@ -92,6 +92,9 @@ class Components:
     write_letter: LetterWriter
     load_audio: Callable[[Path], np.ndarray]
     embedded_role: str = "embedded"
+    # Model judgement on a retrieved context (flags, summary) as its own step, so a slow model
+    # cannot make the record look unavailable. None: `build_context` is given the engine instead.
+    judge_context: Callable[..., PatientContext] | None = None
 
 
 @dataclass
@@ -133,6 +136,8 @@ DEFAULT_POLICIES: dict[str, StagePolicy] = {
     "context": StagePolicy(
         timeout_s=300, retries=2, backoff_s=(1.0, 3.0), retry_on=(FhirUnavailable, StageTimeout)
     ),
+    # The EHR model's flags and summary: optional, so a slow model is dropped, not retried.
+    "context_model": StagePolicy(timeout_s=600, retries=0, retry_on=(StageTimeout,)),
     # One retry with smaller settings (blueprint: reduced max tokens) on OOM or timeout.
     "letter": StagePolicy(timeout_s=1800, retries=1, retry_on=(ModelOutOfMemory, StageTimeout)),
 }
@@ -158,6 +163,7 @@ class ConsultationPipeline:
         self._engines: dict[str, LlmEngine] = {}
         self._transcriber: Any | None = None
         self.load_s: dict[str, float] = {}
+        self._stage_times: dict[str, float] = {}  # sub-stages timed inside a stage
 
     # --- model handles (kept between consultations; a GUI session reuses them) ------------------
 
@@ -226,8 +232,13 @@ class ConsultationPipeline:
 
             stage_name = "context"
             started = time.perf_counter()
+            self._stage_times.clear()
             context = self._context(request, progress, cancel, warnings, degraded, attempts)
             timings["context"] = time.perf_counter() - started
+            if "context_model" in self._stage_times:
+                # Reported apart: record retrieval vs the EHR model's judgement.
+                timings["context_model"] = self._stage_times["context_model"]
+                timings["context"] -= timings["context_model"]
             if self.store is not None:
                 self.store.save_context(cid, context, actor=self.actor)
 
@@ -366,11 +377,10 @@ class ConsultationPipeline:
         self, request, progress, cancel: CancelToken, warnings, degraded, attempts
     ) -> PatientContext:
         progress(PipelineStage.RETRIEVING_CONTEXT, 32, "Reading the patient record...")
-        try:
-            ehr_engine: LlmEngine | None = self.engine("ehr_agent")
-        except LlmError as exc:
-            ehr_engine = None
-            warnings.append(f"Record summary unavailable: the EHR model could not be loaded ({exc}).")
+        judge = self.components.judge_context
+        ehr_engine: LlmEngine | None = None
+        if judge is None:
+            ehr_engine = self._ehr_engine(warnings)
         outcome = StageOutcome()
 
         def attempt_fn(token: CancelToken, attempt: int) -> PatientContext:
@@ -407,8 +417,40 @@ class ConsultationPipeline:
                 degraded.append("ehr_unavailable")
             else:
                 degraded.append("ehr_partial")
+        if judge is not None and "ehr_unavailable" not in degraded:
+            context = self._judge(context, judge, progress, cancel, warnings, attempts)
         progress(PipelineStage.RETRIEVING_CONTEXT, 45, "Record context ready.")
         return context
+
+    def _ehr_engine(self, warnings: list[str]) -> LlmEngine | None:
+        try:
+            return self.engine("ehr_agent")
+        except LlmError as exc:
+            warnings.append(f"Record summary unavailable: the EHR model could not be loaded ({exc}).")
+            return None
+
+    def _judge(self, context, judge, progress, cancel, warnings, attempts) -> PatientContext:
+        engine = self._ehr_engine(warnings)
+        if engine is None:
+            return context
+        progress(PipelineStage.RETRIEVING_CONTEXT, 38, "Summarising the record...")
+        outcome = StageOutcome()
+        started = time.perf_counter()
+        try:
+            return run_stage(
+                "context_model",
+                lambda token, attempt: judge(context, engine, cancel=token),
+                self.policies["context_model"],
+                cancel=cancel,
+                outcome=outcome,
+            )
+        except StageTimeout:
+            # Blueprint §10a: a slow EHR model falls back to the deterministic record context.
+            warnings.append("Clinical flags and summary are unavailable: the EHR model took too long.")
+            return context
+        finally:
+            attempts["context_model"] = outcome.attempts
+            self._stage_times["context_model"] = time.perf_counter() - started
 
     def _letter(
         self, request, transcript, context, progress, on_section, cancel, warnings, degraded, attempts

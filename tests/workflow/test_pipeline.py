@@ -278,3 +278,38 @@ def test_cancel_from_the_caller_stops_the_run(store: AppStore, parts: Parts) -> 
         pipeline.run(request, on_progress=on_progress, cancel=cancel)
     assert store.latest_letter(request.consultation_id) is None
     assert store.audit_entries(request.consultation_id)[-1].data["error"] == "Cancelled"
+
+
+def test_slow_ehr_model_keeps_the_record_context(store: AppStore, parts: Parts) -> None:
+    """Blueprint §10a: a slow EHR model falls back to the deterministic context, not 'EHR unavailable'."""
+    parts.missing_roles.discard("ehr_agent")
+    judged = []
+
+    def slow_judge(context, engine, *, cancel):
+        while not cancel.cancelled:
+            threading.Event().wait(0.01)
+        judged.append("stopped")
+        raise Cancelled()
+
+    policies = {**FAST, "context_model": StagePolicy(timeout_s=0.2, retries=0, retry_on=(StageTimeout,))}
+    pipeline = ConsultationPipeline(
+        parts.components(judge_context=slow_judge), store=store, policies=policies
+    )
+    result = pipeline.run(_request(store))
+    assert judged == ["stopped"]
+    assert "ehr_unavailable" not in result.degraded and result.context.medications
+    assert any("EHR model took too long" in w for w in result.warnings)
+    assert "context_model" in result.timings
+
+
+def test_ehr_model_flags_are_added_after_retrieval(store: AppStore, parts: Parts) -> None:
+    parts.missing_roles.discard("ehr_agent")
+
+    def judge(context, engine, *, cancel):
+        assert engine.info.name == "ehr_agent"
+        return context.model_copy(update={"clinical_flags": ["HbA1c rising on metformin"]})
+
+    pipeline = ConsultationPipeline(parts.components(judge_context=judge), store=store, policies=FAST)
+    result = pipeline.run(_request(store))
+    assert result.context.clinical_flags == ["HbA1c rising on metformin"]
+    assert store.latest_context(result.consultation_id).clinical_flags == ["HbA1c rising on metformin"]
