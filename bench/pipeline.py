@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audio", type=Path, help="audio file (needs the MedASR model pack)")
     parser.add_argument("--runs", type=int, default=2, help="consultations to run (the first loads models)")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument(
+        "--max-section-tokens", type=int, help="cap per narrative section (default: the letter writer's own)"
+    )
     args = parser.parse_args(argv)
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="clarke-bench-"))
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 patient_id=args.patient,
                 audio_path=args.audio,
                 transcript=None if args.audio else Transcript(text=text, origin="typed"),
+                max_section_tokens=args.max_section_tokens,
             )
             started = time.perf_counter()
             result = pipeline.run(request)
@@ -130,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 "patient": args.patient,
                 "input": "audio" if args.audio else "typed transcript",
+                "max_section_tokens": args.max_section_tokens,
                 "runs": runs,
                 "outside_inference_share_max_steady": share,
                 "target_share": 0.05,
