@@ -173,7 +173,7 @@ def letter(
         )
     except PatientMissing as exc:
         raise click.ClickException(f"{exc} Check the id (demo patients: pt-001 to pt-005).") from exc
-    except (FhirError, LlmError, TemplateError, ValueError) as exc:
+    except (FhirError, LlmError, TemplateError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(document_json(doc), indent=2, ensure_ascii=False))
@@ -212,7 +212,7 @@ def ask(patient_id: str, question: str, as_json: bool, max_rounds: int, max_toke
     Example: clarke-desktop ask --patient pt-001 "When was her last eGFR?"
     """
     from clarke_desktop.agent.assistant import ask as run_ask
-    from clarke_desktop.fhir.client import FhirError
+    from clarke_desktop.fhir.client import FhirError, FhirNotFound
     from clarke_desktop.llm.base import LlmError
 
     def show(step) -> None:
@@ -229,7 +229,9 @@ def ask(patient_id: str, question: str, as_json: bool, max_rounds: int, max_toke
             )  # fmt: skip
         finally:
             fhir.close()
-    except (FhirError, LlmError) as exc:
+    except FhirNotFound as exc:
+        raise click.ClickException(f"Patient {patient_id} is not in the record ({exc}).") from exc
+    except (FhirError, LlmError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(result.model_dump_json(indent=2))

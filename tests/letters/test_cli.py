@@ -1,0 +1,68 @@
+"""`clarke-desktop letter` and `ask` on the app's own FHIR database (created from the bundled
+dataset by ensure_database) and the embedded demo model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from clarke_desktop.cli import cli
+from clarke_desktop.paths import resources_dir
+
+TRANSCRIPT = resources_dir() / "demo" / "pt-001_transcript.txt"
+
+
+def test_letter_json_end_to_end_with_the_embedded_model() -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "letter",
+            "--patient",
+            "pt-001",
+            "--transcript",
+            str(TRANSCRIPT),
+            "--type",
+            "patient",
+            "--json",
+            "--max-tokens",
+            "6",
+            "--no-flags",
+        ],  # fmt: skip
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [s["heading"] for s in out["sections"]][:2] == ["What we talked about", "Your recent test results"]
+    assert all(s["content"] is not None for s in out["sections"])
+    medicines = next(s for s in out["sections"] if s["key"] == "medications")
+    assert "Metformin 500mg tablets 1 g twice daily (Oral)" in medicines["content"]
+    assert out["model"]["demo"] is True and len(out["model"]["sha256"]) == 64 and out["model"]["name"]
+    assert {d["kind"] for d in out["discrepancies"]} == {"lab_value", "dose", "allergy"}
+    assert all(d["transcript"]["text"] and d["record_source"] for d in out["discrepancies"])
+    assert isinstance(out["fact_check"], list)
+    assert {"context_retrieval_s", "section.summary_s", "discrepancies_s", "fact_check_s"} <= set(
+        out["timings"]
+    )
+    assert out["prompt_template_version"].startswith("prompts-v1-")
+
+
+def test_letter_errors_are_clear(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["letter", "--patient", "pt-999", "--transcript", str(TRANSCRIPT), "--no-flags"]
+    )
+    assert result.exit_code == 1 and "pt-999 is not in the record" in result.output
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n", encoding="utf-8")
+    result = runner.invoke(cli, ["letter", "--patient", "pt-001", "--transcript", str(empty)])
+    assert result.exit_code == 1 and "empty.txt is empty" in result.output
+    bad = tmp_path / "t.json"
+    bad.write_text("{not json", encoding="utf-8")
+    result = runner.invoke(cli, ["letter", "--patient", "pt-001", "--transcript", str(bad)])
+    assert result.exit_code == 1 and "is not a Transcript JSON" in result.output
+
+
+def test_ask_unknown_patient_is_a_clear_error() -> None:
+    result = CliRunner().invoke(cli, ["ask", "--patient", "pt-999", "When was the last eGFR?"])
+    assert result.exit_code == 1 and "pt-999 is not in the record" in result.output
