@@ -38,6 +38,25 @@ DEFAULT_TRANSCRIPT = (
 )
 
 
+def _ensure_fhir() -> None:
+    """The bundled demo record in the data dir's FHIR store."""
+    from clarke_desktop import paths
+
+    if paths.fhir_db_path().exists():
+        return
+    try:
+        from clarke_desktop.demo_data import ensure_database
+    except ImportError:  # older checkouts: import the demo bundles directly
+        from local_fhir.importer import import_paths
+        from local_fhir.store import Store
+
+        store = Store(paths.fhir_db_path())
+        import_paths(store, [REPO / "resources" / "fhir" / "demo"])
+        store.close()
+    else:
+        ensure_database()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patient", default="pt-001")
@@ -61,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from clarke_desktop.schemas import Transcript
     from clarke_desktop.store import AppStore
 
+    _ensure_fhir()
     settings = Settings()
     settings.llm.backend = "embedded"
     settings.clinician.name = "Dr Bench Mark"
