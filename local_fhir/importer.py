@@ -337,9 +337,14 @@ def import_file(store: Store, path: Path) -> FileResult:
     return FileResult(path, True, sum(counts.values()), dict(sorted(counts.items())))
 
 
+def _fork_is_safe() -> bool:
+    # fork is fast, and safe while this process has a single thread (the CLI, a script). A frozen
+    # app (PyInstaller) or a threaded one (the GUI) would need spawn, which re-enters the app.
+    return sys.platform == "linux" and threading.active_count() == 1 and not getattr(sys, "frozen", False)
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
-    # fork is fast and safe while this process has a single thread (the CLI); otherwise spawn.
-    method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
+    method = "fork" if _fork_is_safe() else "spawn"
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
 
 
@@ -350,12 +355,13 @@ def import_paths(
     workers: int | None = None,
 ) -> ImportReport:
     """Import files; parsing, validation and indexing run in `workers` processes (default: one per
-    CPU when there is more than a few MB to load) while this process writes to SQLite."""
+    CPU when there is more than a few MB to load and forking is safe) while this process writes."""
     files = expand(paths)
     sizes = [f.stat().st_size if f.is_file() else 0 for f in files]
     total, done, resources = sum(sizes), 0, 0
-    if workers is None:
-        workers = (os.cpu_count() or 1) if total > PARALLEL_BYTES and len(files) > 1 else 0
+    if workers is None:  # parallel only where it pays and is safe; pass workers=N to insist
+        worth_it = total > PARALLEL_BYTES and len(files) > 1
+        workers = (os.cpu_count() or 1) if worth_it and _fork_is_safe() else 0
     report = ImportReport()
     started = time.perf_counter()
     with ExitStack() as stack:

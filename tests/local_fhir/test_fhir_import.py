@@ -133,3 +133,22 @@ def test_synthea_patient_context_queries(synthea: tuple[Store, Path]) -> None:
     active = store.search("Condition", {"patient": pid, "clinical-status": "active"})
     for e in active["entry"]:
         assert e["resource"]["clinicalStatus"]["coding"][0]["code"] == "active"
+
+
+def test_worker_processes_store_exactly_what_in_process_import_stores(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    files = sorted((shared_dir / "data" / "synthea-r4").glob("*.json"))[:3]
+    results = []
+    for workers in (0, 2):
+        with Store(tmp_path / f"w{workers}.sqlite3") as store:
+            assert store.import_paths(files, workers=workers).ok
+            conn = store._conn()
+            texts = conn.execute("SELECT rtype, id, json FROM resources ORDER BY rtype, id").fetchall()
+            index = {
+                t: conn.execute(f"SELECT count(*) FROM idx_{t}").fetchone()[0]
+                for t in ("token", "date", "reference")
+            }
+            # lastUpdated differs between the two runs; everything else must be identical
+            results.append(([(r, i, json.loads(j) | {"meta": None}) for r, i, j in texts], index))
+    assert results[0] == results[1]
