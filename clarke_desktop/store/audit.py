@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from clarke_desktop.schemas import utc_now_iso
 
 GENESIS = "0" * 64
+_ANCHOR_LOCK = threading.Lock()
 
 
 class AuditEvent:
@@ -140,7 +142,17 @@ class AuditLog:
         return AuditEntry(seq, at, event, consultation_id, actor, data, prev, digest)
 
     def write_anchor(self, seq: int, digest: str) -> None:
-        """Record the head outside the database (after the commit); atomic replace, fsync'd."""
+        """Record the head outside the database (after the commit); atomic replace, fsync'd.
+
+        Never moves backwards: two stores on one database (GUI and pipeline) may finish their
+        commits in one order and their anchor writes in the other."""
+        with _ANCHOR_LOCK:
+            current = self.read_anchor()
+            if current and isinstance(current.get("seq"), int) and current["seq"] >= seq:
+                return
+            self._replace_anchor(seq, digest)
+
+    def _replace_anchor(self, seq: int, digest: str) -> None:
         self.anchor_path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".audit-head-", dir=self.anchor_path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
