@@ -70,6 +70,15 @@ class ClinicalFlags(BaseModel):
     urgent: bool
 
 
+class Triage(BaseModel):
+    """Short, completes well within max_tokens: exercises the grammar forcing key names."""
+
+    summary: str = Field(max_length=100)
+    urgent: bool
+    review_weeks: int
+    flags: list[str] = Field(max_length=3)
+
+
 def _decode_rate(tokens: int, first: float, last: float) -> float:
     return (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
 
@@ -112,8 +121,10 @@ def run_engine(engine: LlamaCppEngine, turns: list[Turn], max_tokens: int) -> di
     }
 
 
-def run_constrained(engine: LlamaCppEngine, turns: list[Turn], max_tokens: int) -> dict:
-    engine.generate_text_constrained(turns, ClinicalFlags, max_tokens=max_tokens)
+def run_constrained(
+    engine: LlamaCppEngine, turns: list[Turn], max_tokens: int, schema: type[BaseModel] = ClinicalFlags
+) -> dict:
+    engine.generate_text_constrained(turns, schema, max_tokens=max_tokens)
     stats = engine.last_stats
     return {
         "tokens": stats.completion_tokens,
@@ -166,11 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     run_engine(engine, LETTER_PROMPT, 4)
 
     raw_runs, engine_runs, free_runs, constrained_runs, pair_ratios, json_ratios = [], [], [], [], [], []
+    short_runs, short_ratios = [], []
     for _ in range(args.repeats):
         r = run_raw(raw, letter_tokens, args.max_tokens)
         e = run_engine(engine, LETTER_PROMPT, args.max_tokens)
         u = run_unconstrained_stats(engine, JSON_PROMPT, args.max_tokens)
         c = run_constrained(engine, JSON_PROMPT, args.max_tokens)
+        short = run_constrained(engine, JSON_PROMPT, args.max_tokens, schema=Triage)
+        short_runs.append(short)
+        if u["tps"]:
+            short_ratios.append(short["tps"] / u["tps"])
         raw_runs.append(r)
         engine_runs.append(e)
         free_runs.append(u)
@@ -215,6 +231,16 @@ def main(argv: list[str] | None = None) -> int:
             "grammar_rejections": [c["grammar_rejections"] for c in constrained_runs],
             "full_vocab_fallbacks": [c["full_vocab_fallbacks"] for c in constrained_runs],
             "stopped_by": [c["stopped_by"] for c in constrained_runs],
+        },
+        "constrained_short_json": {
+            "schema": "Triage (4 keys, completes before max_tokens)",
+            "constrained_tokens_per_s": _median(short_runs, "tps"),
+            "ratio": round(statistics.median(short_ratios), 3) if short_ratios else None,
+            "target": 0.8,
+            "tokens": [c["tokens"] for c in short_runs],
+            "grammar_rejections": [c["grammar_rejections"] for c in short_runs],
+            "full_vocab_fallbacks": [c["full_vocab_fallbacks"] for c in short_runs],
+            "stopped_by": [c["stopped_by"] for c in short_runs],
         },
         "naive_grammar": {
             "tokens_per_s": round(naive["tps"], 4),

@@ -42,14 +42,15 @@ from clarke_desktop.llm.base import (
 )
 from clarke_desktop.llm.prompt import THINK_END, THINK_START, render_parts
 from clarke_desktop.llm.streaming import GenerationStats, TextPipeline
-from clarke_desktop.llm.structured import gbnf_for, is_complete_json, validate_with_retries
+from clarke_desktop.llm.structured import gbnf_for, is_complete_json, schema_literals, validate_with_retries
 from clarke_desktop.schemas import ModelInfo
 
 _backend_lock = threading.Lock()
 _backend_ready = False
 
-# Candidates the grammar is tried on after a rejection before falling back to the whole vocabulary.
-_TOP_CANDIDATES = 1024
+# After a rejection the grammar is tried on the model's top candidates, widening step by step,
+# before the whole vocabulary: its cost grows with the number of candidates checked.
+_CANDIDATE_TIERS = (1024, 16384)
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
 
 
@@ -286,6 +287,7 @@ class LlamaCppEngine:
     ) -> T:
         grammar = gbnf_for(schema)
         tokens = self.prompt_tokens(turns)
+        literal_ids = self._literal_token_ids(schema)
 
         def attempt(_index: int, temperature: float) -> str:
             return "".join(
@@ -295,6 +297,7 @@ class LlamaCppEngine:
                     temperature=temperature,
                     cancel=cancel,
                     grammar=grammar,
+                    literal_ids=literal_ids,
                 )
             )
 
@@ -310,8 +313,24 @@ class LlamaCppEngine:
                 max_tokens=max_tokens,
                 temperature=temperature,
                 grammar=gbnf_for(schema),
+                literal_ids=self._literal_token_ids(schema),
             )
         )
+
+    def _literal_token_ids(self, schema: type[BaseModel]) -> np.ndarray:
+        """Every single token that spells a piece of text the schema's grammar can force (a key
+        name, an enum value): tried right after the model's top candidates when it is rejected."""
+        cache = self.__dict__.setdefault("_literal_cache", {})
+        if schema not in cache:
+            ids: set[int] = set()
+            for literal in schema_literals(schema):
+                for start in range(len(literal)):
+                    for end in range(start + 1, min(len(literal), start + 24) + 1):
+                        piece = self.tokenize(literal[start:end])
+                        if len(piece) == 1:
+                            ids.add(piece[0])
+            cache[schema] = np.fromiter(sorted(ids), dtype=np.int32)
+        return cache[schema]
 
     # -- the generation loop -------------------------------------------------------------------
 
@@ -325,6 +344,7 @@ class LlamaCppEngine:
         cancel: CancelToken | None = None,
         on_thinking: Callable[[str], None] | None = None,
         grammar: str | None = None,
+        literal_ids: np.ndarray | None = None,
     ) -> Iterator[str]:
         if max_tokens < 1:
             raise ValueError("max_tokens must be at least 1")
@@ -335,7 +355,9 @@ class LlamaCppEngine:
                 f"{needed} in all, but {self.info.name} holds {self._max_context}; shorten the input "
                 "or split it (nothing was cut)"
             )
-        return self._generate(tokens, max_tokens, temperature, stop, cancel, on_thinking, grammar)
+        return self._generate(
+            tokens, max_tokens, temperature, stop, cancel, on_thinking, grammar, literal_ids
+        )
 
     def _generate(
         self,
@@ -346,6 +368,7 @@ class LlamaCppEngine:
         cancel: CancelToken | None,
         on_thinking: Callable[[str], None] | None,
         grammar: str | None,
+        literal_ids: np.ndarray | None = None,
     ) -> Iterator[str]:
         with self._lock:
             if self._model is None:
@@ -371,7 +394,7 @@ class LlamaCppEngine:
                         raise Cancelled()
                     token = llama_cpp.llama_sampler_sample(chain, self._ctx, -1)
                     if grammar_sampler is not None:
-                        token = self._constrain(token, chain, grammar_sampler, stats)
+                        token = self._constrain(token, chain, grammar_sampler, stats, literal_ids)
                     if first_at is None:
                         first_at = time.perf_counter()
                         stats.prompt_seconds = first_at - started
@@ -459,11 +482,12 @@ class LlamaCppEngine:
         chain: llama_cpp.llama_sampler_p,
         grammar: llama_cpp.llama_sampler_p,
         stats: GenerationStats,
+        literal_ids: np.ndarray | None = None,
     ) -> int:
         """Keep the normally sampled token if the grammar allows it, else resample under the grammar."""
         if not self._grammar_allows(grammar, token):
             stats.grammar_rejections += 1
-            token = self._resample_under_grammar(chain, grammar, stats)
+            token = self._resample_under_grammar(chain, grammar, stats, literal_ids)
         llama_cpp.llama_sampler_accept(grammar, token)
         return token
 
@@ -474,13 +498,28 @@ class LlamaCppEngine:
         return not math.isinf(single.data[0].logit)
 
     def _resample_under_grammar(
-        self, chain: llama_cpp.llama_sampler_p, grammar: llama_cpp.llama_sampler_p, stats: GenerationStats
+        self,
+        chain: llama_cpp.llama_sampler_p,
+        grammar: llama_cpp.llama_sampler_p,
+        stats: GenerationStats,
+        literal_ids: np.ndarray | None = None,
     ) -> int:
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, -1), shape=(self._n_vocab,))
-        top = np.argpartition(logits, -_TOP_CANDIDATES)[-_TOP_CANDIDATES:]
-        candidates = np.empty(len(top), dtype=_TOKEN_DATA)
-        candidates["id"], candidates["logit"], candidates["p"] = top, logits[top], 0.0
-        token = self._pick(candidates, chain, grammar)
+        token = None
+        for size in _CANDIDATE_TIERS:
+            if size >= self._n_vocab:
+                break
+            top = np.argpartition(logits, -size)[-size:]
+            if literal_ids is not None and len(literal_ids):
+                # Forced schema text (a key the model would not write) is rarely among its top
+                # candidates: add the schema's own tokens so the full vocabulary is rarely needed.
+                top = np.union1d(top, literal_ids)
+            size = len(top)
+            candidates = np.empty(size, dtype=_TOKEN_DATA)
+            candidates["id"], candidates["logit"], candidates["p"] = top, logits[top], 0.0
+            token = self._pick(candidates, chain, grammar)
+            if token is not None:
+                break
         if token is None:  # the grammar wants something the model ranks very low
             stats.full_vocab_fallbacks += 1
             if self._full_candidates is None:

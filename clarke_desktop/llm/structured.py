@@ -36,6 +36,30 @@ def gbnf_for(schema: type[BaseModel]) -> str:
         ) from exc
 
 
+def schema_literals(schema: type[BaseModel]) -> list[str]:
+    """Text the grammar can force verbatim: property names (quoted, with their punctuation), enum
+    and const values, and JSON keywords. Tokens inside these strings are the ones a model may rank
+    very low when the grammar insists on them (a key it would not have written)."""
+    literals = {"true", "false", "null", '": ', '", "', '{"', "}", "]"}
+
+    def visit(node: object) -> None:
+        if isinstance(node, dict):
+            for name in (node.get("properties") or {}) if isinstance(node.get("properties"), dict) else {}:
+                literals.update({f'"{name}"', f'{{"{name}": ', f', "{name}": ', f'"{name}":'})
+            for value in node.get("enum") or []:
+                literals.add(json.dumps(value))
+            if "const" in node:
+                literals.add(json.dumps(node["const"]))
+            for child in node.values():
+                visit(child)
+        elif isinstance(node, list):
+            for child in node:
+                visit(child)
+
+    visit(json_schema(schema))
+    return sorted(literals)
+
+
 def is_complete_json(text: str) -> bool:
     """True once `text` is one whole JSON value: generation can stop there."""
     stripped = text.rstrip()

@@ -77,3 +77,20 @@ def test_unconvertible_schema_fails_loudly() -> None:
 
     with pytest.raises(LlmError):
         gbnf_for(Weird)
+
+
+def test_schema_literals_cover_keys_and_enums() -> None:
+    from typing import Literal
+
+    from clarke_desktop.llm.structured import schema_literals
+
+    class Finding(BaseModel):
+        severity: Literal["mild", "severe"]
+
+    class Report(BaseModel):
+        findings: list[Finding]
+        urgent: bool
+
+    literals = schema_literals(Report)
+    assert '"findings"' in literals and '"severity"' in literals and '"urgent"' in literals
+    assert '"mild"' in literals and '"severe"' in literals
