@@ -269,6 +269,13 @@ class ConsultationPipeline:
                 PipelineStage.FAILED, 0, "Speech recognition is not installed: type or import the transcript."
             )
             raise
+        except Exception as exc:  # unexpected: still recorded (class only) and reported as failed
+            log.error(
+                "pipeline stage %s failed: %s", stage_name, type(exc).__name__
+            )  # no message: may quote patient text
+            self._failed(cid, stage_name, type(exc).__name__)
+            progress(PipelineStage.FAILED, 0, "Something went wrong; the work so far is saved. Please retry.")
+            raise
         progress(PipelineStage.COMPLETE, 100, "Draft ready for review.")
         return PipelineResult(
             consultation_id=cid,
