@@ -16,6 +16,7 @@ import os
 import platform
 import random
 import re
+import resource
 import sqlite3
 import sys
 import tempfile
@@ -54,7 +55,7 @@ def baseline_insert(files: list[Path], db: Path) -> dict[str, Any]:
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("CREATE TABLE r (rtype TEXT, id TEXT, json TEXT, PRIMARY KEY (rtype, id))")
     n = 0
-    started = time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     for f in files:
         bundle = json.loads(f.read_bytes())
         conn.execute("BEGIN")
@@ -65,21 +66,32 @@ def baseline_insert(files: list[Path], db: Path) -> dict[str, Any]:
             )
             n += 1
         conn.execute("COMMIT")
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     conn.close()
-    return {"resources": n, "seconds": round(seconds, 3), "resources_per_s": round(n / seconds, 1)}
+    return {"resources": n, "seconds": round(seconds, 3), "resources_per_s": round(n / seconds, 1),
+            "cpu_ms_per_resource": round(cpu / n * 1000, 3)}  # fmt: skip
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (import workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def timed_import(store: Store, files: list[Path], workers: int | None) -> dict[str, Any]:
-    started = time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     report = store.import_paths(files, workers=workers)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     if not report.ok:
         raise SystemExit(f"import failed: {[f.to_dict() for f in report.failed][:3]}")
+    n = report.resources
     return {
-        "resources": report.resources,
+        "resources": n,
         "seconds": round(seconds, 3),
-        "resources_per_s": round(report.resources / seconds, 1),
+        "resources_per_s": round(n / seconds, 1),
+        "cpu_ms_per_resource": round(cpu / n * 1000, 3),
+        # What the same CPU cost gives when every core is free (the machine is shared while measuring).
+        "projected_resources_per_s_all_cores_free": round(n / cpu * (os.cpu_count() or 1), 1),
     }
 
 
@@ -173,10 +185,11 @@ def main() -> None:
 
         store = Store(work / "bundled.sqlite3")
         result["import_bundled"] = timed_import(store, files, args.workers)
-        result["import_bundled"]["ratio_to_baseline"] = round(
-            result["import_bundled"]["resources_per_s"]
-            / result["baseline_json_plus_sqlite_insert"]["resources_per_s"],
-            3,
+        base = result["baseline_json_plus_sqlite_insert"]
+        imported = result["import_bundled"]
+        imported["ratio_to_baseline"] = round(imported["resources_per_s"] / base["resources_per_s"], 3)
+        imported["cpu_ratio_to_baseline"] = round(
+            imported["cpu_ms_per_resource"] / base["cpu_ms_per_resource"], 2
         )
         result["queries_bundled"] = {"resources": store.stats()["resources"],
                                      **query_latency(store, patient_ids(store, args.patients), args.repeats)}  # fmt: skip
@@ -197,6 +210,10 @@ def main() -> None:
     result["machine"]["load_average_at_end"] = os.getloadavg()
     result["verdict"] = {
         "import_meets_target": result["import_scaled"]["resources_per_s"] >= 2500,
+        "import_would_meet_target_with_cores_free": result["import_scaled"][
+            "projected_resources_per_s_all_cores_free"
+        ]
+        >= 2500,
         "queries_meet_target": result["queries_scaled"]["all"]["p95_ms"] <= 20,
     }
     print(json.dumps(result, indent=2))

@@ -12,7 +12,6 @@ The evaluator works on plain JSON (dicts/lists) and yields `(value, type_suffix)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,26 +206,25 @@ _CHOICE_TYPES = frozenset(
 )
 
 
-def _children(value: Any, name: str) -> Iterator[tuple[Any, str | None]]:
+def _choice_keys(name: str) -> frozenset[str]:
+    return frozenset(name + t for t in _CHOICE_TYPES)
+
+
+def _children(value: Any, name: str, choices: frozenset[str] | None = None) -> list[tuple[Any, str | None]]:
     if not isinstance(value, dict):
-        return
+        return []
     if name in value:
         found = value[name]
-        if isinstance(found, list):
-            for item in found:
-                yield item, None
-        else:
-            yield found, None
-        return
+        return [(item, None) for item in found] if isinstance(found, list) else [(found, None)]
     # Choice element `name[x]`: the JSON key is name + TypeName.
-    for key, found in value.items():
-        if key.startswith(name) and key[len(name) :] in _CHOICE_TYPES:
-            suffix = key[len(name) :]
-            if isinstance(found, list):
-                for item in found:
-                    yield item, suffix
-            else:
-                yield found, suffix
+    out: list[tuple[Any, str | None]] = []
+    for key in (choices if choices is not None else _choice_keys(name)) & value.keys():
+        found, suffix = value[key], key[len(name) :]
+        if isinstance(found, list):
+            out.extend((item, suffix) for item in found)
+        else:
+            out.append((found, suffix))
+    return out
 
 
 def _type_matches(suffix: str | None, type_name: str) -> bool:
@@ -241,6 +239,18 @@ class Expression:
     def __init__(self, text: str):
         self.text = text
         self._ast = _Parser(text).parse()
+        # Per path: its steps with the choice keys of each child step worked out once.
+        self._steps: dict[int, list[tuple[str, str, str | None, frozenset[str] | None]]] = {}
+        self._prepare(self._ast)
+
+    def _prepare(self, node: _Union) -> None:
+        for branch in node.branches:
+            if isinstance(branch.root, _Union):
+                self._prepare(branch.root)
+            self._steps[id(branch)] = [
+                (kind, arg or "", arg2, _choice_keys(arg or "") if kind == "child" else None)
+                for kind, arg, arg2 in branch.steps
+            ]
 
     def first_elements(self) -> frozenset[str] | None:
         """Top-level element names the expression can start from (None: cannot tell).
@@ -266,26 +276,28 @@ class Expression:
         return frozenset(names | {n + t for n in names for t in _CHOICE_TYPES})
 
     def evaluate(self, resource: dict[str, Any]) -> list[tuple[Any, str | None]]:
-        return list(self._eval_union(self._ast, resource))
+        return self._eval_union(self._ast, resource)
 
-    def _eval_union(self, node: _Union, resource: dict[str, Any]) -> Iterator[tuple[Any, str | None]]:
+    def _eval_union(self, node: _Union, resource: dict[str, Any]) -> list[tuple[Any, str | None]]:
+        out: list[tuple[Any, str | None]] = []
         for branch in node.branches:
-            yield from self._eval_path(branch, resource)
+            out.extend(self._eval_path(branch, resource))
+        return out
 
-    def _eval_path(self, node: _Path, resource: dict[str, Any]) -> Iterator[tuple[Any, str | None]]:
+    def _eval_path(self, node: _Path, resource: dict[str, Any]) -> list[tuple[Any, str | None]]:
         if isinstance(node.root, _Union):
-            current = list(self._eval_union(node.root, resource))
+            current = self._eval_union(node.root, resource)
         elif node.root in (resource.get("resourceType"), "Resource", "DomainResource"):
             current = [(resource, None)]
         else:
-            return
-        for kind, arg, arg2 in node.steps:
+            return []
+        for kind, arg, arg2, choices in self._steps[id(node)]:
             nxt: list[tuple[Any, str | None]] = []
             if kind == "child":
                 for value, _ in current:
-                    nxt.extend(_children(value, arg or ""))
+                    nxt.extend(_children(value, arg, choices))
             elif kind == "as":
-                nxt = [(v, s) for v, s in current if _type_matches(s, arg or "")]
+                nxt = [(v, s) for v, s in current if _type_matches(s, arg)]
             elif kind == "resolve_is":
                 nxt = [(v, s) for v, s in current if isinstance(v, dict) and reference_type(v) == arg]
             elif kind == "where_eq":
@@ -298,8 +310,8 @@ class Expression:
                                 nxt.extend(_children(ext, "value"))
             current = nxt
             if not current:
-                return
-        yield from current
+                return []
+        return current
 
 
 def compile_expression(text: str) -> Expression:
