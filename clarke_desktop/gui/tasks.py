@@ -119,7 +119,10 @@ class TaskRunner:
 
     def call_on_gui(self, call: Callable[[], None]) -> None:
         """Post `call` to the GUI thread (safe from any thread)."""
-        self._relay.post.emit(call)
+        try:
+            self._relay.post.emit(call)
+        except RuntimeError:  # the relay is gone: the application is shutting down
+            log.debug("dropped a GUI callback after shutdown")
 
     def submit(
         self,
