@@ -129,6 +129,7 @@ def run_constrained(
     return {
         "tokens": stats.completion_tokens,
         "tps": stats.tokens_per_second,
+        "sampling_ms_per_token": 1000 * stats.sampling_seconds / max(1, stats.completion_tokens),
         "grammar_rejections": stats.grammar_rejections,
         "full_vocab_fallbacks": stats.full_vocab_fallbacks,
         "stopped_by": stats.stopped_by,
@@ -138,7 +139,11 @@ def run_constrained(
 def run_unconstrained_stats(engine: LlamaCppEngine, turns: list[Turn], max_tokens: int) -> dict:
     engine.complete(turns, max_tokens=max_tokens, temperature=0.0)
     stats = engine.last_stats
-    return {"tokens": stats.completion_tokens, "tps": stats.tokens_per_second}
+    return {
+        "tokens": stats.completion_tokens,
+        "tps": stats.tokens_per_second,
+        "sampling_ms_per_token": 1000 * stats.sampling_seconds / max(1, stats.completion_tokens),
+    }
 
 
 def _median(runs: list[dict], key: str) -> float | None:
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="generation threads for both sides")
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--naive-max-tokens", type=int, default=24)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
 
     model = args.model or embedded_model_path()
@@ -226,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             "unconstrained_tokens_per_s": unconstrained_tps,
             "constrained_tokens_per_s": _median(constrained_runs, "tps"),
             "ratio": round(statistics.median(json_ratios), 3) if json_ratios else None,
+            # The cost of constraining itself, free of the model's (noisy, shared-CPU) decode time:
+            "sampling_ms_per_token_unconstrained": _median(free_runs, "sampling_ms_per_token"),
+            "sampling_ms_per_token_constrained": _median(constrained_runs, "sampling_ms_per_token"),
             "target": 0.8,
             "tokens": [c["tokens"] for c in constrained_runs],
             "grammar_rejections": [c["grammar_rejections"] for c in constrained_runs],
@@ -236,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             "schema": "Triage (4 keys, completes before max_tokens)",
             "constrained_tokens_per_s": _median(short_runs, "tps"),
             "ratio": round(statistics.median(short_ratios), 3) if short_ratios else None,
+            "sampling_ms_per_token_constrained": _median(short_runs, "sampling_ms_per_token"),
             "target": 0.8,
             "tokens": [c["tokens"] for c in short_runs],
             "grammar_rejections": [c["grammar_rejections"] for c in short_runs],

@@ -392,9 +392,11 @@ class LlamaCppEngine:
                     if cancel is not None and cancel.cancelled:
                         stats.stopped_by = "cancelled"
                         raise Cancelled()
+                    sampling_from = time.perf_counter()
                     token = llama_cpp.llama_sampler_sample(chain, self._ctx, -1)
                     if grammar_sampler is not None:
                         token = self._constrain(token, chain, grammar_sampler, stats, literal_ids)
+                    stats.sampling_seconds += time.perf_counter() - sampling_from
                     if first_at is None:
                         first_at = time.perf_counter()
                         stats.prompt_seconds = first_at - started

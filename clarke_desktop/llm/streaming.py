@@ -20,6 +20,7 @@ class GenerationStats:
     context_size: int = 0
     prompt_seconds: float = 0.0  # until the first token was sampled (time to first token)
     decode_seconds: float = 0.0  # from the first sampled token to the end
+    sampling_seconds: float = 0.0  # choosing tokens (incl. grammar checks), not running the model
     grammar_rejections: int = 0  # sampled tokens the grammar refused (resampled under the grammar)
     full_vocab_fallbacks: int = 0  # rejections that needed the grammar over the whole vocabulary
     stopped_by: str = ""  # "eog", "max_tokens", "stop", "json_complete", "cancelled"
