@@ -7,6 +7,8 @@ lists only need to cover what may be said without being on the record.
 
 from __future__ import annotations
 
+# Single words: a multi-word name is matched by its distinctive word ("glyceryl trinitrate" by
+# "trinitrate"); words that are also ordinary or lab words ("sodium", "acid") are left out.
 DRUGS: frozenset[str] = frozenset(
     [
         "metformin",
@@ -80,8 +82,6 @@ DRUGS: frozenset[str] = frozenset(
         "enoxaparin",
         "dalteparin",
         "isosorbide",
-        "mononitrate",
-        "glyceryl",
         "trinitrate",
         "nicorandil",
         "ranolazine",
@@ -132,7 +132,6 @@ DRUGS: frozenset[str] = frozenset(
         "carbamazepine",
         "lamotrigine",
         "levetiracetam",
-        "sodium",
         "valproate",
         "phenytoin",
         "topiramate",
@@ -156,17 +155,9 @@ DRUGS: frozenset[str] = frozenset(
         "famotidine",
         "levothyroxine",
         "carbimazole",
-        "alendronic",
-        "acid",
         "risedronate",
         "denosumab",
-        "calcium",
         "colecalciferol",
-        "vitamin",
-        "folic",
-        "ferrous",
-        "sulfate",
-        "fumarate",
         "allopurinol",
         "febuxostat",
         "colchicine",
@@ -212,6 +203,9 @@ DRUGS: frozenset[str] = frozenset(
         "timolol",
         "finerenone",
         "orlistat",
+        "gtn",
+        "alendronate",
+        "valproate",
     ]
 )
 
