@@ -182,6 +182,8 @@ def render_letter_pdf(
     letterhead = settings.letterhead
     clinician = settings.clinician
 
+    # The record may have been unreachable: say so rather than print an empty name.
+    patient = document.patient_name.strip() or "name not recorded"
     story: list = []
     if demo:
         story.append(
@@ -203,7 +205,7 @@ def render_letter_pdf(
     story.append(Paragraph(_text(salutation), styles.body))
 
     re_line = (
-        f"Re: {document.patient_name}, DOB {format_uk_date(document.patient_dob)}, "
+        f"Re: {patient}, DOB {format_uk_date(document.patient_dob)}, "
         f"NHS No. {format_nhs_number(document.nhs_number)}"
     )
     address = demographics.address if demographics and demographics.address else None
@@ -235,10 +237,10 @@ def render_letter_pdf(
     story.append(KeepTogether(_signature_block(document, settings, signature, styles)))
 
     story.append(Spacer(1, 5 * mm))
-    cc = f"cc: {document.patient_name} (patient)" + (f", {address}" if address else "")
+    cc = f"cc: {patient} (patient)" + (f", {address}" if address else "")
     story.append(Paragraph(_text(cc), styles.small))
 
-    footer = f"{document.patient_name} \u00b7 NHS No. {format_nhs_number(document.nhs_number)}"
+    footer = f"{patient} \u00b7 NHS No. {format_nhs_number(document.nhs_number)}"
     if signature is None:
         footer += " \u00b7 DRAFT"
     canvasmaker = _page_canvas_factory(regular, bold, demo, footer)

@@ -162,3 +162,11 @@ def test_invalid_resource_is_refused_before_sending(tmp_path: Path) -> None:
         version=1,
     )
     assert comp["status"] == "final"
+
+
+def test_letter_without_record_says_what_is_missing(tmp_path: Path) -> None:
+    doc = samples.document("cons-6").model_copy(
+        update={"patient_name": "", "patient_dob": "", "nhs_number": None}
+    )
+    text = _text(render_letter_pdf(doc, tmp_path / "l.pdf", settings=_settings(), context=None))
+    assert "Re: name not recorded, DOB not recorded, NHS No. not recorded" in text
