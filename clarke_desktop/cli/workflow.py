@@ -274,7 +274,9 @@ def recover(apply_: bool, as_json: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     drafts: list[dict[str, Any]] = []
     recordings: list[dict[str, Any]] = []
+    writebacks: list[dict[str, Any]] = []
     try:
+        writebacks = _pending_writebacks(store, apply_)
         for record in store.interrupted():
             latest = store.latest_letter(record.id)
             entry: dict[str, Any] = {
@@ -316,9 +318,14 @@ def recover(apply_: bool, as_json: bool) -> None:
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps({"drafts": drafts, "recordings": recordings}, indent=2))
+        click.echo(
+            json.dumps({"drafts": drafts, "recordings": recordings, "writebacks": writebacks}, indent=2)
+        )
         return
-    if not drafts and not recordings:
+    for w in writebacks:
+        outcome = w.get("document_reference") or w.get("error") or "pending"
+        click.echo(f"Signed letter {w['consultation_id']} v{w['version']} not in the record: {outcome}")
+    if not drafts and not recordings and not writebacks:
         click.echo("Nothing to recover.")
         return
     for d in drafts:
@@ -336,6 +343,44 @@ def recover(apply_: bool, as_json: bool) -> None:
         )
     if not apply_:
         click.echo("Run with --apply to recover these.")
+
+
+def _pending_writebacks(store: Any, apply_: bool) -> list[dict[str, Any]]:
+    """Signed letters the FHIR store never received (it was down at sign-off); retried with --apply."""
+    from clarke_desktop.config import SettingsError, load_settings
+    from clarke_desktop.fhir.client import FhirError
+    from clarke_desktop.pipeline import retry_writeback
+    from clarke_desktop.pipeline.components import open_fhir
+    from clarke_desktop.store import StoreError
+
+    pending = store.pending_writebacks()
+    items: list[dict[str, Any]] = [
+        {"consultation_id": p.consultation_id, "version": p.version, "signed_at": p.signed_at}
+        for p in pending
+    ]
+    if not apply_ or not pending:
+        return items
+    try:
+        settings = load_settings()
+        fhir = open_fhir(settings)
+    except (SettingsError, FhirError) as exc:
+        for item in items:
+            item["error"] = f"FHIR store unavailable: {exc}"
+        return items
+    try:
+        for signoff, item in zip(pending, items, strict=True):
+            try:
+                result = retry_writeback(store, signoff, settings=settings, fhir=fhir)
+            except StoreError as exc:
+                item["error"] = str(exc)
+                continue
+            if result.document_reference:
+                item["document_reference"] = result.document_reference
+            else:
+                item["error"] = "; ".join(result.warnings)
+    finally:
+        fhir.close()
+    return items
 
 
 @click.group("audit")

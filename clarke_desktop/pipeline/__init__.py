@@ -6,6 +6,7 @@ from clarke_desktop.pipeline.finalise import (
     FinaliseResult,
     apply_retention,
     resolve_open_discrepancies_headless,
+    retry_writeback,
     sign_off_and_export,
 )
 from clarke_desktop.pipeline.run import (
@@ -32,6 +33,7 @@ __all__ = [
     "TranscriptRequired",
     "apply_retention",
     "resolve_open_discrepancies_headless",
+    "retry_writeback",
     "run_stage",
     "sign_off_and_export",
     "transcript_only_context",

@@ -14,7 +14,8 @@ from pathlib import Path
 from clarke_desktop.config import Settings
 from clarke_desktop.fhir.client import FhirClient, FhirError
 from clarke_desktop.pdf import SignatureInfo, render_letter_pdf
-from clarke_desktop.store import AppStore, AudioRecord
+from clarke_desktop.schemas import ClinicalDocument
+from clarke_desktop.store import AppStore, AudioRecord, SignOffRecord, StoreError, file_sha256
 from clarke_desktop.writeback import write_back
 
 log = logging.getLogger("clarke.pipeline")
@@ -89,12 +90,25 @@ def sign_off_and_export(
     if fhir is None:
         result.warnings.append("Not written back: the FHIR store is unavailable. The signed PDF is saved.")
         return result
-    record = store.consultation(consultation_id)
+    _write_back(store, signoff, letter.document, pdf_path, settings, fhir, result)
+    return result
+
+
+def _write_back(
+    store: AppStore,
+    signoff: SignOffRecord,
+    document: ClinicalDocument,
+    pdf_path: Path,
+    settings: Settings,
+    fhir: FhirClient,
+    result: FinaliseResult,
+) -> None:
+    record = store.consultation(signoff.consultation_id)
     previous = record.document_reference if signoff.kind == "addendum" else None
     try:
         written = write_back(
             fhir,
-            letter.document,
+            document,
             pdf_path,
             patient_id=record.patient_id,
             signed_by=signoff.signed_by,
@@ -108,18 +122,44 @@ def sign_off_and_export(
     except FhirError as exc:
         log.warning("write-back failed: %s", type(exc).__name__)
         result.warnings.append(f"Not written back to the record ({exc}). The signed PDF is saved.")
-        return result
+        return
     store.record_writeback(
-        consultation_id,
+        signoff.consultation_id,
         version=signoff.version,
         document_reference=written.document_reference,
         composition=written.composition,
         encounter=written.encounter,
-        actor=signed_by,
+        actor=signoff.signed_by,
     )
     result.encounter = written.encounter
     result.document_reference = written.document_reference
     result.composition = written.composition
+
+
+def retry_writeback(
+    store: AppStore, signoff: SignOffRecord, *, settings: Settings, fhir: FhirClient
+) -> FinaliseResult:
+    """Write back a signed version whose write-back failed, from its exported PDF.
+
+    The PDF must still be the one exported at sign-off (same sha256); otherwise nothing is sent."""
+    export = store.latest_export(signoff.consultation_id, signoff.version)
+    if export is None:
+        raise StoreError(f"consultation {signoff.consultation_id} v{signoff.version} was never exported")
+    if not export.path.is_file() or file_sha256(export.path) != export.sha256:
+        raise StoreError(
+            f"the exported PDF {export.path} is missing or changed since sign-off; "
+            "export the signed version again before writing it back"
+        )
+    letter = store.letter_version(signoff.consultation_id, signoff.version)
+    result = FinaliseResult(
+        consultation_id=signoff.consultation_id,
+        version=signoff.version,
+        signed_by=signoff.signed_by,
+        signed_at=signoff.signed_at,
+        pdf_path=export.path,
+        pdf_sha256=export.sha256,
+    )
+    _write_back(store, signoff, letter.document, export.path, settings, fhir, result)
     return result
 
 

@@ -95,6 +95,16 @@ class SignOffRecord:
 
 
 @dataclass(frozen=True)
+class ExportRecord:
+    consultation_id: str
+    version: int
+    kind: str
+    path: Path
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
 class AudioRecord:
     id: int
     consultation_id: str
@@ -548,6 +558,11 @@ class AppStore:
     ) -> str:
         digest = file_sha256(path)
         with self._tx() as tx:
+            tx.conn.execute(
+                "INSERT INTO exports(consultation_id, version, kind, path, sha256, bytes, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (consultation_id, version, kind, str(path), digest, path.stat().st_size, utc_now_iso()),
+            )
             tx.event(
                 AuditEvent.EXPORTED,
                 consultation_id,
@@ -575,6 +590,11 @@ class AppStore:
                 "UPDATE consultations SET document_reference = ?, encounter_ref = ?, updated_at = ? WHERE id = ?",
                 (document_reference, encounter, utc_now_iso(), consultation_id),
             )
+            tx.conn.execute(
+                "INSERT INTO writebacks(consultation_id, version, document_reference, composition, encounter, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (consultation_id, version, document_reference, composition, encounter, utc_now_iso()),
+            )
             tx.event(
                 AuditEvent.WRITTEN_BACK,
                 consultation_id,
@@ -584,6 +604,32 @@ class AppStore:
                 composition=composition,
                 encounter=encounter,
             )
+
+    def latest_export(self, consultation_id: str, version: int, kind: str = "pdf") -> ExportRecord | None:
+        rows = self.db.query(
+            "SELECT * FROM exports WHERE consultation_id = ? AND version = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+            (consultation_id, version, kind),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return ExportRecord(
+            r["consultation_id"], r["version"], r["kind"], Path(r["path"]), r["sha256"], r["bytes"]
+        )
+
+    def pending_writebacks(self) -> list[SignOffRecord]:
+        """Signed versions that never reached the FHIR store (it was down at sign-off)."""
+        rows = self.db.query(
+            "SELECT s.* FROM signoffs s LEFT JOIN writebacks w "
+            "ON w.consultation_id = s.consultation_id AND w.version = s.version "
+            "WHERE w.id IS NULL ORDER BY s.signed_at"
+        )
+        return [
+            SignOffRecord(
+                r["consultation_id"], r["version"], r["kind"], r["signed_by"], r["signed_at"], r["sha256"]
+            )
+            for r in rows
+        ]
 
     def record_failure(
         self, consultation_id: str, stage: str, error: str, *, actor: str | None = None

@@ -122,6 +122,30 @@ MIGRATIONS: list[str] = [
         CREATE TRIGGER audit_append_only_d BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # v2: where each signed version was exported and whether it reached the FHIR store, so a
+    # write-back that failed (store down at sign-off) can be retried by `clarke-desktop recover`.
+    """
+        CREATE TABLE exports (
+            id INTEGER PRIMARY KEY,
+            consultation_id TEXT NOT NULL REFERENCES consultations(id),
+            version INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE writebacks (
+            id INTEGER PRIMARY KEY,
+            consultation_id TEXT NOT NULL REFERENCES consultations(id),
+            version INTEGER NOT NULL,
+            document_reference TEXT NOT NULL,
+            composition TEXT NOT NULL,
+            encounter TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (consultation_id, version)
+        );
+    """,
 ]
 
 

@@ -32,7 +32,7 @@ def _with_letter(store: AppStore, *, discrepancy: bool = True) -> str:
 
 def test_database_and_sidecars_are_private_and_versioned(store: AppStore) -> None:
     _with_letter(store)
-    assert store.db.schema_version == 1
+    assert store.db.schema_version == 2
     for path in store.db.path.parent.iterdir():
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == 0o600, f"{path.name} is {oct(mode)}"
@@ -168,3 +168,20 @@ def test_retention_deletes_audio_after_n_days_and_keeps_transcript_and_letter(
     deletions = [e for e in store.audit_entries(cid) if e.event == AuditEvent.AUDIO_DELETED]
     assert len(deletions) == 2 and deletions[0].data["retention_days"] == 28
     assert store.purge_expired_audio(28, now=later) == []  # idempotent
+
+
+def test_version_1_database_is_migrated_keeping_its_data(tmp_path: Path) -> None:
+    from clarke_desktop.store.db import MIGRATIONS
+
+    path = tmp_path / "clarke.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(f"BEGIN; {MIGRATIONS[0]} PRAGMA user_version=1; COMMIT;")
+    conn.execute(
+        "INSERT INTO consultations(id, patient_id, status, created_at, updated_at) "
+        "VALUES ('cons-old', 'pt-001', 'review', '2026-01-01T09:00:00Z', '2026-01-01T09:00:00Z')"
+    )
+    conn.close()
+    with AppStore(path) as store:
+        assert store.db.schema_version == len(MIGRATIONS) == 2
+        assert store.consultation("cons-old").status == ConsultationStatus.REVIEW
+        assert store.pending_writebacks() == []
