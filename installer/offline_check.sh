@@ -7,7 +7,8 @@
 #        /opt/clarke-desktop/clarke-desktop or dist/clarke-desktop/clarke-desktop to check a build)
 # Needs: root (or unprivileged user namespaces) for `unshare -n`, and strace.
 # Env:   CLARKE_OFFLINE_PATIENT (default pt-001), CLARKE_OFFLINE_AUDIO (a recording to transcribe
-#        instead of the typed transcript; needs the MedASR pack), CLARKE_OFFLINE_KEEP=1 keeps the
+#        instead of the typed transcript; needs the MedASR pack), CLARKE_OFFLINE_MAX_SECTION_TOKENS
+#        (default 40; 0 = uncapped), CLARKE_OFFLINE_KEEP=1 keeps the
 #        scratch folder, CLARKE_CACHE_DIR to reuse an assembled embedded model between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,12 @@ Doctor: Good. Your chest sounds clear today and your oxygen saturation is 97 per
 Doctor: We will continue the current treatment and review you again in three months.
 TXT
 if [ -n "${CLARKE_OFFLINE_AUDIO:-}" ]; then input=(--audio "$CLARKE_OFFLINE_AUDIO"); else input=(--transcript "$scratch/transcript.txt"); fi
+# Every stage still runs (record, agent, letter, PDF, write-back); capping the letter's tokens per
+# section only keeps a CPU run short. CLARKE_OFFLINE_MAX_SECTION_TOKENS=0 lifts the cap.
+cap="${CLARKE_OFFLINE_MAX_SECTION_TOKENS:-40}"
+if [ "$cap" != 0 ] && "$exe" run-consultation --help 2>/dev/null | grep -q -- "--max-section-tokens"; then
+  input+=(--max-section-tokens "$cap")
+fi
 
 echo "offline_check: network inside the namespace:" >&2
 "${netns[@]}" ip -brief link >&2 2>/dev/null || true
