@@ -6,6 +6,7 @@ import faulthandler
 import logging
 import os
 import sys
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, QtMsgType, qInstallMessageHandler
@@ -92,13 +93,52 @@ def _parse(argv: list[str]) -> tuple[list[str], int | None]:
     return rest, quit_after
 
 
+def _log_to_file() -> None:
+    """clarke.* messages to logs/clarke-desktop.log (rotated). Patient content is never logged."""
+    root = logging.getLogger("clarke")
+    if any(isinstance(h, RotatingFileHandler) for h in root.handlers):
+        return
+    handler = RotatingFileHandler(paths.logs_dir() / "clarke-desktop.log", maxBytes=2_000_000, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(min(root.getEffectiveLevel(), logging.INFO))
+
+
+def _install_excepthook(window_ref: list) -> None:
+    """An unexpected error in a GUI callback: save the clinician's edits, say so, keep running."""
+    previous = sys.excepthook
+
+    def hook(kind, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        log.error("unhandled error", exc_info=(kind, exc, tb))
+        window = window_ref[0] if window_ref else None
+        if window is not None:
+            try:
+                window.review.flush_edits()
+                QMessageBox.warning(
+                    window,
+                    "Something went wrong",
+                    f"An unexpected error occurred ({kind.__name__}). Your edits are saved. "
+                    f"Details are in {paths.logs_dir()}.",
+                )
+            except Exception:
+                previous(kind, exc, tb)
+        else:
+            previous(kind, exc, tb)
+
+    sys.excepthook = hook
+
+
 def run_gui(argv: list[str]) -> int:
     argv, quit_after = _parse(argv)
+    _log_to_file()
     qInstallMessageHandler(_qt_messages)
     crash_path = _install_crash_log()
     app = make_application(argv)
+    window_ref: list = []
+    _install_excepthook(window_ref)
     try:
         window = build_window()
+        window_ref.append(window)
     except Exception as exc:  # show why we cannot start instead of a silent exit
         log.exception("could not start")
         QMessageBox.critical(None, "Clarke Desktop could not start", f"{exc}\n\nLogs: {paths.logs_dir()}")

@@ -70,6 +70,15 @@ NAV = (
 )
 
 
+def progress_slot(ev: Any) -> Any:
+    """What a progress report updates: streamed text of one section, or the stage display."""
+    if isinstance(ev, SectionEvent):
+        return ("section", ev.key, ev.done)  # a section's final text is never replaced by a partial
+    if isinstance(ev, PipelineProgress):
+        return ("stage", ev.stage)
+    return ("other", id(ev))
+
+
 def user_message(exc: BaseException) -> str:
     """A clinician-safe message: our errors carry one; anything else gets a generic sentence."""
     text = str(exc).strip()
@@ -744,7 +753,13 @@ class MainWindow(QMainWindow):
             self._update_nav()
 
         self._pipeline = self.runner.submit(
-            work, on_result=done, on_error=failed, on_progress=progress, lane="llm", key="pipeline"
+            work,
+            on_result=done,
+            on_error=failed,
+            on_progress=progress,
+            lane="llm",
+            key="pipeline",
+            coalesce=progress_slot,
         )
         self._update_nav()
 
@@ -823,6 +838,7 @@ class MainWindow(QMainWindow):
             on_progress=progress,
             lane="llm",
             key=f"regen:{key}",
+            coalesce=progress_slot,
         )
 
     def resolve_discrepancy(self, discrepancy_id: str, res: Resolution) -> None:

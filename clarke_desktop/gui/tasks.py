@@ -20,11 +20,12 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
 
 from clarke_desktop.cancel import Cancelled, CancelToken
 
@@ -34,20 +35,48 @@ LANES = {"general": 2, "llm": 1, "db": 1, "audio": 1}
 
 
 class _Relay(QObject):
-    """Lives on the GUI thread; runs whatever callable is posted to it."""
+    """Lives on the GUI thread; runs the callbacks queued for it in small time-boxed batches.
 
-    post = Signal(object)
+    Workers can report faster than the GUI can draw (a model streams tokens). Posting one Qt
+    event per report would starve timers, painting and input, because Qt delivers every posted
+    event before those. Instead reports go into a queue and one "drain" is posted; a drain runs
+    callbacks for at most DRAIN_BUDGET_S, then yields to the event loop and continues later.
+    """
+
+    post = Signal()
+    DRAIN_BUDGET_S = 0.012
 
     def __init__(self) -> None:
         super().__init__()
-        self.post.connect(self._run, Qt.ConnectionType.QueuedConnection)
+        self._queue: deque[Callable[[], None]] = deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+        self.post.connect(self._drain, Qt.ConnectionType.QueuedConnection)
 
-    @Slot(object)
-    def _run(self, call: Callable[[], None]) -> None:
-        try:
-            call()
-        except Exception:  # a bad callback must not take the event loop down
-            log.exception("GUI callback failed")
+    def push(self, call: Callable[[], None]) -> None:
+        with self._lock:
+            self._queue.append(call)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.post.emit()
+
+    @Slot()
+    def _drain(self) -> None:
+        deadline = time.perf_counter() + self.DRAIN_BUDGET_S
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._scheduled = False
+                    return
+                call = self._queue.popleft()
+            try:
+                call()
+            except Exception:  # a bad callback must not take the event loop down
+                log.exception("GUI callback failed")
+            if time.perf_counter() > deadline:
+                QTimer.singleShot(0, self._drain)  # let input, timers and painting run first
+                return
 
 
 @dataclass
@@ -120,7 +149,7 @@ class TaskRunner:
     def call_on_gui(self, call: Callable[[], None]) -> None:
         """Post `call` to the GUI thread (safe from any thread)."""
         try:
-            self._relay.post.emit(call)
+            self._relay.push(call)
         except RuntimeError:  # the relay is gone: the application is shutting down
             log.debug("dropped a GUI callback after shutdown")
 
@@ -134,7 +163,10 @@ class TaskRunner:
         on_done: Callable[[], None] | None = None,
         lane: str = "general",
         key: str | None = None,
+        coalesce: Callable[[Any], Hashable] | None = None,
     ) -> TaskHandle:
+        """`coalesce(value)` names what a progress report updates: a report not yet shown is
+        replaced by a newer one with the same name (streamed text: only the latest matters)."""
         if self._closing:
             raise RuntimeError("TaskRunner is shutting down")
         token = CancelToken()
@@ -158,7 +190,30 @@ class TaskRunner:
 
             self.call_on_gui(on_gui)
 
-        state = TaskState(cancel=token, _emit_progress=lambda v: deliver(on_progress, v))
+        pending: dict[Hashable, list[Any]] = {}
+        pending_lock = threading.Lock()
+
+        def emit_progress(value: Any) -> None:
+            if coalesce is None or on_progress is None:
+                deliver(on_progress, value)
+                return
+            name = coalesce(value)
+            with pending_lock:
+                box = pending.get(name)
+                if box is not None:
+                    box[0] = value  # the queued report will show this newer value
+                    return
+                box = pending[name] = [value]
+
+            def fire() -> None:
+                with pending_lock:
+                    pending.pop(name, None)
+                    latest = box[0]
+                on_progress(latest)
+
+            deliver(fire)
+
+        state = TaskState(cancel=token, _emit_progress=emit_progress)
 
         def body() -> None:
             state.worker_thread = threading.current_thread().name

@@ -59,6 +59,8 @@ def badge(text: str, tone: str = "neutral", accessible: str | None = None) -> QL
 
 
 def set_badge(lab: QLabel, text: str, tone: str, accessible: str | None = None) -> None:
+    if lab.text() == text and lab.property("tone") == tone:
+        return
     lab.setText(text)
     lab.setProperty("tone", tone)
     lab.setAccessibleName(accessible or text)

@@ -143,7 +143,13 @@ class SectionCard(QFrame):
     def set_text(self, text: str) -> None:
         self._loading = True
         try:
-            self.editor.setPlainText(text)
+            current = self.editor.toPlainText()
+            if current and text.startswith(current) and self.editor.isReadOnly():
+                cursor = QTextCursor(self.editor.document())  # streaming: append only the new text
+                cursor.movePosition(QTextCursor.MoveOperation.End)
+                cursor.insertText(text[len(current) :])
+            elif text != current:
+                self.editor.setPlainText(text)
         finally:
             self._loading = False
         self._fit()
@@ -152,6 +158,9 @@ class SectionCard(QFrame):
         return self.editor.toPlainText()
 
     def set_streaming(self, streaming: bool) -> None:
+        if getattr(self, "_streaming", None) == streaming:
+            return  # re-polishing costs milliseconds; streamed updates come by the hundred
+        self._streaming = streaming
         self.editor.setReadOnly(streaming)
         self.editor.setProperty("streaming", streaming)
         repolish(self.editor)
@@ -401,7 +410,9 @@ class ReviewScreen(QWidget):
         c = self._card(ev.key, ev.heading)
         c.set_text(ev.text)
         c.set_streaming(not ev.done)
-        self.progress_note.setText("" if ev.done else f"Writing “{ev.heading}”…")
+        note = "" if ev.done else f"Writing “{ev.heading}”…"
+        if self.progress_note.text() != note:
+            self.progress_note.setText(note)
 
     def set_document(self, doc: ClinicalDocument) -> None:
         """The finished document: final text for every section, discrepancies, fact check."""
