@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         transcript, context, writer, doc_type=args.doc_type, max_tokens=args.max_tokens,
         on_event=on_event, timings=timings, letter_date=date.today(),
     )  # fmt: skip
+    timings = doc.timings  # the document's own record: context stages passed in + letter stages
     base_rate = baseline.get("decode_tok_s")
     for key, stats in sections.items():
         stats["seconds"] = timings.get(f"section.{key}_s")
