@@ -242,3 +242,39 @@ def test_real_embedded_model_letter_end_to_end(thompson, embedded_engine) -> Non
         assert sections[key].generated_by == embedded_engine.info.name
     assert doc.discrepancies == []  # the transcript agrees with the record
     assert {"section.history_s", "discrepancies_s", "fact_check_s"} <= set(doc.timings)
+
+
+def test_cancel_stops_the_letter(thompson) -> None:
+    from clarke_desktop.cancel import Cancelled, CancelToken
+
+    token = CancelToken()
+    events: list[LetterEvent] = []
+
+    def cancel_on_first_text(event: LetterEvent) -> None:
+        events.append(event)
+        if event.kind == "text":
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        write_document(
+            TRANSCRIPT,
+            thompson,
+            ScriptedEngine(default=NARRATIVE),
+            on_event=cancel_on_first_text,
+            cancel=token,
+        )
+    assert not any(e.kind == "section_done" and e.key == "history" for e in events)
+
+
+def test_a_failing_model_leaves_no_half_letter(thompson) -> None:
+    from clarke_desktop.llm.base import ModelOutOfMemory
+
+    engine = ScriptedEngine([NARRATIVE, ModelOutOfMemory("CUDA out of memory")])
+    with pytest.raises(ModelOutOfMemory):
+        write_document(TRANSCRIPT, thompson, engine)
+    doc = write_document(TRANSCRIPT, thompson, ScriptedEngine(default=NARRATIVE))
+    before = doc.model_copy(deep=True)
+    with pytest.raises(ModelOutOfMemory):
+        regenerate_section(doc, "history", "shorter", transcript=TRANSCRIPT, context=thompson,
+                           engine=ScriptedEngine([ModelOutOfMemory("oom")]))  # fmt: skip
+    assert doc == before  # the original draft is kept as it was
