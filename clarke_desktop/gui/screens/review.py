@@ -559,7 +559,10 @@ class ReviewScreen(QWidget):
         self.sign_button.setEnabled(not why)
         self.sign_button.setToolTip("Sign off the letter" if not why else "Not yet: " + "; ".join(why))
         n = self.open_discrepancies()
-        self.tabs.setTabText(0, f"Checklist ({n} open)" if n else "Checklist ✓")
+        if self.document is None:
+            self.tabs.setTabText(0, "Checklist")
+        else:
+            self.tabs.setTabText(0, f"Checklist ({n} open)" if n else "Checklist ✓")
         if "writing" in self.busy_reasons:
             set_badge(self.status, "Writing…", "info", "Letter status: being written")
         elif why:

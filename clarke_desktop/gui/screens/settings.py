@@ -205,16 +205,24 @@ class DiagnosticsScreen(QWidget):
         clear_layout(self.summary)
         clear_layout(self._table_holder)
         failed = [c for c in checks if c.ok is False]
+        warned = [c for c in checks if c.ok is None]
         if failed:
             self.summary.addWidget(
                 notice(", ".join(c.name for c in failed), "alert", f"{len(failed)} check(s) failed")
+            )
+        elif warned:
+            self.summary.addWidget(
+                notice(
+                    ", ".join(c.name for c in warned), "warn", f"Clarke works, with {len(warned)} warning(s)"
+                )
             )
         else:
             self.summary.addWidget(
                 notice("Everything Clarke needs is in place.", "info", "All checks passed")
             )
         rows = [
-            ("✓ OK" if c.ok else "✗ FAILED" if c.ok is False else "ℹ info", c.name, c.detail) for c in checks
+            ("✓ OK" if c.ok else "✗ FAILED" if c.ok is False else "⚠ Warning", c.name, c.detail)
+            for c in checks
         ]
         self._table_holder.addWidget(_table(("Result", "Check", "Detail"), rows, "Diagnostic checks"))
 
