@@ -11,7 +11,15 @@ import pytest
 from pydantic import BaseModel, Field, field_validator
 
 from clarke_desktop.cancel import Cancelled, CancelToken
-from clarke_desktop.llm.base import ContextTooLong, InvalidModelOutput, LlmEngine, ModelMissing, Turn
+from clarke_desktop.llm.base import (
+    ContextTooLong,
+    InvalidModelOutput,
+    LlmEngine,
+    LlmError,
+    ModelMissing,
+    ModelOutOfMemory,
+    Turn,
+)
 from clarke_desktop.llm.llama_engine import LlamaCppEngine
 from clarke_desktop.llm.prompt import THINK_END, THINK_START
 
@@ -210,3 +218,24 @@ def test_gpu_configuration_also_runs_where_nothing_can_be_offloaded(gguf_path: P
     with LlamaCppEngine(gguf_path, gpu=True, n_threads=1, max_context=1024) as gpu_configured:
         assert gpu_configured.info.gpu_offload == bool(llama_cpp.llama_supports_gpu_offload())
         assert gpu_configured.complete(PROMPT, max_tokens=4, temperature=0)
+
+
+def test_corrupt_gguf_fails_to_load_with_the_file_and_reason(tmp_path: Path) -> None:
+    broken = tmp_path / "truncated.gguf"
+    broken.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64)
+    with pytest.raises(LlmError, match="truncated.gguf") as raised:
+        LlamaCppEngine(broken, n_threads=1)
+    assert not isinstance(raised.value, ModelMissing)
+
+
+def test_decode_failures_map_to_out_of_memory_only_when_memory_ran_out(engine: LlamaCppEngine) -> None:
+    from clarke_desktop.llm import _llama_log
+
+    _llama_log.clear_recent()
+    with pytest.raises(LlmError) as plain:
+        engine._check_decode(-3)
+    assert not isinstance(plain.value, ModelOutOfMemory)
+    _llama_log._recent.append("ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer")
+    with pytest.raises(ModelOutOfMemory, match="out of memory"):
+        engine._check_decode(-3)
+    _llama_log.clear_recent()
