@@ -294,8 +294,18 @@ DIAGNOSES: dict[str, tuple[str, ...]] = {
 
 # Test name -> other ways it is said (matched in addition to the recorded name).
 LAB_ALIASES: dict[str, tuple[str, ...]] = {
-    "hba1c": ("hba1c", "a1c", "haemoglobin a1c", "hemoglobin a1c", "glycated haemoglobin", "sugar levels"),
-    "egfr": ("egfr", "gfr", "kidney function", "renal function", "glomerular filtration"),
+    "hba1c": (
+        "hba1c",
+        "a1c",
+        "haemoglobin a1c",
+        "hemoglobin a1c",
+        "glycated haemoglobin",
+        "sugar levels",
+        "h b a one c",
+        "hba one c",
+        "a one c",
+    ),
+    "egfr": ("egfr", "gfr", "kidney function", "renal function", "glomerular filtration", "e g f r"),
     "creatinine": ("creatinine",),
     "cholesterol": ("cholesterol", "total cholesterol"),
     "ldl": ("ldl", "ldl cholesterol"),

@@ -126,3 +126,9 @@ def test_spans_carry_audio_times_from_words(thompson) -> None:
     span = found[0].transcript
     assert (span.start_s, span.end_s) == (0.5, 2.9)  # "HbA1c" .. "62"
     assert text[span.char_start : span.char_end] == span.text
+
+
+def test_unpunctuated_lowercase_asr_output(thompson) -> None:
+    text = "your h b a one c came back at sixty two and the e g f r is fifty two so we will recheck in three months"
+    found = detect_discrepancies(text, thompson)
+    assert kinds(found) == ["lab_value"] and "sixty two" in found[0].description
