@@ -28,16 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
 
-DEFAULT_TRANSCRIPT = (
-    "Good morning Mrs Thompson, come in and have a seat. How have you been since we last saw you? "
-    "Not too bad doctor, but I've been feeling more tired than usual and I'm thirsty a lot. "
-    "I see. Let's look at your results. Your HbA1c has gone up to 55 from 48 last time. "
-    "You're taking metformin one gram twice a day, is that right? Yes, twice a day with meals. "
-    "Your kidney function, the eGFR, is 52, which is a little lower than before, so we'll keep an eye on it. "
-    "I'd like to add gliclazide 40 milligrams once a day with breakfast. It can cause low blood sugar, "
-    "so if you feel shaky or sweaty have something sugary. You're allergic to penicillin, aren't you? "
-    "Yes, I come out in a rash. Fine. We'll repeat the HbA1c in three months and I'll write to your GP."
-)
+DEFAULT_TRANSCRIPT = REPO / "resources" / "demo" / "pt-001_transcript.txt"
 
 
 def _ensure_fhir() -> None:
@@ -63,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patient", default="pt-001")
     parser.add_argument(
-        "--transcript", type=Path, help="typed transcript (.txt); default: a demo consultation"
+        "--transcript", type=Path, help="typed transcript (.txt); default: the bundled pt-001 demo"
     )
     parser.add_argument("--audio", type=Path, help="audio file (needs the MedASR model pack)")
     parser.add_argument("--runs", type=int, default=2, help="consultations to run (the first loads models)")
@@ -86,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     settings.llm.backend = "embedded"
     settings.clinician.name = "Dr Bench Mark"
-    text = args.transcript.read_text(encoding="utf-8") if args.transcript else DEFAULT_TRANSCRIPT
+    text = (args.transcript or DEFAULT_TRANSCRIPT).read_text(encoding="utf-8")
 
     store = AppStore()
     pipeline = ConsultationPipeline(default_components(settings), settings=settings, store=store)

@@ -21,12 +21,7 @@ from clarke_desktop.pipeline import HEADLESS_REASON
 from clarke_desktop.store import AppStore
 
 REPO = Path(__file__).resolve().parents[2]
-TRANSCRIPT = (
-    "Good morning Mrs Thompson. How have you been since we last met? I've been more tired and thirsty, doctor. "
-    "Your HbA1c has gone up to 55 from 48. You're on metformin one gram twice a day. I'd like to start "
-    "gliclazide 40 milligrams once daily with breakfast. You're allergic to penicillin? Yes, a rash. "
-    "We'll repeat the HbA1c in three months."
-)
+DEMO_TRANSCRIPT = REPO / "resources" / "demo" / "pt-001_transcript.txt"
 
 
 def _fhir_db(path: Path) -> None:
@@ -49,8 +44,7 @@ def test_run_consultation_headless_end_to_end(tmp_path: Path, monkeypatch: pytes
     data = tmp_path / "data"
     monkeypatch.setenv("CLARKE_DATA_DIR", str(data))
     _fhir_db(data / "fhir.sqlite3")
-    transcript = tmp_path / "visit.txt"
-    transcript.write_text(TRANSCRIPT, encoding="utf-8")
+    transcript = DEMO_TRANSCRIPT  # the bundled demo consultation, with slips planted on purpose
     out = tmp_path / "out"
     env = {**os.environ, "CLARKE_DATA_DIR": str(data)}
     proc = subprocess.run(
@@ -96,7 +90,8 @@ def test_run_consultation_headless_end_to_end(tmp_path: Path, monkeypatch: pytes
         context_entry = next(e for e in store.audit_entries(cid) if e.event == "context_retrieved")
         assert any(r.startswith("Patient/pt-001/_history/") for r in context_entry.data["fhir_resources"])
         resolved = [e for e in store.audit_entries(cid) if e.event == "discrepancy_resolved"]
-        assert len(resolved) == len(summary["auto_resolved"])
+        assert summary["discrepancies"], "the demo transcript's planted slips were not flagged"
+        assert len(resolved) == len(summary["auto_resolved"]) == len(summary["discrepancies"])
         for d in summary["discrepancies"]:
             assert d["resolution"]["action"] == "keep_both" and d["resolution"]["reason"] == HEADLESS_REASON
         assert store.latest_letter(cid).signed
