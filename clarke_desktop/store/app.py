@@ -655,8 +655,10 @@ class AppStore:
         for row in rows:
             path = Path(row["path"])
             existed = path.exists()
-            # Only delete what the app recorded; an imported file belongs to the user, we drop our reference.
-            if existed and row["source"] == "recording":
+            # Only delete what the app recorded (its recordings folder, including WAVs recovered
+            # there); an imported file elsewhere belongs to the user: we drop our reference.
+            ours = row["source"] == "recording" or _inside(path, paths.recordings_dir())
+            if existed and ours:
                 path.unlink()
                 for sidecar in path.parent.glob(path.stem + ".*"):
                     if sidecar != path and _inside(sidecar, paths.recordings_dir()):
@@ -673,7 +675,7 @@ class AppStore:
                     "retention",
                     audio_id=row["id"],
                     source=row["source"],
-                    file_removed=existed and row["source"] == "recording",
+                    file_removed=existed and ours,
                     sha256=row["sha256"],
                     retention_days=retention_days,
                 )

@@ -149,6 +149,9 @@ def test_retention_deletes_audio_after_n_days_and_keeps_transcript_and_letter(
     sidecar.write_text("{}")
     audio_id = store.recording_started(cid, wav)
     store.recording_stopped(cid, audio_id, duration_s=3.0)
+    recovered = recordings / "rec-0.wav"  # a crash-recovered recording, registered as an import
+    recovered.write_bytes(b"RIFF" + os.urandom(80))
+    store.import_audio(cid, recovered)
     imported = tmp_path / "imported.wav"
     imported.write_bytes(b"RIFF" + os.urandom(50))
     store.import_audio(cid, imported)
@@ -161,12 +164,12 @@ def test_retention_deletes_audio_after_n_days_and_keeps_transcript_and_letter(
     later = datetime.now(UTC) + timedelta(days=28, minutes=1)
     deleted = store.purge_expired_audio(28, now=later)
     assert {d.id for d in deleted} == {a.id for a in store.audio(cid)}
-    assert not wav.exists() and not sidecar.exists()
+    assert not wav.exists() and not sidecar.exists() and not recovered.exists()
     assert imported.exists()  # the user's own file: only our reference is dropped
     assert all(a.deleted_at for a in store.audio(cid))
     assert store.latest_transcript(cid) is not None and store.latest_letter(cid).signed
     deletions = [e for e in store.audit_entries(cid) if e.event == AuditEvent.AUDIO_DELETED]
-    assert len(deletions) == 2 and deletions[0].data["retention_days"] == 28
+    assert len(deletions) == 3 and deletions[0].data["retention_days"] == 28
     assert store.purge_expired_audio(28, now=later) == []  # idempotent
 
 
