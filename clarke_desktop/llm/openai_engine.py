@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
@@ -56,6 +57,8 @@ class OpenAICompatEngine:
             base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout_s, connect=5.0)
         )
         self._tokenize_route: str | None = None
+        self._count_cache: dict[str, int] = {}
+        self._count_lock = threading.Lock()
         self.info = ModelInfo(name=model, role=role, backend="openai-compatible", demo=demo)
 
     # -- budgets ---------------------------------------------------------------------------------
@@ -92,6 +95,18 @@ class OpenAICompatEngine:
         return self._count(neutralise(text))
 
     def _count(self, text: str) -> int:
+        # Callers measure many small pieces (splitting a transcript): remember recent answers
+        # instead of a network round trip for each (memory only, bounded).
+        cached = self._count_cache.get(text)
+        if cached is None:
+            cached = self._count_remote(text)
+            with self._count_lock:
+                if len(self._count_cache) >= 4096:
+                    self._count_cache.pop(next(iter(self._count_cache)))
+                self._count_cache[text] = cached
+        return cached
+
+    def _count_remote(self, text: str) -> int:
         routes = [self._tokenize_route] if self._tokenize_route else ["/tokenize", "/extras/tokenize"]
         for route in routes:
             body = {"content": text, "add_special": False} if route == "/tokenize" else {"input": text}
