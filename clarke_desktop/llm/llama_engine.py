@@ -245,7 +245,10 @@ class LlamaCppEngine:
         on_thinking: Callable[[str], None] | None = None,
     ) -> Iterator[str]:
         """Yield answer text as it is generated; thinking goes to `on_thinking`, never the answer.
-        Raises Cancelled when `cancel` is set from another thread."""
+
+        Raises Cancelled when `cancel` is set from another thread, ContextTooLong at once (before
+        anything runs) when prompt + max_tokens exceed the context. The model's lock is held
+        while the iterator is live: exhaust it or close() it."""
         return self._stream_text(
             self.prompt_tokens(turns),
             max_tokens=max_tokens,
