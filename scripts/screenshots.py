@@ -46,6 +46,7 @@ def main() -> int:
     ap.add_argument("--size", default="1366x768")
     ap.add_argument("--patient", default="pt-001")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for each model step")
+    ap.add_argument("--static-only", action="store_true", help="only the screens that need no model run")
     ap.add_argument("--doc-type", default="clinic", choices=["clinic", "soap", "referral", "patient"])
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +100,7 @@ def drive(args: argparse.Namespace) -> int:
         shots.append(path.name)
         print(f"saved {path}", flush=True)
 
-    wait(lambda: args.patient in window.dashboard.rows, 120, "the clinic list")
+    wait(lambda: args.patient in window.dashboard.rows, 900, "the clinic list")
     shot("01-dashboard")
     window.open_patient(args.patient)
     wait(lambda: window.patient_screen.context is not None, 120, "the patient record")
@@ -123,6 +124,11 @@ def drive(args: argparse.Namespace) -> int:
     window.consultation.aside.setPlainText("BP 142/88. Feet: monofilament intact. Review in 3 months.")
     window.consultation.doc_type.setCurrentIndex(window.consultation.doc_type.findData(args.doc_type))
     shot("03-consultation")
+    if args.static_only:
+        window.runner.shutdown()
+        window.backend.close()
+        print("screens:", ", ".join(shots))
+        return 0
     window.generate()
     wait(
         lambda: window.processing.rows and any(r.bar.value() > 0 for r in window.processing.rows.values()),

@@ -50,7 +50,7 @@ def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], name: str) -> 
     h = t.horizontalHeader()
     h.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     h.setSectionResizeMode(len(headers) - 1, QHeaderView.ResizeMode.Stretch)
-    t.resizeRowsToContents()
+    t.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # follows the wrap width
     t.setMinimumHeight(
         min(360, t.horizontalHeader().height() + sum(t.rowHeight(i) for i in range(len(rows))) + 8)
     )
@@ -128,12 +128,9 @@ class SettingsScreen(QWidget):
         head.addStretch(1)
         self._models.addLayout(head)
         rows = [
-            (m.role, m.name, MODEL_STATE_LOOK.get(m.state, (m.state, ""))[0], m.device, m.detail)
-            for m in status.models
+            (m.role, m.name, MODEL_STATE_LOOK.get(m.state, (m.state, ""))[0], m.detail) for m in status.models
         ]
-        self._models.addWidget(
-            _table(("Role", "Model", "State", "Runs on", "Detail"), rows, "Installed models")
-        )
+        self._models.addWidget(_table(("Role", "Model", "State", "Detail"), rows, "Installed models"))
 
     def set_values(self, s: AppSettings, mics: MicStatus) -> None:
         self._settings = s
