@@ -15,7 +15,7 @@ from pathlib import Path
 from clarke_desktop import paths
 from clarke_desktop.modelpack.errors import ModelPackError
 from clarke_desktop.modelpack.hashing import HashCache, Progress, sha256_file
-from clarke_desktop.modelpack.manifest import RoleManifest, read_role_manifest
+from clarke_desktop.modelpack.manifest import FileRecord, RoleManifest, read_role_manifest
 
 # Per-file statuses.
 OK = "ok"
@@ -107,7 +107,9 @@ def candidate_dirs(role: str) -> list[Path]:
     return found
 
 
-def _check_file(role_dir: Path, rec, full: bool, cache: HashCache, progress: Progress | None) -> FileCheck:
+def _check_file(
+    role_dir: Path, rec: FileRecord, full: bool, cache: HashCache, progress: Progress | None
+) -> FileCheck:
     path = role_dir / rec.path
     base = {"path": path, "expected_size": rec.size, "expected_sha256": rec.sha256}
     try:
