@@ -37,8 +37,10 @@ log = logging.getLogger("clarke.agent.context")
 
 Resource = dict[str, Any]
 
-MAX_IMAGING = 5
-MAX_ENCOUNTERS = 10
+# The context keeps every report and encounter; prompts list the most recent ones and say how
+# many earlier ones were left out (never a silent cut).
+PROMPT_IMAGING = 5
+PROMPT_ENCOUNTERS = 10
 LETTER_EXCERPT_CHARS = 2000  # demo letters are 1-1.6k characters: whole; longer ones marked as cut
 _LAB_REPORT_CATEGORIES = {"lab", "laboratory"}
 _INACTIVE_MED_STATUSES = {"stopped", "cancelled", "completed", "entered-in-error", "draft", "unknown"}
@@ -94,9 +96,9 @@ def retrieve_context(
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         warnings.append(f"Results could not be assembled ({exc}).")
     imaging = _each(search("DiagnosticReport", "Imaging"), _imaging_report, warnings)
-    context.recent_imaging = sorted(imaging, key=lambda i: i.date or "", reverse=True)[:MAX_IMAGING]
+    context.recent_imaging = sorted(imaging, key=lambda i: i.date or "", reverse=True)
     encounters = _each(search("Encounter", "Encounters"), _encounter, warnings)
-    context.recent_encounters = sorted(encounters, key=lambda e: e.date or "", reverse=True)[:MAX_ENCOUNTERS]
+    context.recent_encounters = sorted(encounters, key=lambda e: e.date or "", reverse=True)
     letter = _last_letter(search("DocumentReference", "Previous letters"))
     if letter:
         context.last_letter_excerpt, context.last_letter_source = letter
@@ -480,14 +482,22 @@ def context_as_text(context: PatientContext) -> str:
         lines.append("Imaging and reports:")
         lines += [
             f"- {i.type} ({i.date or 'undated'}): {i.summary or 'no conclusion recorded'}"
-            for i in context.recent_imaging
+            for i in context.recent_imaging[:PROMPT_IMAGING]
         ]
+        if len(context.recent_imaging) > PROMPT_IMAGING:
+            lines.append(
+                f"- ({len(context.recent_imaging) - PROMPT_IMAGING} earlier reports not listed here)"
+            )
     if context.recent_encounters:
         lines.append("Recent encounters:")
         lines += [
             f"- {e.date or 'undated'}: {e.type or 'encounter'}" + (f" ({e.reason})" if e.reason else "")
-            for e in context.recent_encounters
+            for e in context.recent_encounters[:PROMPT_ENCOUNTERS]
         ]
+        if len(context.recent_encounters) > PROMPT_ENCOUNTERS:
+            lines.append(
+                f"- ({len(context.recent_encounters) - PROMPT_ENCOUNTERS} earlier encounters not listed here)"
+            )
     if context.last_letter_excerpt:
         lines.append(f"Last letter (excerpt): {context.last_letter_excerpt}")
     return "\n".join(lines)

@@ -194,3 +194,12 @@ def test_real_embedded_model_adds_judgement_or_a_warning_never_facts(fhir, embed
         assert all(isinstance(f, str) and f for f in judged.clinical_flags)
     else:
         assert judged.retrieval_warnings, "no judgement and no warning"
+
+
+def test_prompt_lists_recent_encounters_and_says_how_many_are_left_out(fhir) -> None:
+    context = retrieve_context(fhir, "pt-001")
+    many = context.model_copy(update={"recent_encounters": context.recent_encounters * 5})  # 15 encounters
+    text = context_as_text(many)
+    assert text.count("Encounter for problem") + text.count("Follow-up visit") == 10
+    assert "(5 earlier encounters not listed here)" in text
+    assert len(many.recent_encounters) == 15  # the context itself keeps them all
