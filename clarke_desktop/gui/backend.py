@@ -148,7 +148,8 @@ class SectionEvent:
     done: bool = False
 
 
-ProgressFn = Callable[[PipelineProgress | SectionEvent], None]
+# Also ("context", PatientContext): the context the letter was written from (with model flags).
+ProgressFn = Callable[[PipelineProgress | SectionEvent | tuple], None]
 
 
 class Backend(Protocol):

@@ -350,6 +350,7 @@ class CoreBackend:
         )
         self._contexts[consultation_id] = result.context
         self._transcripts[consultation_id] = result.transcript
+        progress(("context", result.context))  # with the model's clinical flags, for the record screen
         return result.document
 
     def regenerate_section(

@@ -724,6 +724,10 @@ class MainWindow(QMainWindow):
             if isinstance(ev, tuple) and ev[0] == "transcript":
                 self.transcript = ev[1]
                 self.review.transcript_view.setPlainText(ev[1].text)
+            elif isinstance(ev, tuple) and ev[0] == "context":
+                if ev[1].demographics.name:  # not the empty transcript-only context
+                    self.context = ev[1]
+                    self.patient_screen.set_context(ev[1])
             elif isinstance(ev, PipelineProgress):
                 self.processing.on_progress(ev)
             elif isinstance(ev, SectionEvent):
