@@ -169,6 +169,8 @@ class SectionCard(QFrame):
         if streaming:
             set_badge(self.tag, "Writing…", "info")
             self.tag.show()
+        elif self.tag.text() == "Writing…":
+            set_badge(self.tag, "Written", "neutral")
 
     def set_model_tag(self, section: DocumentSection, demo: bool) -> None:
         if section.kind == "facts":
