@@ -152,6 +152,7 @@ def test_question_injection_is_neutralised(fhir) -> None:
     assert "<end_of_turn>" not in prompt and "‹end_of_turn›" in prompt
 
 
+@pytest.mark.slow  # real llama.cpp inference on the embedded model
 def test_real_embedded_model_runs_the_loop_to_a_clean_end(writable_fhir, embedded_engine) -> None:
     before = writable_fhir.search_all("ServiceRequest", {"patient": "pt-001"})
     result = ask(writable_fhir, embedded_engine, "pt-001", "When was her last eGFR?", max_rounds=2,

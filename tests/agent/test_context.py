@@ -185,6 +185,7 @@ def test_injection_cannot_become_control_tokens_in_the_real_prompt(writable_fhir
     assert tokens.count(start_of_turn[0]) == 2
 
 
+@pytest.mark.slow  # real llama.cpp inference on the embedded model
 def test_real_embedded_model_adds_judgement_or_a_warning_never_facts(fhir, embedded_engine) -> None:
     gold = json.loads((GOLD / "pt-001.json").read_text(encoding="utf-8"))
     base = retrieve_context(fhir, "pt-001")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from clarke_desktop.cli import cli
@@ -14,6 +15,7 @@ from clarke_desktop.paths import resources_dir
 TRANSCRIPT = resources_dir() / "demo" / "pt-001_transcript.txt"
 
 
+@pytest.mark.slow  # real llama.cpp inference on the embedded model
 def test_letter_json_end_to_end_with_the_embedded_model() -> None:
     result = CliRunner().invoke(
         cli,

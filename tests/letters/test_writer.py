@@ -228,6 +228,7 @@ def test_empty_transcript_is_refused(thompson) -> None:
         write_document("   ", thompson, ScriptedEngine(default=NARRATIVE))
 
 
+@pytest.mark.slow  # real llama.cpp inference on the embedded model
 def test_real_embedded_model_letter_end_to_end(thompson, embedded_engine) -> None:
     events: list[LetterEvent] = []
     doc = write_document(TRANSCRIPT, thompson, embedded_engine, max_tokens=12, on_event=events.append)
