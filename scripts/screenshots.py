@@ -152,7 +152,9 @@ def drive(args: argparse.Namespace) -> int:
     window.show_page("review")
     shot("06-review")
     if window.review.document.fact_check:
-        window.review.facts.setCurrentRow(0)
+        facts = window.review.document.fact_check
+        unsupported = next((i for i, f in enumerate(facts) if not f.supported), 0)
+        window.review.facts.setCurrentRow(unsupported)  # the interesting case: not found anywhere
         shot("07-review-fact-source")
     for item in list(window.review.items.values()):
         item.reason.setText("Checked with the patient")

@@ -236,11 +236,12 @@ class DiscrepancyItem(QFrame):
         )
         head.setStyleSheet("font-weight: 700;")
         lay.addWidget(head)
-        lay.addWidget(
-            label(
-                f"Said at {fmt_time(d.transcript.start_s)}: “{d.transcript.text}”", wrap=True, selectable=True
-            )
+        said = (
+            f"Said at {fmt_time(d.transcript.start_s)}"
+            if d.transcript.start_s is not None
+            else "In the transcript"
         )
+        lay.addWidget(label(f"{said}: “{d.transcript.text}”", wrap=True, selectable=True))
         if d.record_text:
             src = f"  ({d.record_source.reference})" if d.record_source else ""
             lay.addWidget(label(f"Record: {d.record_text}{src}", wrap=True, selectable=True))
@@ -328,10 +329,12 @@ class ReviewScreen(QWidget):
         top.addWidget(label("Document:", "caption"))
         top.addWidget(self.doc_type)
         top.addWidget(self.status)
-        top.addWidget(self.progress_note, 1)
+        top.addStretch(1)
         top.addWidget(self.discard_button)
         top.addWidget(self.sign_button)
         outer.addLayout(top)
+        self.progress_note.setWordWrap(True)  # warnings and progress, on their own line
+        outer.addWidget(self.progress_note)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         letter_body = QWidget()
