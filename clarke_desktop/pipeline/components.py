@@ -104,6 +104,20 @@ def _embedded_engine(attempt: int) -> LlmEngine:
     )
 
 
+def _embedded_for_every_role():
+    """One loaded embedded model serves both roles (as the registry does), not one copy per role."""
+    shared: dict[int, LlmEngine] = {}
+
+    def engine(role: str, attempt: int) -> LlmEngine:
+        if attempt > 0:
+            return _embedded_engine(attempt)  # private, smaller; the pipeline closes it
+        if 0 not in shared:
+            shared[0] = _embedded_engine(0)
+        return _Shared(shared[0])  # type: ignore[return-value]
+
+    return engine
+
+
 def open_transcriber() -> Any:
     from clarke_desktop.asr.transcriber import load_transcriber
 
@@ -143,7 +157,7 @@ def default_components(settings: Settings) -> Components:
     return Components(
         fhir=lambda: open_fhir(settings),
         transcriber=open_transcriber,
-        engine=(lambda role, attempt: _embedded_engine(attempt)) if force_embedded else open_engine,
+        engine=_embedded_for_every_role() if force_embedded else open_engine,
         build_context=build_context,
         judge_context=judge_context,
         write_letter=write_letter,
