@@ -188,3 +188,10 @@ def test_version_1_database_is_migrated_keeping_its_data(tmp_path: Path) -> None
         assert store.db.schema_version == len(MIGRATIONS) == 2
         assert store.consultation("cons-old").status == ConsultationStatus.REVIEW
         assert store.pending_writebacks() == []
+
+
+def test_a_corrupt_database_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "clarke.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=f"cannot open the application database {path}"):
+        AppStore(path)
