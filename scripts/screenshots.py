@@ -46,6 +46,7 @@ def main() -> int:
     ap.add_argument("--size", default="1366x768")
     ap.add_argument("--patient", default="pt-001")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for each model step")
+    ap.add_argument("--no-assistant", action="store_true", help="skip the chart assistant (slow on a CPU)")
     ap.add_argument("--static-only", action="store_true", help="only the screens that need no model run")
     ap.add_argument("--doc-type", default="clinic", choices=["clinic", "soap", "referral", "patient"])
     args = ap.parse_args()
@@ -170,6 +171,11 @@ def drive(args: argparse.Namespace) -> int:
         "the PDF preview",
     )
     shot("09-signed-off")
+    if args.no_assistant:
+        window.runner.shutdown()
+        window.backend.close()
+        print("screens:", ", ".join(shots))
+        return 0
     window.navigate("dashboard")
     window.open_patient(args.patient)
     window.assistant_dock.show()
