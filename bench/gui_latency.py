@@ -25,6 +25,7 @@ TARGET_MS = 100.0
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--patient", default="pt-001")
+    ap.add_argument("--doc-type", default="clinic", choices=["clinic", "soap", "referral", "patient"])
     ap.add_argument("--idle-s", type=float, default=5.0, help="baseline: idle window for this long")
     ap.add_argument("--timeout", type=float, default=1800.0)
     args = ap.parse_args()
@@ -63,6 +64,7 @@ def main() -> int:
     window.begin_consultation()
     text = Path(window.backend.demo_transcript_path(args.patient)).read_text(encoding="utf-8")
     window.consultation.transcript.setPlainText(text)
+    window.consultation.doc_type.setCurrentIndex(window.consultation.doc_type.findData(args.doc_type))
 
     probe = LoopLatencyProbe()
     probe.start()  # baseline: the same window, idle
@@ -89,6 +91,7 @@ def main() -> int:
         "bench": "gui_event_loop_latency",
         "platform": os.environ["QT_QPA_PLATFORM"],
         "patient": args.patient,
+        "doc_type": args.doc_type,
         "letter_written": ok,
         "sections_streamed": sections,
         "pipeline_s": round(pipeline_s, 2),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,9 @@ def main() -> int:
     ap.add_argument("--doc-type", default="clinic", choices=["clinic", "soap", "referral", "patient"])
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    # Background jobs start with SIGINT ignored; make INT and TERM unwind (and stop our Xvfb).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     xvfb = start_xvfb(args.size)
     os.environ["QT_QPA_PLATFORM"] = "xcb"
     tmp = Path(tempfile.mkdtemp(prefix="clarke-shots-"))
