@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -200,7 +201,20 @@ def write_back(
     consultation_started: str | None = None,
     replaces: str | None = None,
 ) -> WriteBackResult:
-    """Create the resources in order (encounter, document reference, composition)."""
+    """Write encounter (if new), document reference and composition in ONE transaction Bundle.
+
+    All or nothing: a failure part-way must not leave a letter without its composition (or an
+    orphan encounter) in the record. References between the new resources use urn:uuid fullUrls,
+    which the server rewrites to the ids it assigns.
+    """
+    entries: list[dict[str, Any]] = []
+
+    def add(resource: dict[str, Any]) -> str:
+        full_url = f"urn:uuid:{uuid.uuid4()}"
+        method = {"method": "POST", "url": resource["resourceType"]}
+        entries.append({"fullUrl": full_url, "resource": resource, "request": method})
+        return full_url
+
     if encounter_ref is None:
         encounter = build_encounter(
             patient_id,
@@ -209,8 +223,7 @@ def write_back(
             end=signed_at or utc_now_iso(),
             clinician=signed_by,
         )
-        created = client.create(encounter)
-        encounter_ref = f"Encounter/{created['id']}"
+        encounter_ref = add(encounter)
     doc_ref = build_document_reference(
         document,
         pdf_path,
@@ -222,8 +235,7 @@ def write_back(
         version=version,
         replaces=replaces,
     )
-    created_ref = client.create(doc_ref)
-    document_reference = f"DocumentReference/{created_ref['id']}"
+    doc_ref_url = add(doc_ref)
     composition = build_composition(
         document,
         patient_id=patient_id,
@@ -232,7 +244,17 @@ def write_back(
         signed_at=signed_at,
         clinician=clinician,
         version=version,
-        document_reference=document_reference,
+        document_reference=doc_ref_url,
     )
-    created_comp = client.create(composition)
-    return WriteBackResult(encounter_ref, document_reference, f"Composition/{created_comp['id']}")
+    add(composition)
+    response = client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    locations = {}
+    for sent, got in zip(entries, response.get("entry", []), strict=True):
+        # "Type/id/_history/n" -> "Type/id"
+        location = got["response"]["location"].split("/_history")[0]
+        locations[sent["fullUrl"]] = location.split("/")[-2] + "/" + location.split("/")[-1]
+    return WriteBackResult(
+        locations.get(encounter_ref, encounter_ref),
+        locations[doc_ref_url],
+        locations[entries[-1]["fullUrl"]],
+    )

@@ -16,8 +16,10 @@ from pypdf import PdfReader
 
 from clarke_desktop.config import Settings
 from clarke_desktop.fhir.client import FhirInvalid
+from clarke_desktop.fhir.local import LocalFhirClient
 from clarke_desktop.pdf import DEMO_MARKING, SignatureInfo, render_letter_pdf
 from clarke_desktop.writeback import build_composition, build_document_reference, write_back
+from local_fhir import Store
 
 
 def _text(path: Path) -> str:
@@ -89,23 +91,28 @@ def test_pdftoppm_renders_each_page(tmp_path: Path) -> None:
     assert len(pngs) == len(PdfReader(pdf).pages) and all(p.stat().st_size > 1000 for p in pngs)
 
 
-class RecordingFhir:
-    """Accepts creates after validating them as the store does (R4B models); assigns ids."""
+class CountingClient(LocalFhirClient):
+    """The real local store, counting how the write-back talks to it."""
 
-    def __init__(self) -> None:
-        self.created: list[dict] = []
+    def __init__(self, path: Path) -> None:
+        super().__init__(Store(path))
+        self.calls: list[str] = []
 
     def create(self, resource: dict) -> dict:
-        self.created.append(resource)
-        return {**resource, "id": f"{resource['resourceType'].lower()}-{len(self.created)}"}
+        self.calls.append("create")
+        return super().create(resource)
+
+    def transaction(self, bundle: dict) -> dict:
+        self.calls.append("transaction")
+        return super().transaction(bundle)
 
 
-def test_write_back_resources_are_valid_and_linked(tmp_path: Path) -> None:
+def test_write_back_resources_are_valid_linked_and_written_in_one_transaction(tmp_path: Path) -> None:
     doc = samples.document("cons-4")
     pdf = render_letter_pdf(doc, tmp_path / "l.pdf", settings=_settings())
-    fhir = RecordingFhir()
+    fhir = CountingClient(tmp_path / "fhir.sqlite3")
     result = write_back(
-        fhir,  # type: ignore[arg-type]
+        fhir,
         doc,
         pdf,
         patient_id="pt-001",
@@ -114,9 +121,10 @@ def test_write_back_resources_are_valid_and_linked(tmp_path: Path) -> None:
         clinician=_settings().clinician,
         version=2,
     )
-    encounter, doc_ref, composition = fhir.created
-    assert result.encounter == "Encounter/encounter-1"
-    assert result.document_reference == "DocumentReference/documentreference-2"
+    assert fhir.calls == ["transaction"]  # all or nothing: never a letter without its composition
+    encounter = fhir.read(*result.encounter.split("/"))
+    doc_ref = fhir.read(*result.document_reference.split("/"))
+    composition = fhir.read(*result.composition.split("/"))
     assert encounter["subject"]["reference"] == "Patient/pt-001" and encounter["status"] == "finished"
 
     DocumentReference.model_validate(doc_ref)
@@ -127,7 +135,7 @@ def test_write_back_resources_are_valid_and_linked(tmp_path: Path) -> None:
     assert base64.b64decode(attachment["hash"]) == hashlib.sha1(data).digest()
     assert doc_ref["status"] == "current" and doc_ref["author"][0]["display"] == "Dr S. Chen"
     assert doc_ref["author"][0]["identifier"]["value"] == "7654321"
-    assert doc_ref["context"]["encounter"][0]["reference"] == result.encounter
+    assert doc_ref["context"]["encounter"][0]["reference"] == result.encounter  # urn:uuid rewritten
 
     Composition.model_validate(composition)
     assert composition["encounter"]["reference"] == result.encounter
