@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import multiprocessing
 import os
+import re
 import sys
 import threading
 import time
@@ -22,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_fhir.bundles import apply_transaction, rewrite_references
+from local_fhir.bundles import apply_transaction
 from local_fhir.errors import FhirStoreError, InvalidResource, issue, operation_outcome
 from local_fhir.jsontext import loads_exact
 from local_fhir.searchparams import registry
 from local_fhir.store import Prepared, prepare
-from local_fhir.validation import problems
+from local_fhir.validation import problems, warm
 
 if TYPE_CHECKING:
     from local_fhir.store import Pending, Store
@@ -200,6 +201,20 @@ def _resolve_offline(mapping: dict[str, str]) -> Callable[[str, str], str]:
     return resolve
 
 
+def _rewrite_in_place(value: Any, resolve: Callable[[str, str], str], where: str) -> None:
+    """`rewrite_references` without the copy: a file's freshly parsed document is ours to change."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str):
+                value[key] = resolve(item, where)
+            elif isinstance(item, dict | list):
+                _rewrite_in_place(item, resolve, where)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict | list):
+                _rewrite_in_place(item, resolve, where)
+
+
 def _prepare_bundle(doc: dict[str, Any], prep: FilePrep) -> None:
     bundle = _as_transaction(doc)
     entries = bundle.get("entry") or []
@@ -226,7 +241,8 @@ def _prepare_bundle(doc: dict[str, Any], prep: FilePrep) -> None:
     counts: Counter[str] = Counter()
     for i, resource, rid in planned:
         where = f"Bundle.entry[{i}].resource"
-        rewritten = rewrite_references(resource, resolve, where)
+        _rewrite_in_place(resource, resolve, where)
+        rewritten = resource
         rewritten["id"] = rid
         found = problems(rewritten, where)
         if found:
@@ -343,8 +359,22 @@ def _fork_is_safe() -> bool:
     return sys.platform == "linux" and threading.active_count() == 1 and not getattr(sys, "frozen", False)
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
+_RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Z][A-Za-z]{1,63})"')
+
+
+def _types_in(files: list[Path]) -> set[str]:
+    """The resource types named in the (uncompressed) files: a byte scan, far cheaper than parsing."""
+    found: set[str] = set()
+    for path in files:
+        if path.is_file() and not path.name.endswith(".gz"):
+            found.update(m.decode() for m in set(_RESOURCE_TYPE.findall(path.read_bytes())))
+    return found
+
+
+def _pool(workers: int, files: list[Path]) -> ProcessPoolExecutor:
     method = "fork" if _fork_is_safe() else "spawn"
+    if method == "fork":  # forked workers inherit the validators instead of each building them
+        warm(sorted(_types_in(files)))
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
 
 
@@ -366,7 +396,7 @@ def import_paths(
     started = time.perf_counter()
     with ExitStack() as stack:
         if workers > 0:
-            pool = stack.enter_context(_pool(workers))
+            pool = stack.enter_context(_pool(workers, files))
             preps: Iterator[FilePrep] = pool.map(prepare_file, files)
         else:
             preps = map(prepare_file, files)

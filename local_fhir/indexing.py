@@ -129,11 +129,17 @@ def _references(value: Any) -> list[tuple[str | None, str | None, str]]:
 def index_rows(resource: dict[str, Any], registry: Registry) -> dict[str, list[tuple[Any, ...]]]:
     """{table: [(param, *columns)]} for every indexed search parameter of the resource's type."""
     out: dict[str, list[tuple[Any, ...]]] = {}
-    keys = resource.keys()
-    for param, first in registry.indexed_with_roots.get(resource["resourceType"], ()):
+    rtype = resource["resourceType"]
+    pairs = registry.indexed_with_roots.get(rtype)
+    if not pairs:
+        return out
+    roots, always = registry.by_root[rtype]
+    wanted = set(always)
+    for key in resource:
+        wanted.update(roots.get(key, ()))
+    for i in sorted(wanted):
+        param = pairs[i][0]
         assert param.expression is not None
-        if first is not None and first.isdisjoint(keys):
-            continue
         values = [v for v, _ in param.expression.evaluate(resource)]
         if not values:
             continue

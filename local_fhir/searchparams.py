@@ -53,6 +53,21 @@ class Registry:
             for rtype, params in self.indexed.items()
         }
 
+        # Per type: top-level element -> positions in indexed_with_roots of the parameters that can
+        # start from it, plus those that always need evaluating, so the indexer looks only at
+        # parameters whose elements a resource has (in the order of indexed_with_roots).
+        self.by_root: dict[str, tuple[dict[str, tuple[int, ...]], tuple[int, ...]]] = {}
+        for rtype, pairs in self.indexed_with_roots.items():
+            roots: dict[str, list[int]] = {}
+            always = []
+            for i, (_, first) in enumerate(pairs):
+                if first is None:
+                    always.append(i)
+                else:
+                    for name in first:
+                        roots.setdefault(name, []).append(i)
+            self.by_root[rtype] = ({k: tuple(v) for k, v in roots.items()}, tuple(always))
+
     def params(self, rtype: str) -> dict[str, SearchParam]:
         return self._params.get(rtype, {})
 

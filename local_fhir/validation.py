@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from contextlib import suppress
 from functools import cache
 from typing import Any
 
@@ -18,6 +20,14 @@ def _model(resource_type: str) -> Any:
     from fhir.resources.R4B import get_fhir_model_class  # heavy import, only when first needed
 
     return get_fhir_model_class(resource_type)
+
+
+def warm(resource_types: Iterable[str]) -> None:
+    """Load the model classes now (building their validators costs ~10-250 ms each): done before
+    forking import workers, every worker inherits them instead of building its own."""
+    for rtype in resource_types:
+        with suppress(ValueError, KeyError, AttributeError):  # unknown: reported per resource
+            _model(rtype)
 
 
 def _path(resource_type: str, loc: tuple[Any, ...]) -> str:
