@@ -119,6 +119,8 @@ class SectionCard(QFrame):
         self._timer.setSingleShot(True)
         self._timer.setInterval(AUTOSAVE_MS)
         self._timer.timeout.connect(self.flush)
+        # Grow with the text, also after the width changes (wrapping), up to a limit.
+        self.editor.document().documentLayout().documentSizeChanged.connect(lambda _size: self._fit())
         self.editor.textChanged.connect(self._changed)
         self.editor.cursorPositionChanged.connect(self._cursor_moved)
         self.dirty = False
@@ -175,6 +177,8 @@ class SectionCard(QFrame):
     def set_model_tag(self, section: DocumentSection, demo: bool) -> None:
         if section.kind == "facts":
             set_badge(self.tag, "From the record", "info", "Facts copied from the record")
+            self.instruction.hide()  # rendered from the record: edit it, never rewritten by a model
+            self.regen_button.hide()
         elif demo:
             set_badge(self.tag, "Demo model text", "demo", "Written by the demo model, not for clinical use")
         else:
@@ -217,7 +221,9 @@ class SectionCard(QFrame):
 
     def _fit(self) -> None:
         doc_h = self.editor.document().size().height()
-        self.editor.setFixedHeight(int(min(max(doc_h + 14, 70), 420)))
+        height = int(min(max(doc_h + 14, 70), 420))
+        if height != self.editor.height():
+            self.editor.setFixedHeight(height)
 
 
 class DiscrepancyItem(QFrame):
