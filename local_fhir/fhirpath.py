@@ -242,6 +242,13 @@ class Expression:
         # Per path: its steps with the choice keys of each child step worked out once.
         self._steps: dict[int, list[tuple[str, str, str | None, frozenset[str] | None]]] = {}
         self._prepare(self._ast)
+        # Most expressions are a union of plain paths from the resource: those are walked without
+        # the recursive evaluator (same results; `evaluate_reference` keeps the general one).
+        self._flat: list[tuple[str, list[tuple[str, str, str | None, frozenset[str] | None]]]] | None = (
+            None
+            if any(isinstance(b.root, _Union) for b in self._ast.branches)
+            else [(str(b.root), self._steps[id(b)]) for b in self._ast.branches]
+        )
 
     def _prepare(self, node: _Union) -> None:
         for branch in node.branches:
@@ -276,6 +283,17 @@ class Expression:
         return frozenset(names | {n + t for n in names for t in _CHOICE_TYPES})
 
     def evaluate(self, resource: dict[str, Any]) -> list[tuple[Any, str | None]]:
+        if self._flat is None:
+            return self._eval_union(self._ast, resource)
+        out: list[tuple[Any, str | None]] = []
+        rtype = resource.get("resourceType")
+        for root, steps in self._flat:
+            if root == rtype or root in ("Resource", "DomainResource"):
+                out.extend(self._walk([(resource, None)], steps))
+        return out
+
+    def evaluate_reference(self, resource: dict[str, Any]) -> list[tuple[Any, str | None]]:
+        """The general recursive evaluator (what `evaluate` must agree with; used by tests)."""
         return self._eval_union(self._ast, resource)
 
     def _eval_union(self, node: _Union, resource: dict[str, Any]) -> list[tuple[Any, str | None]]:
@@ -291,11 +309,25 @@ class Expression:
             current = [(resource, None)]
         else:
             return []
-        for kind, arg, arg2, choices in self._steps[id(node)]:
+        return self._walk(current, self._steps[id(node)])
+
+    @staticmethod
+    def _walk(
+        current: list[tuple[Any, str | None]],
+        steps: list[tuple[str, str, str | None, frozenset[str] | None]],
+    ) -> list[tuple[Any, str | None]]:
+        for kind, arg, arg2, choices in steps:
             nxt: list[tuple[Any, str | None]] = []
             if kind == "child":
                 for value, _ in current:
-                    nxt.extend(_children(value, arg, choices))
+                    if isinstance(value, dict) and arg in value:  # the common case, inlined
+                        found = value[arg]
+                        if isinstance(found, list):
+                            nxt.extend((item, None) for item in found)
+                        else:
+                            nxt.append((found, None))
+                    else:
+                        nxt.extend(_children(value, arg, choices))
             elif kind == "as":
                 nxt = [(v, s) for v, s in current if _type_matches(s, arg)]
             elif kind == "resolve_is":
