@@ -32,8 +32,8 @@ class ClinicianSettings(BaseModel):
 
 
 class Letterhead(BaseModel):
-    hospital: str = "Clarke General Hospital NHS Foundation Trust"
-    department: str = "Outpatient Department"
+    hospital: str = "Northbridge General Hospital NHS Foundation Trust"  # the bundled demo clinic's
+    department: str = "General Medical Outpatients"
     address: list[str] = Field(default_factory=lambda: ["Hospital Road", "London", "SE1 7EH"])
     phone: str = "020 7946 0000"
 
@@ -102,7 +102,10 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     """Defaults, then the file (if it exists), then `overrides` (nested dict, e.g. from CLI flags)."""
     path = path or paths.settings_path()
     raw: dict[str, Any] = {}
-    if path.exists():
+    if not path.exists():
+        # First start: sign as the bundled demo clinic's clinician until they set their own name.
+        raw = _bundled_clinic_clinician()
+    else:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
@@ -116,6 +119,15 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
         return Settings.model_validate(raw)
     except ValidationError as exc:
         raise SettingsError(f"invalid settings in {path}: {exc}") from exc
+
+
+def _bundled_clinic_clinician() -> dict[str, Any]:
+    try:
+        clinic = json.loads((paths.resources_dir() / "clinic" / "clinic.json").read_text(encoding="utf-8"))
+        who = clinic["clinician"]
+        return {"clinician": {k: who[k] for k in ("name", "title", "specialty") if k in who}}
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return {}
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:

@@ -50,3 +50,16 @@ def test_bad_file_names_itself(tmp_path: Path, content: str, problem: str) -> No
 
 def test_settings_model_is_json_schema_describable() -> None:
     assert "retention_days" in json.dumps(Settings.model_json_schema())
+
+
+def test_first_start_signs_as_the_bundled_clinic_clinician(tmp_path: Path) -> None:
+    from clarke_desktop.paths import resources_dir
+
+    clinic = json.loads((resources_dir() / "clinic" / "clinic.json").read_text())["clinician"]
+    settings = load_settings(tmp_path / "absent.json")
+    assert settings.clinician.name == clinic["name"] and settings.clinician.title == clinic["title"]
+    save_settings(
+        settings.model_copy(update={"clinician": settings.clinician.model_copy(update={"name": "Dr B"})}),
+        tmp_path / "s.json",
+    )
+    assert load_settings(tmp_path / "s.json").clinician.name == "Dr B"  # their own name wins once saved
