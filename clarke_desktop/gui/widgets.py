@@ -138,7 +138,9 @@ def clear_layout(layout: QLayout) -> None:
         item = layout.takeAt(0)
         w = item.widget()
         if w is not None:
-            w.setParent(None)
+            # hide, don't unparent: an unparented visible widget becomes a top-level window
+            # that steals activation (and with it the window's keyboard shortcuts)
+            w.hide()
             w.deleteLater()
         elif item.layout() is not None:
             clear_layout(item.layout())

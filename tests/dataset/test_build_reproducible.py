@@ -6,6 +6,7 @@ import gzip
 import json
 
 from build_dataset import choose_extra_patients, type_key
+from conftest import FHIR  # at import time: later, 'conftest' may name another folder's
 from dataset_demo import GP_PRACTICES, GPS, build_demo
 from dataset_synthea import load_synthea, localise
 
@@ -39,8 +40,6 @@ def test_clinic_extras_are_living_adults(population) -> None:
 
 
 def test_population_file_is_gzip_ndjson(population) -> None:
-    from conftest import FHIR
-
     with gzip.open(FHIR / "population.ndjson.gz", "rt", encoding="utf-8") as fh:
         first = fh.readline()
     assert json.loads(first)["resourceType"] == "Organization"  # providers first, then patients
