@@ -54,6 +54,7 @@ class CoreBackend:
 
         self._settings = load_settings()
         self._store = AppStore()
+        self._apply_retention()
         self._lock = threading.RLock()
         self._pipeline: Any | None = None
         self._pipeline_lock = threading.Lock()
@@ -62,6 +63,15 @@ class CoreBackend:
         self._contexts: dict[str, PatientContext] = {}  # consultation id -> context used for the letter
         self._transcripts: dict[str, Transcript] = {}
         self._proposals: dict[str, Any] = {}  # chart assistant proposals awaiting a decision
+
+    def _apply_retention(self) -> None:
+        """Delete audio past its retention period at start-up (the deletion is audited)."""
+        from clarke_desktop.pipeline.finalise import apply_retention
+
+        try:
+            apply_retention(self._store, self._settings)
+        except Exception:  # never block a clinic from opening; doctor and the log say why
+            log.exception("audio retention could not be applied at start-up")
 
     # --- plumbing -----------------------------------------------------------------------------
     @property

@@ -77,3 +77,13 @@ def test_diagnostics_are_the_doctor_checks(backend):
     names = [c.name for c in checks]
     assert "Model files" in names
     assert all(c.detail for c in checks)
+
+
+def test_start_up_applies_audio_retention(monkeypatch):
+    import clarke_desktop.pipeline.finalise as finalise
+    from clarke_desktop.gui.core_backend import CoreBackend
+
+    calls = []
+    monkeypatch.setattr(finalise, "apply_retention", lambda store, settings: calls.append(settings) or [])
+    CoreBackend()
+    assert len(calls) == 1 and calls[0].audio.retention_days == 28
