@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from clinical_fixtures import *  # noqa: F403  (demo FHIR store and embedded-engine fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -93,3 +93,27 @@ class LlmEngine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class CompletesFromStream:
+    """Mixin: `complete()` is `stream()` joined, so both faces share one implementation."""
+
+    def complete(
+        self,
+        turns: list[Turn],
+        *,
+        max_tokens: int,
+        temperature: float = 0.3,
+        stop: list[str] | None = None,
+        cancel: CancelToken | None = None,
+        on_thinking: Callable[[str], None] | None = None,
+    ) -> str:
+        pieces = self.stream(  # type: ignore[attr-defined]
+            turns,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=stop,
+            cancel=cancel,
+            on_thinking=on_thinking,
+        )
+        return "".join(pieces)

@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from clarke_desktop.cancel import Cancelled, CancelToken
 from clarke_desktop.llm import _llama_log
 from clarke_desktop.llm.base import (
+    CompletesFromStream,
     ContextTooLong,
     LlmError,
     ModelMissing,
@@ -84,7 +85,7 @@ def _default_threads() -> int:
     return cores if cores <= 4 else max(4, cores // 2)
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(CompletesFromStream):
     """LlmEngine over one GGUF file, loaded once; see the module docstring for the design."""
 
     def __init__(
@@ -256,27 +257,6 @@ class LlamaCppEngine:
             stop=stop,
             cancel=cancel,
             on_thinking=on_thinking,
-        )
-
-    def complete(
-        self,
-        turns: list[Turn],
-        *,
-        max_tokens: int,
-        temperature: float = 0.3,
-        stop: list[str] | None = None,
-        cancel: CancelToken | None = None,
-        on_thinking: Callable[[str], None] | None = None,
-    ) -> str:
-        return "".join(
-            self.stream(
-                turns,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                stop=stop,
-                cancel=cancel,
-                on_thinking=on_thinking,
-            )
         )
 
     def generate_json(

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_PATIENTS, FailingFhir
+from clinical_fixtures import DEMO_PATIENTS, FailingFhir
 from gold import compare
 from scripted_engine import ScriptedEngine
 
