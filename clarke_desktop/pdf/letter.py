@@ -277,7 +277,8 @@ def _addressee_lines(document: ClinicalDocument, demographics: Demographics | No
             if value:
                 lines.extend(v.strip() for v in value.split("\n") if v.strip())
     if (
-        demographics is not None
+        document.doc_type != "patient"  # a letter to the patient goes to their home, not the practice
+        and demographics is not None
         and demographics.gp_practice
         and demographics.gp_practice not in " ".join(lines)
     ):

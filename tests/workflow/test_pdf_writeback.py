@@ -178,3 +178,18 @@ def test_letter_without_record_says_what_is_missing(tmp_path: Path) -> None:
     )
     text = _text(render_letter_pdf(doc, tmp_path / "l.pdf", settings=_settings(), context=None))
     assert "Re: name not recorded, DOB not recorded, NHS No. not recorded" in text
+
+
+def test_patient_letter_is_addressed_home_without_the_practice_line() -> None:
+    from clarke_desktop.pdf.letter import _addressee_lines
+    from clarke_desktop.schemas import Demographics
+
+    demo = Demographics(
+        name="Mrs M Thompson", date_of_birth="1959-03-14", gp_practice="Riverside Medical Centre"
+    )
+    to_patient = samples.document("cons-6").model_copy(
+        update={"doc_type": "patient", "addressee": "Mrs M Thompson\n12 Oak Lane"}
+    )
+    assert _addressee_lines(to_patient, demo) == ["Mrs M Thompson", "12 Oak Lane"]
+    to_gp = to_patient.model_copy(update={"doc_type": "clinic", "addressee": "Dr R Patel"})
+    assert _addressee_lines(to_gp, demo) == ["Dr R Patel", "Riverside Medical Centre"]
