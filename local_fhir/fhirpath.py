@@ -242,13 +242,29 @@ class Expression:
         # Per path: its steps with the choice keys of each child step worked out once.
         self._steps: dict[int, list[tuple[str, str, str | None, frozenset[str] | None]]] = {}
         self._prepare(self._ast)
-        # Most expressions are a union of plain paths from the resource: those are walked without
-        # the recursive evaluator (same results; `evaluate_reference` keeps the general one).
+        # Most expressions are a union of plain paths from the resource, once parenthesised ones
+        # are opened up (`(A.value as X) | B.c` -> A.value.as(X), B.c): those are walked without the
+        # recursive evaluator (same results; `evaluate_reference` keeps the general one).
         self._flat: list[tuple[str, list[tuple[str, str, str | None, frozenset[str] | None]]]] | None = (
-            None
-            if any(isinstance(b.root, _Union) for b in self._ast.branches)
-            else [(str(b.root), self._steps[id(b)]) for b in self._ast.branches]
+            self._flatten(self._ast)
         )
+
+    def _flatten(
+        self, node: _Union
+    ) -> list[tuple[str, list[tuple[str, str, str | None, frozenset[str] | None]]]] | None:
+        out: list[tuple[str, list[tuple[str, str, str | None, frozenset[str] | None]]]] = []
+        for branch in node.branches:
+            steps = self._steps[id(branch)]
+            if isinstance(branch.root, _Union):
+                inner = self._flatten(branch.root)
+                if inner is None:
+                    return None
+                out += [(root, inner_steps + steps) for root, inner_steps in inner]
+            elif isinstance(branch.root, str):
+                out.append((branch.root, steps))
+            else:
+                return None
+        return out
 
     def _prepare(self, node: _Union) -> None:
         for branch in node.branches:

@@ -15,9 +15,9 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 SUFFIXES = (".json", ".ndjson", ".ndjson.gz")
 PARALLEL_BYTES = 4_000_000  # below this, starting worker processes costs more than it saves
+NDJSON_CHUNK_LINES = 500  # resources per piece of work when an NDJSON file is shared among workers
 ProgressCallback = Callable[["ImportProgress"], None]
 
 
@@ -135,6 +136,10 @@ def _as_transaction(doc: dict[str, Any]) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
+def _is_ndjson(path: Path) -> bool:
+    return path.name.endswith((".ndjson", ".ndjson.gz"))
+
+
 def _ndjson_lines(path: Path) -> Iterator[tuple[int, str]]:
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
@@ -179,6 +184,8 @@ class FilePrep:
     error: str | None = None
     outcome: dict[str, Any] | None = None
     fallback: bool = False
+    problems: list[dict[str, Any]] = field(default_factory=list)  # NDJSON: issues of bad lines so far
+    last: bool = True  # the file's last piece (a big NDJSON file comes in several)
 
 
 class _NeedsStore(Exception):
@@ -259,29 +266,33 @@ def _prepare_bundle(doc: dict[str, Any], prep: FilePrep) -> None:
     prep.counts = dict(sorted(counts.items()))
 
 
-def _prepare_ndjson(path: Path, prep: FilePrep) -> None:
-    errors: list[dict[str, Any]] = []
-    counts: Counter[str] = Counter()
-    for number, line in _ndjson_lines(path):
+def _prepare_ndjson_lines(path: Path, lines: Iterable[tuple[int, str]], prep: FilePrep) -> None:
+    """Validate and index NDJSON lines into `prep`; each bad line's problems go to `prep.problems`."""
+    counts: Counter[str] = Counter(prep.counts)
+    for number, line in lines:
         where = f"{path.name}:{number}"
         try:
             resource = loads_exact(line)
         except ValueError as exc:
-            errors.append(issue(f"line {number} is not JSON: {exc}", "structure", where))
+            prep.problems.append(issue(f"line {number} is not JSON: {exc}", "structure", where))
             continue
         found = problems(resource, where)
         if found:
-            errors.extend(found)
+            prep.problems.extend(found)
             continue
         if "id" not in resource:
             resource["id"] = str(uuid.uuid4())
         prep.items.append(prepare(resource, registry()))
         counts[resource["resourceType"]] += 1
-    if errors:
-        raise InvalidResource(
-            f"{len(errors)} problem(s), first: {errors[0]['diagnostics']}", operation_outcome(errors)
-        )
     prep.counts = dict(sorted(counts.items()))
+
+
+def _refuse_if_problems(prep: FilePrep) -> None:
+    """A file with any bad line is refused whole, every problem listed (nothing of it is written)."""
+    if prep.problems:
+        first = prep.problems[0]
+        prep.error = f"{len(prep.problems)} problem(s), first: {first['diagnostics']}"
+        prep.outcome, prep.items = operation_outcome(prep.problems), []
 
 
 def prepare_file(path: Path) -> FilePrep:
@@ -290,8 +301,9 @@ def prepare_file(path: Path) -> FilePrep:
     try:
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist")
-        if path.name.endswith((".ndjson", ".ndjson.gz")):
-            _prepare_ndjson(path, prep)
+        if _is_ndjson(path):
+            _prepare_ndjson_lines(path, _ndjson_lines(path), prep)
+            _refuse_if_problems(prep)
         else:
             doc = loads_exact(path.read_bytes())
             if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
@@ -308,18 +320,42 @@ def prepare_file(path: Path) -> FilePrep:
     return prep
 
 
-def write_prepared(store: Store, prep: FilePrep) -> FileResult:
-    if prep.error:
-        return FileResult(prep.path, False, error=prep.error, outcome=prep.outcome)
+class _Refused(Exception):
+    pass
+
+
+def write_pieces(store: Store, first: FilePrep, more: Iterator[FilePrep]) -> FileResult:
+    """Write a prepared file, taking its further pieces from `more` as they come (a big NDJSON
+    file is written while the workers still prepare the rest of it). One transaction: a bad line
+    anywhere refuses the whole file, every problem listed, and nothing of it stays written."""
+    if first.fallback:
+        return import_file(store, first.path)
+    prep, piece, written = first, first, 0
     try:
         pending: Pending = {}
         with store._writing() as conn:
-            for n, item in enumerate(prep.items, 1):
-                store._put_prepared(conn, item, pending)
-                if n % 5000 == 0:
-                    store._flush(conn, pending)
+            while True:
+                if piece is not first:
+                    _merge(prep, piece)
+                if not (prep.error or prep.problems):  # once refused, only the problems matter
+                    for item in piece.items:
+                        store._put_prepared(conn, item, pending)
+                        written += 1
+                        if written % 5000 == 0:
+                            store._flush(conn, pending)
+                piece.items = []
+                if piece.last:
+                    break
+                piece = next(more)
+            _refuse_if_problems(prep)
+            if prep.error:
+                raise _Refused
             store._flush(conn, pending)
+    except _Refused:
+        return FileResult(prep.path, False, error=prep.error, outcome=prep.outcome)
     except FhirStoreError as exc:
+        while not piece.last:  # leave the rest of this file's pieces out of the next file
+            piece = next(more)
         return FileResult(prep.path, False, error=str(exc), outcome=exc.outcome)
     return FileResult(prep.path, True, sum(prep.counts.values()), prep.counts)
 
@@ -331,7 +367,7 @@ def import_file(store: Store, path: Path) -> FileResult:
             raise FileNotFoundError(f"{path} does not exist")
         pending: Pending = {}
         with store._writing() as conn:
-            if path.name.endswith((".ndjson", ".ndjson.gz")):
+            if _is_ndjson(path):
                 _import_ndjson(store, conn, path, pending, counts)
             else:
                 doc = loads_exact(path.read_bytes())
@@ -363,11 +399,16 @@ _RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Z][A-Za-z]{1,63})"')
 
 
 def _types_in(files: list[Path]) -> set[str]:
-    """The resource types named in the (uncompressed) files: a byte scan, far cheaper than parsing."""
+    """The resource types named in the files: a byte scan, far cheaper than parsing."""
     found: set[str] = set()
     for path in files:
-        if path.is_file() and not path.name.endswith(".gz"):
-            found.update(m.decode() for m in set(_RESOURCE_TYPE.findall(path.read_bytes())))
+        if not path.is_file():
+            continue
+        try:
+            data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+        except (OSError, EOFError):  # a bad gzip is reported when its turn comes
+            continue
+        found.update(m.decode() for m in set(_RESOURCE_TYPE.findall(data)))
     return found
 
 
@@ -376,6 +417,79 @@ def _pool(workers: int, files: list[Path]) -> ProcessPoolExecutor:
     if method == "fork":  # forked workers inherit the validators instead of each building them
         warm(sorted(_types_in(files)))
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+
+
+@dataclass
+class _Unit:
+    """One piece of work for a worker: a whole file, or a run of lines of an NDJSON file (a big
+    NDJSON file is shared among the workers instead of keeping one of them busy)."""
+
+    path: Path
+    lines: list[tuple[int, str]] | None = None  # None: the whole file
+    last: bool = True  # the file's last piece
+    error: str | None = None  # the file could not be read to its end
+
+
+def _units(files: list[Path], parallel: bool) -> Iterator[_Unit]:
+    for path in files:
+        if not (parallel and _is_ndjson(path) and path.is_file()):
+            yield _Unit(path)
+            continue
+        chunk: list[tuple[int, str]] = []
+        try:
+            for numbered in _ndjson_lines(path):
+                chunk.append(numbered)
+                if len(chunk) == NDJSON_CHUNK_LINES:
+                    yield _Unit(path, chunk, last=False)
+                    chunk = []
+        except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:  # not text, bad gzip
+            yield _Unit(path, [], error=f"{type(exc).__name__}: {exc}")
+            continue
+        yield _Unit(path, chunk)
+
+
+def _prepare_unit(unit: _Unit) -> FilePrep:
+    if unit.lines is None:
+        return prepare_file(unit.path)
+    prep = FilePrep(unit.path, last=unit.last)
+    if unit.error:
+        prep.error = unit.error
+        prep.outcome = operation_outcome([issue(unit.error, "structure", str(unit.path))])
+    else:
+        _prepare_ndjson_lines(unit.path, unit.lines, prep)
+    return prep
+
+
+def _merge(into: FilePrep, piece: FilePrep) -> None:
+    """Fold a later piece's outcome (not its items: those are written as they come) into `into`."""
+    into.problems += piece.problems
+    into.counts = dict(sorted((Counter(into.counts) + Counter(piece.counts)).items()))
+    into.error, into.outcome = into.error or piece.error, into.outcome or piece.outcome
+    into.last = piece.last
+
+
+def _ordered(pool: ProcessPoolExecutor, units: Iterator[_Unit], ahead: int) -> Iterator[FilePrep]:
+    """`pool.map` with at most `ahead` pieces in flight, so a large NDJSON file is not read whole
+    into the work queue before the first piece is written."""
+    in_flight: deque[Future[FilePrep]] = deque()
+    for unit in units:
+        in_flight.append(pool.submit(_prepare_unit, unit))
+        if len(in_flight) >= ahead:
+            yield in_flight.popleft().result()
+    while in_flight:
+        yield in_flight.popleft().result()
+
+
+def _data_bytes(path: Path) -> int:
+    """Bytes of JSON a file holds: a .gz file's uncompressed size from its trailer (mod 4 GiB)."""
+    if not path.is_file():
+        return 0
+    size = path.stat().st_size
+    if path.name.endswith(".gz") and size >= 18:
+        with path.open("rb") as fh:
+            fh.seek(-4, os.SEEK_END)
+            return max(size, int.from_bytes(fh.read(4), "little"))
+    return size
 
 
 def import_paths(
@@ -390,22 +504,23 @@ def import_paths(
     sizes = [f.stat().st_size if f.is_file() else 0 for f in files]
     total, done, resources = sum(sizes), 0, 0
     if workers is None:  # parallel only where it pays and is safe; pass workers=N to insist
-        worth_it = total > PARALLEL_BYTES and len(files) > 1
+        worth_it = sum(map(_data_bytes, files)) > PARALLEL_BYTES
         workers = (os.cpu_count() or 1) if worth_it and _fork_is_safe() else 0
     report = ImportReport()
+    size_of = dict(zip(files, sizes, strict=True))
     started = time.perf_counter()
     with ExitStack() as stack:
         if workers > 0:
             pool = stack.enter_context(_pool(workers, files))
-            preps: Iterator[FilePrep] = pool.map(prepare_file, files)
+            preps: Iterator[FilePrep] = _ordered(pool, _units(files, parallel=True), ahead=2 * workers + 2)
         else:
-            preps = map(prepare_file, files)
-        for prep, size in zip(preps, sizes, strict=True):
-            result = import_file(store, prep.path) if prep.fallback else write_prepared(store, prep)
+            preps = map(_prepare_unit, _units(files, parallel=False))
+        for first in preps:
+            result = write_pieces(store, first, preps)
             report.files.append(result)
-            done += size
+            done += size_of.get(first.path, 0)
             resources += result.resources
             if on_progress:
-                on_progress(ImportProgress(prep.path, done, total, resources))
+                on_progress(ImportProgress(first.path, done, total, resources))
     report.seconds = time.perf_counter() - started
     return report

@@ -188,3 +188,77 @@ def test_bulk_import_writes_the_same_rows_as_the_transaction_path(tmp_path: Path
         # The stored texts differ only in meta.lastUpdated.
         strip = re.compile(r'"lastUpdated":"[^"]*"')
         assert [strip.sub("", r[4]) for r in fast_rows] == [strip.sub("", r[4]) for r in plain_rows]
+
+
+def _big_ndjson(path: Path, n: int, bad_lines: dict[int, str] | None = None) -> None:
+    """n Observations (plus a patient) as gzip NDJSON; `bad_lines` replaces lines by number (1-based)."""
+    lines = [json.dumps(patient("pbig", "Big"))]
+    lines += [json.dumps(observation(f"o{i}", "Patient/pbig", str(i % 7), f"2024-01-{i % 28 + 1:02d}"))
+              for i in range(n)]  # fmt: skip
+    for number, text in (bad_lines or {}).items():
+        lines[number - 1] = text
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def test_a_big_ndjson_file_shared_among_workers_stores_what_one_process_stores(tmp_path: Path) -> None:
+    from local_fhir.importer import NDJSON_CHUNK_LINES
+
+    path = tmp_path / "big.ndjson.gz"
+    _big_ndjson(path, 3 * NDJSON_CHUNK_LINES + 17)  # several pieces and a short last one
+    with Store(tmp_path / "w0.sqlite3") as serial, Store(tmp_path / "w2.sqlite3") as shared:
+        progress: list = []
+        one, two = (
+            serial.import_paths([path], workers=0),
+            shared.import_paths([path], workers=2, on_progress=progress.append),
+        )
+        assert one.ok and two.ok
+        assert [f.to_dict() for f in one.files] == [f.to_dict() for f in two.files]  # one result per file
+        assert two.resources == 3 * NDJSON_CHUNK_LINES + 18
+        assert [p.bytes_done for p in progress] == [path.stat().st_size]
+        assert _index_snapshot(serial) == _index_snapshot(shared)
+
+
+def test_a_bad_line_in_a_later_piece_refuses_the_whole_file_listing_every_problem(
+    store: Store, tmp_path: Path
+) -> None:
+    from local_fhir.importer import NDJSON_CHUNK_LINES
+
+    path = tmp_path / "bad.ndjson.gz"
+    late, later = 2 * NDJSON_CHUNK_LINES + 3, 3 * NDJSON_CHUNK_LINES + 1
+    _big_ndjson(
+        path,
+        3 * NDJSON_CHUNK_LINES + 5,
+        {late: "{not json", later: '{"resourceType": "Patient", "birthDate": "x"}'},
+    )
+    (tmp_path / "good.ndjson").write_text(json.dumps(patient("pgood", "Good")) + "\n")
+    report = store.import_paths([path, tmp_path / "good.ndjson"], workers=2)
+    bad, good = report.files
+    assert not bad.ok and bad.resources == 0 and good.ok
+    where = [i["expression"][0] for i in bad.outcome["issue"]]
+    assert f"bad.ndjson.gz:{late}" in where and any(w.startswith(f"bad.ndjson.gz:{later}") for w in where)
+    assert bad.error.startswith(f"{len(where)} problem(s)")
+    assert store.stats()["by_type"] == {"Patient": 1}  # nothing of the refused file
+
+
+def test_a_gzip_cut_short_mid_file_fails_that_file_only(store: Store, tmp_path: Path) -> None:
+    from local_fhir.importer import NDJSON_CHUNK_LINES
+
+    whole = tmp_path / "whole.ndjson.gz"
+    _big_ndjson(whole, 4 * NDJSON_CHUNK_LINES)
+    cut = tmp_path / "cut.ndjson.gz"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 3 // 4])  # pieces read, then EOF
+    (tmp_path / "good.ndjson").write_text(json.dumps(patient("pgood", "Good")) + "\n")
+    report = store.import_paths([cut, tmp_path / "good.ndjson"], workers=2)
+    broken, good = report.files
+    assert not broken.ok and "EOFError" in broken.error and good.ok
+    assert store.stats()["by_type"] == {"Patient": 1}
+
+
+def test_the_parallel_threshold_counts_a_gzip_file_as_the_json_it_holds(tmp_path: Path) -> None:
+    from local_fhir.importer import _data_bytes
+
+    path = tmp_path / "big.ndjson.gz"
+    _big_ndjson(path, 2000)
+    with gzip.open(path, "rb") as fh:
+        assert _data_bytes(path) == len(fh.read()) > 10 * path.stat().st_size
