@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 OPEN_LOW = -1.0e15  # an open Period start / end, far outside any real date
 OPEN_HIGH = 1.0e15
@@ -24,7 +25,14 @@ class BadDate(ValueError):
 
 
 def date_range(text: str) -> tuple[float, float]:
-    m = _DATE.match(text.strip()) if isinstance(text, str) else None
+    if not isinstance(text, str):
+        raise BadDate(f"{text!r} is not a FHIR date, dateTime or instant (not text)")
+    return _string_range(text)
+
+
+@lru_cache(maxsize=16384)  # an encounter's timestamp is shared by all of its observations
+def _string_range(text: str) -> tuple[float, float]:
+    m = _DATE.match(text.strip())
     if not m:
         raise BadDate(
             f"{text!r} is not a FHIR date, dateTime or instant (YYYY[-MM[-DD[Thh:mm[:ss[.fff]][Z|+hh:mm]]]])"

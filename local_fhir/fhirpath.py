@@ -276,10 +276,11 @@ class Expression:
             ]
 
     def first_elements(self) -> frozenset[str] | None:
-        """Top-level element names the expression can start from (None: cannot tell).
+        """Top-level JSON keys the expression can start from (None: cannot tell).
 
-        Lets the indexer skip expressions whose elements a resource does not have."""
-        names: set[str] = set()
+        Lets the indexer skip expressions whose elements a resource does not have. A choice
+        element narrowed by `as` starts from one key only (`value as Quantity` -> valueQuantity)."""
+        keys: set[str] = set()
 
         def walk(node: _Union) -> bool:
             for branch in node.branches:
@@ -289,14 +290,18 @@ class Expression:
                     continue
                 if not branch.steps or branch.steps[0][0] not in ("child", "extension"):
                     return False
-                kind, arg = branch.steps[0][0], branch.steps[0][1]
-                names.add("extension" if kind == "extension" else arg or "")
+                kind, arg = branch.steps[0][0], branch.steps[0][1] or ""
+                if kind == "extension":
+                    keys.add("extension")
+                elif len(branch.steps) > 1 and branch.steps[1][0] == "as":
+                    type_name = branch.steps[1][1] or ""
+                    keys.update((arg, arg + type_name[:1].upper() + type_name[1:]))  # plain or choice
+                else:
+                    keys.add(arg)  # the element as a JSON key, or as a choice (value -> valueQuantity)
+                    keys.update(arg + t for t in _CHOICE_TYPES)
             return True
 
-        if not walk(self._ast):
-            return None
-        # Each name as a JSON key, or as a choice element (`value` -> `valueQuantity`, ...).
-        return frozenset(names | {n + t for n in names for t in _CHOICE_TYPES})
+        return frozenset(keys) if walk(self._ast) else None
 
     def evaluate(self, resource: dict[str, Any]) -> list[tuple[Any, str | None]]:
         if self._flat is None:

@@ -126,15 +126,20 @@ def _references(value: Any) -> list[tuple[str | None, str | None, str]]:
     return [(rtype, rid, text)]
 
 
-def index_rows(resource: dict[str, Any], registry: Registry) -> dict[str, list[tuple[Any, ...]]]:
-    """{table: [(param, *columns)]} for every indexed search parameter of the resource's type."""
+def index_rows(
+    resource: dict[str, Any], registry: Registry, *, every_param: bool = False
+) -> dict[str, list[tuple[Any, ...]]]:
+    """{table: [(param, *columns)]} for every indexed search parameter of the resource's type.
+
+    Only parameters that can start from one of the resource's top-level elements are evaluated;
+    `every_param` evaluates them all (the reference the shortcut is tested against)."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     rtype = resource["resourceType"]
     pairs = registry.indexed_with_roots.get(rtype)
     if not pairs:
         return out
     roots, always = registry.by_root[rtype]
-    wanted = set(always)
+    wanted = set(range(len(pairs))) if every_param else set(always)
     for key in resource:
         wanted.update(roots.get(key, ()))
     for i in sorted(wanted):
