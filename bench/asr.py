@@ -49,6 +49,33 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def cpu_description(threads: int) -> dict:
+    flags, mhz = cpu_flags_and_mhz()
+    return {"mhz_nominal": mhz, "avx512f": "avx512f" in flags, "avx2_fma": {"avx2", "fma"} <= flags,
+            "avx_vnni": bool({"avx_vnni", "avx512_vnni"} & flags),
+            "nominal_peak_gflop_per_s": round(cpu_peak_gflops(threads), 1)}  # fmt: skip
+
+
+def cpu_flags_and_mhz() -> tuple[set[str], float]:
+    flags: set[str] = set()
+    mhz = 0.0
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags") and not flags:
+            flags = set(line.split(":", 1)[1].split())
+        elif line.startswith("cpu MHz") and not mhz:
+            mhz = float(line.split(":", 1)[1])
+    return flags, mhz
+
+
+def cpu_peak_gflops(threads: int) -> float:
+    """fp32 FMA peak of `threads` cores at the nominal clock /proc/cpuinfo reports: 2 FMA units
+    of 8 (AVX2) or 16 (AVX-512) floats, 2 operations each, per cycle. An estimate: boost clocks
+    can exceed it, and some AVX-512 parts have one FMA unit."""
+    flags, mhz = cpu_flags_and_mhz()
+    per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16
+    return threads * per_cycle * mhz / 1000
+
+
 # -- preparation (parent) ----------------------------------------------------------------------
 def prepare(work: Path, durations: list[int]) -> tuple[Path, dict[int, Path]]:
     import soundfile as sf
@@ -90,6 +117,7 @@ def run_child(args: list[str]) -> dict:
 # -- measurements (children) --------------------------------------------------------------------
 def child_torch(snapshot: Path, audio: np.ndarray, threads: int) -> dict:
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
     from transformers import LasrForCTC
 
     from clarke_desktop.asr.features import log_mel
@@ -105,7 +133,17 @@ def child_torch(snapshot: Path, audio: np.ndarray, threads: int) -> dict:
             start, end = w.samples
             model(input_features=torch.from_numpy(log_mel(audio[start:end]))[None]).logits.argmax(-1)
         seconds = time.perf_counter() - began
-    return {"seconds": seconds, "windows": len(windows)}
+        # The arithmetic the windows need (matmuls, convolutions, attention), counted by PyTorch
+        # once per distinct window length, after the timing: the same work every engine does.
+        per_length: dict[int, int] = {}
+        for w in windows:
+            start, end = w.samples
+            if end - start not in per_length:
+                with FlopCounterMode(display=False) as counter:
+                    model(input_features=torch.from_numpy(log_mel(audio[start:end]))[None])
+                per_length[end - start] = counter.get_total_flops()
+        flops = sum(per_length[w.samples[1] - w.samples[0]] for w in windows)
+    return {"seconds": seconds, "windows": len(windows), "gflop": round(flops / 1e9, 1)}
 
 
 def child_ort(model_dir: Path, audio: np.ndarray, threads: int, precision: str) -> dict:
@@ -206,13 +244,19 @@ def main() -> None:
         if args.live_durations is None or seconds in args.live_durations:
             for precision in args.live_precisions:
                 row[f"live-{precision}"] = run_child([f"live-{precision}", *common])
-        torch_s = row["torch"].get("seconds")
-        for engine in ("ort-fp32", "ort-int8"):
+        torch_s, gflop = row["torch"].get("seconds"), row["torch"].get("gflop")
+        for engine in ("torch", "ort-fp32", "ort-int8"):
             if torch_s and "seconds" in row[engine]:
                 row[engine]["time_vs_torch"] = round(row[engine]["seconds"] / torch_s, 3)
+                if gflop:  # int8 does the same work in integer operations
+                    row[engine]["achieved_gflop_per_s"] = round(gflop / row[engine]["seconds"], 1)
+        if gflop:
+            row["compute"] = {"gflop": gflop, "gflop_per_audio_s": round(gflop / seconds, 2),
+                              "rtf_if_run_at_nominal_peak": round(gflop / seconds / cpu_peak_gflops(threads), 4)}  # fmt: skip
         results[f"{seconds}s"] = row
     meta = json.loads((model_dir / "metadata.json").read_text())
     report = {
+        "cpu": cpu_description(threads),
         "benchmark": "medasr-onnxruntime",
         "model": {"parameters": meta["parameters"], "encoder": meta["encoder"], "parity": meta["parity"]},
         "threads": threads,
