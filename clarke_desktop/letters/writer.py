@@ -278,8 +278,11 @@ def write_document(
     spec = document_spec(doc_type)
     timings = dict(timings or {})
     warnings: list[str] = [f"Record: {w}" for w in context.retrieval_warnings]
-    if engine.info.demo:
-        warnings.insert(0, f"Written by {engine.info.name}: a demo model, not for clinical use.")
+    if engine.info.demo:  # said once, even when the model's own name already says it
+        says_so = "not for clinical use" in engine.info.name.lower()
+        warnings.insert(
+            0, f"Written by {engine.info.name}{'' if says_so else ': a demo model, not for clinical use'}."
+        )
     if not transcript.text.strip():
         raise ValueError("The transcript is empty: record or type the consultation first.")
 

@@ -63,6 +63,12 @@ def test_document_header_model_and_timings(thompson) -> None:
                          letter_date=date(2026, 11, 22), consultation_id="cons-1")  # fmt: skip
     assert doc.model == engine.info and doc.model.demo
     assert doc.warnings[0].startswith("Written by Gemma demo: a demo model")
+    # A name that already carries the notice is not followed by it a second time.
+    named = ScriptedEngine(
+        default=NARRATIVE, demo=True, name="Gemma 3 270M (embedded demo model, not for clinical use)"
+    )
+    warning = write_document(TRANSCRIPT, thompson, named).warnings[0]
+    assert warning.lower().count("not for clinical use") == 1
     assert doc.prompt_template_version.startswith("prompts-v1-")
     assert (doc.letter_date, doc.patient_dob, doc.nhs_number) == (
         "22 November 2026",
