@@ -3,7 +3,9 @@
 All roles are first copied into hidden staging folders beside their destination (same filesystem)
 and hashed while copying; only when every file of every role matches the pack manifest are the
 staging folders renamed into place. A truncated or tampered file aborts the whole install, names
-the file, and leaves what was installed before untouched.
+the file, and leaves what was installed before untouched. Placing is all-or-nothing across roles
+too: each previous install is moved aside, not deleted, until every role is in place; if one role
+cannot be placed (a file locked on Windows), the roles already swapped are put back.
 """
 
 from __future__ import annotations
@@ -104,18 +106,28 @@ def _stage_role(pack_dir: Path, role: RoleManifest, staging: Path, progress: Pro
     return installed
 
 
-def _place(staging: Path, final: Path) -> None:
-    """Swap staging into place. Windows cannot rename over a directory, so move the old one aside."""
-    old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
-    if final.exists():
+def _swap_in(staging: Path, final: Path) -> Path | None:
+    """Rename staging to `final`; the previous install is moved aside (returned), not deleted.
+    Windows cannot rename over a directory, hence the move."""
+    old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}") if final.exists() else None
+    if old is not None:
         final.rename(old)
     try:
         staging.rename(final)
     except OSError:
-        if old.exists() and not final.exists():
+        if old is not None:
             old.rename(final)  # put the previous install back
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    return old
+
+
+def _swap_back(final: Path, old: Path | None) -> None:
+    """Undo `_swap_in`: the new install goes, the previous one (if any) returns."""
+    failed = final.with_name(f".failed-{final.name}-{uuid.uuid4().hex[:8]}")
+    final.rename(failed)
+    if old is not None:
+        old.rename(final)
+    shutil.rmtree(failed, ignore_errors=True)
 
 
 def install_pack(
@@ -153,21 +165,30 @@ def install_pack(
             staging.mkdir()
             staged[role.role] = (staging, role)  # registered first so a failure still cleans up
             staged[role.role] = (staging, _stage_role(pack_dir, role, staging, progress))
+        swapped: list[tuple[str, Path, Path | None]] = []  # (role, final, previous install moved aside)
+        try:
+            for role_name, (staging, _) in staged.items():
+                if machine_wide:
+                    _make_readable(staging)
+                final = base / role_name
+                try:
+                    swapped.append((role_name, final, _swap_in(staging, final)))
+                except OSError as exc:
+                    raise ModelPackError(
+                        f"cannot replace {final}: {exc}; close Clarke Desktop in every session (Windows "
+                        "keeps loaded model files locked) and run the install again; nothing was changed"
+                    ) from exc
+        except BaseException:
+            for _, final, old in reversed(swapped):
+                _swap_back(final, old)
+            raise
         installed: dict[str, Path] = {}
         cache = HashCache()
-        for role_name, (staging, role) in staged.items():
-            if machine_wide:
-                _make_readable(staging)
-            final = base / role_name
-            try:
-                _place(staging, final)
-            except OSError as exc:
-                raise ModelPackError(
-                    f"cannot replace {final}: {exc}; close Clarke Desktop in every session (Windows keeps "
-                    "loaded model files locked) and run the install again"
-                ) from exc
+        for role_name, final, old in swapped:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
             installed[role_name] = final
-            for rec in role.files:
+            for rec in staged[role_name][1].files:
                 cache.put(final / rec.path, rec.sha256)
             log.info("installed model role %s into %s", role_name, final)
             if on_role:

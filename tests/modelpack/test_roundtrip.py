@@ -199,3 +199,33 @@ def test_per_machine_install_is_readable_by_every_account(
     assert locate("asr") == machine / "asr"
     install_pack(_pack(stage, tmp_path / "again"), scope="user")
     assert locate("asr") == user / "asr"  # per-user copy is searched first
+
+
+def test_a_role_that_cannot_be_placed_puts_back_the_roles_already_swapped(
+    stage: Path, tmp_path: Path, models_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No mixed install: when the last role cannot be swapped in (Windows keeps a loaded model
+    locked), the roles already swapped return to their previous version."""
+    install_pack(_pack(stage, tmp_path))
+    before = {p.relative_to(models_env): sha256_file(p) for p in models_env.rglob("*") if p.is_file()}
+    (stage / "asr" / "medasr.onnx").write_bytes(os.urandom(300_000))  # a new version of every role
+    (stage / "medgemma-1.5-4b-it-Q4_K_M.gguf").write_bytes(b"GGUF" + os.urandom(200_000))
+    (stage / "medgemma-27b-text-it-Q4_K_M.gguf").write_bytes(b"GGUF" + os.urandom(500_000))
+    new_pack = tmp_path / "pack2"
+    build_pack(stage, new_pack)
+    rename = Path.rename
+
+    def locked(self: Path, target: Path | str) -> Path:
+        if Path(target) == models_env / "letter_writer" and self.name.startswith(".staging-"):
+            raise PermissionError(13, "The process cannot access the file", str(target))
+        return rename(self, target)
+
+    with monkeypatch.context() as patched, pytest.raises(ModelPackError, match="nothing was changed"):
+        patched.setattr(Path, "rename", locked)
+        install_pack(new_pack)
+    after = {p.relative_to(models_env): sha256_file(p) for p in models_env.rglob("*") if p.is_file()}
+    assert after == before
+    for role in modelpack.ROLES:
+        result = verify_role(role, full=True)
+        assert result.ok, (role, result.reason)
+    assert not [p for p in models_env.iterdir() if p.name.startswith(".")]  # nothing left aside
