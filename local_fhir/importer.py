@@ -148,31 +148,6 @@ def _ndjson_lines(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, line
 
 
-def _import_ndjson(store: Store, conn: Any, path: Path, pending: Pending, counts: Counter[str]) -> None:
-    errors: list[dict[str, Any]] = []
-    for number, line in _ndjson_lines(path):
-        where = f"{path.name}:{number}"
-        try:
-            resource = loads_exact(line)
-        except ValueError as exc:
-            errors.append(issue(f"line {number} is not JSON: {exc}", "structure", where))
-            continue
-        found = problems(resource, where)
-        if found:
-            errors.extend(found)
-            continue
-        if "id" not in resource:
-            resource["id"] = str(uuid.uuid4())
-        store._put(conn, resource, pending)
-        counts[resource["resourceType"]] += 1
-        if sum(len(v) for v in pending.values()) > 20000:
-            store._flush(conn, pending)
-    if errors:
-        raise InvalidResource(
-            f"{len(errors)} problem(s), first: {errors[0]['diagnostics']}", operation_outcome(errors)
-        )
-
-
 @dataclass
 class FilePrep:
     """A file parsed, validated and turned into rows in a worker; `fallback` means it needs the
@@ -361,23 +336,24 @@ def write_pieces(store: Store, first: FilePrep, more: Iterator[FilePrep]) -> Fil
 
 
 def import_file(store: Store, path: Path) -> FileResult:
+    """One file in this process; a Bundle goes through the transaction path resource by resource
+    (conditional references and ifNoneExist need the store), NDJSON through the bulk path."""
+    if _is_ndjson(path):
+        return write_pieces(store, prepare_file(path), iter(()))
     counts: Counter[str] = Counter()
     try:
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist")
         pending: Pending = {}
         with store._writing() as conn:
-            if _is_ndjson(path):
-                _import_ndjson(store, conn, path, pending, counts)
-            else:
-                doc = loads_exact(path.read_bytes())
-                if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
-                    raise InvalidResource("the file is not a FHIR resource or Bundle (no resourceType)")
-                bundle = _as_transaction(doc)
-                response = apply_transaction(store, conn, bundle, pending, keep_ids=True)
-                for entry, result in zip(bundle["entry"], response["entry"], strict=True):
-                    if "location" in result["response"] and entry["request"]["method"] != "DELETE":
-                        counts[entry["resource"]["resourceType"]] += 1
+            doc = loads_exact(path.read_bytes())
+            if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
+                raise InvalidResource("the file is not a FHIR resource or Bundle (no resourceType)")
+            bundle = _as_transaction(doc)
+            response = apply_transaction(store, conn, bundle, pending, keep_ids=True)
+            for entry, result in zip(bundle["entry"], response["entry"], strict=True):
+                if "location" in result["response"] and entry["request"]["method"] != "DELETE":
+                    counts[entry["resource"]["resourceType"]] += 1
             store._flush(conn, pending)
     except FhirStoreError as exc:
         return FileResult(path, False, error=str(exc), outcome=exc.outcome)
