@@ -161,6 +161,7 @@ class FilePrep:
     fallback: bool = False
     problems: list[dict[str, Any]] = field(default_factory=list)  # NDJSON: issues of bad lines so far
     last: bool = True  # the file's last piece (a big NDJSON file comes in several)
+    chars: int = 0  # NDJSON: characters of text in this piece (for progress within the file)
 
 
 class _NeedsStore(Exception):
@@ -299,13 +300,19 @@ class _Refused(Exception):
     pass
 
 
-def write_pieces(store: Store, first: FilePrep, more: Iterator[FilePrep]) -> FileResult:
+def write_pieces(
+    store: Store,
+    first: FilePrep,
+    more: Iterator[FilePrep],
+    piece_written: Callable[[int, int], None] | None = None,
+) -> FileResult:
     """Write a prepared file, taking its further pieces from `more` as they come (a big NDJSON
     file is written while the workers still prepare the rest of it). One transaction: a bad line
-    anywhere refuses the whole file, every problem listed, and nothing of it stays written."""
+    anywhere refuses the whole file, every problem listed, and nothing of it stays written.
+    `piece_written(resources, chars)` is told the totals so far after each piece but the last."""
     if first.fallback:
         return import_file(store, first.path)
-    prep, piece, written = first, first, 0
+    prep, piece, written, chars = first, first, 0, 0
     try:
         pending: Pending = {}
         with store._writing() as conn:
@@ -321,6 +328,9 @@ def write_pieces(store: Store, first: FilePrep, more: Iterator[FilePrep]) -> Fil
                 piece.items = []
                 if piece.last:
                     break
+                chars += piece.chars
+                if piece_written:
+                    piece_written(written, chars)
                 piece = next(more)
             _refuse_if_problems(prep)
             if prep.error:
@@ -406,9 +416,11 @@ class _Unit:
     error: str | None = None  # the file could not be read to its end
 
 
-def _units(files: list[Path], parallel: bool) -> Iterator[_Unit]:
+def _units(files: list[Path]) -> Iterator[_Unit]:
+    """Bundles whole; NDJSON in pieces, so that memory stays bounded by a piece whatever the
+    file's size, workers share a big file, and progress moves within it."""
     for path in files:
-        if not (parallel and _is_ndjson(path) and path.is_file()):
+        if not (_is_ndjson(path) and path.is_file()):
             yield _Unit(path)
             continue
         chunk: list[tuple[int, str]] = []
@@ -427,7 +439,7 @@ def _units(files: list[Path], parallel: bool) -> Iterator[_Unit]:
 def _prepare_unit(unit: _Unit) -> FilePrep:
     if unit.lines is None:
         return prepare_file(unit.path)
-    prep = FilePrep(unit.path, last=unit.last)
+    prep = FilePrep(unit.path, last=unit.last, chars=sum(len(line) for _, line in unit.lines))
     if unit.error:
         prep.error = unit.error
         prep.outcome = operation_outcome([issue(unit.error, "structure", str(unit.path))])
@@ -468,6 +480,22 @@ def _data_bytes(path: Path) -> int:
     return size
 
 
+def _progress_within(
+    on_progress: ProgressCallback | None, before: ImportProgress, size: int
+) -> Callable[[int, int], None] | None:
+    """Progress inside a file written in pieces: its bytes counted as the share of its text written."""
+    text = _data_bytes(before.path)
+    if on_progress is None or not text:
+        return None
+
+    def piece_written(written: int, chars: int) -> None:
+        within = min(size - 1, int(size * chars / text))
+        on_progress(ImportProgress(before.path, before.bytes_done + within, before.bytes_total,
+                                   before.resources_done + written))  # fmt: skip
+
+    return piece_written
+
+
 def import_paths(
     store: Store,
     paths: Iterable[str | Path],
@@ -488,13 +516,15 @@ def import_paths(
     with ExitStack() as stack:
         if workers > 0:
             pool = stack.enter_context(_pool(workers, files))
-            preps: Iterator[FilePrep] = _ordered(pool, _units(files, parallel=True), ahead=2 * workers + 2)
+            preps: Iterator[FilePrep] = _ordered(pool, _units(files), ahead=2 * workers + 2)
         else:
-            preps = map(_prepare_unit, _units(files, parallel=False))
+            preps = map(_prepare_unit, _units(files))
         for first in preps:
-            result = write_pieces(store, first, preps)
+            size = size_of.get(first.path, 0)
+            within = _progress_within(on_progress, ImportProgress(first.path, done, total, resources), size)
+            result = write_pieces(store, first, preps, within)
             report.files.append(result)
-            done += size_of.get(first.path, 0)
+            done += size
             resources += result.resources
             if on_progress:
                 on_progress(ImportProgress(first.path, done, total, resources))
