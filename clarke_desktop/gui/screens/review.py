@@ -444,7 +444,10 @@ class ReviewScreen(QWidget):
         self._build_checklist(doc.discrepancies)
         self._build_facts(doc.fact_check)
         self.busy_reasons.discard("writing")
-        self.progress_note.setText("; ".join(doc.warnings))
+        # Each warning is a sentence: shown one after another, each ending in a full stop.
+        self.progress_note.setText(
+            " ".join(w if w.endswith((".", "!", "?")) else f"{w}." for w in doc.warnings)
+        )
         self._refresh()
 
     def replace_section(self, doc: ClinicalDocument, key: str) -> None:
