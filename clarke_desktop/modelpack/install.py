@@ -180,7 +180,10 @@ def install_pack(
                     ) from exc
         except BaseException:
             for _, final, old in reversed(swapped):
-                _swap_back(final, old)
+                try:
+                    _swap_back(final, old)
+                except OSError as undo_error:  # keep the first error; say what IT must move back
+                    log.error("could not put back the previous %s (kept in %s): %s", final, old, undo_error)
             raise
         installed: dict[str, Path] = {}
         cache = HashCache()
