@@ -265,3 +265,28 @@ def test_the_parallel_threshold_counts_a_gzip_file_as_the_json_it_holds(tmp_path
     _big_ndjson(path, 2000)
     with gzip.open(path, "rb") as fh:
         assert _data_bytes(path) == len(fh.read()) > 10 * path.stat().st_size
+
+
+def test_a_store_error_mid_file_rolls_that_file_back_and_the_next_file_still_imports(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from local_fhir import StoreUnavailable
+    from local_fhir.importer import NDJSON_CHUNK_LINES
+
+    big = tmp_path / "a_big.ndjson.gz"
+    _big_ndjson(big, 3 * NDJSON_CHUNK_LINES)
+    (tmp_path / "b_next.ndjson").write_text(json.dumps(patient("pnext", "Next")) + "\n")
+    put, calls = Store._put_prepared, []
+
+    def failing(self: Store, conn, item, pending, if_match=None):  # type: ignore[no-untyped-def]
+        calls.append(item.id)
+        if len(calls) == NDJSON_CHUNK_LINES + 10:  # inside the file's second piece
+            raise StoreUnavailable("disk I/O error")
+        return put(self, conn, item, pending, if_match)
+
+    monkeypatch.setattr(Store, "_put_prepared", failing)
+    report = store.import_paths([big, tmp_path / "b_next.ndjson"], workers=2)
+    failed, nxt = report.files
+    assert not failed.ok and "disk I/O error" in failed.error
+    assert nxt.ok and nxt.path.name == "b_next.ndjson" and nxt.by_type == {"Patient": 1}
+    assert store.stats()["by_type"] == {"Patient": 1}  # the big file left nothing behind
