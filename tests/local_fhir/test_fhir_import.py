@@ -218,7 +218,9 @@ def test_a_big_ndjson_file_shared_among_workers_stores_what_one_process_stores(t
         # Progress moves within the file, piece by piece, and ends at its size.
         done = [p.bytes_done for p in progress]
         assert len(done) == 4 and done == sorted(done) and done[-1] == path.stat().st_size
-        assert [p.resources_done for p in progress] == [500, 1000, 1500, two.resources]
+        assert [p.resources_done for p in progress] == [NDJSON_CHUNK_LINES * k for k in (1, 2, 3)] + [
+            two.resources
+        ]
         assert _index_snapshot(serial) == _index_snapshot(shared)
 
 
@@ -278,11 +280,11 @@ def test_a_store_error_mid_file_rolls_that_file_back_and_the_next_file_still_imp
     (tmp_path / "b_next.ndjson").write_text(json.dumps(patient("pnext", "Next")) + "\n")
     put, calls = Store._put_prepared, []
 
-    def failing(self: Store, conn, item, pending, if_match=None):  # type: ignore[no-untyped-def]
+    def failing(self: Store, conn, item, pending, if_match=None, absent=None):  # type: ignore[no-untyped-def]
         calls.append(item.id)
         if len(calls) == NDJSON_CHUNK_LINES + 10:  # inside the file's second piece
             raise StoreUnavailable("disk I/O error")
-        return put(self, conn, item, pending, if_match)
+        return put(self, conn, item, pending, if_match, absent)
 
     monkeypatch.setattr(Store, "_put_prepared", failing)
     report = store.import_paths([big, tmp_path / "b_next.ndjson"], workers=2)
@@ -290,3 +292,27 @@ def test_a_store_error_mid_file_rolls_that_file_back_and_the_next_file_still_imp
     assert not failed.ok and "disk I/O error" in failed.error
     assert nxt.ok and nxt.path.name == "b_next.ndjson" and nxt.by_type == {"Patient": 1}
     assert store.stats()["by_type"] == {"Patient": 1}  # the big file left nothing behind
+
+
+def test_a_resource_repeated_in_one_file_or_already_stored_becomes_a_new_version(
+    store: Store, tmp_path: Path
+) -> None:
+    """The bulk writer looks up a piece's ids in one query; a repeat within the piece, and a
+    resource the store already holds, must still find the earlier row (a new version, no clash)."""
+    store.update(patient("p1", "Stored"))
+    lines = [patient("p1", "First"), patient("p2", "Once"), patient("p3", "New"), patient("p1", "Second"),
+             patient("p2", "Once"), patient("p3", "Newer")]  # fmt: skip
+    (tmp_path / "Patient.ndjson").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    report = import_file(store, tmp_path / "Patient.ndjson")
+    assert report.ok, report.to_dict()
+    assert store.read("Patient", "p1")["name"][0]["family"] == "Second"
+    versions = [e["resource"]["name"][0]["family"] for e in store.history("Patient", "p1")["entry"]]
+    assert sorted(versions) == ["First", "Second", "Stored"]
+    assert store.read("Patient", "p1")["meta"]["versionId"] == "3"
+    assert store.read("Patient", "p2")["meta"]["versionId"] == "1"  # identical content: no new version
+    assert (
+        store.read("Patient", "p3")["meta"]["versionId"],
+        store.read("Patient", "p3")["name"][0]["family"],
+    ) == ("2", "Newer")  # new to the store, twice in the piece: the second sees the first
+    assert store.search("Patient", {"family": "second"})["total"] == 1
+    assert store.search("Patient", {"family": "first"})["total"] == 0  # old index rows replaced
