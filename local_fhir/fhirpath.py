@@ -275,6 +275,15 @@ class Expression:
                 for kind, arg, arg2 in branch.steps
             ]
 
+    def branch_keys(self) -> frozenset[tuple[Any, ...]] | None:
+        """The union's branches as comparable keys (None when it is not a union of plain paths):
+        two expressions with the same keys select the same values."""
+        if self._flat is None:
+            return None
+        return frozenset(
+            (root, tuple((kind, arg, arg2) for kind, arg, arg2, _ in steps)) for root, steps in self._flat
+        )
+
     def first_elements(self) -> frozenset[str] | None:
         """Top-level JSON keys the expression can start from (None: cannot tell).
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from local_fhir.dates import OPEN_HIGH, OPEN_LOW, BadDate, date_range
-from local_fhir.searchparams import Registry
+from local_fhir.searchparams import Registry, SearchParam
 from local_fhir.text import normalise
 
 # table -> columns after (rid, rtype, param)
@@ -26,6 +27,7 @@ _ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", 
 _REF = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
+@lru_cache(maxsize=65536)  # a patient's and an encounter's references recur in every resource
 def parse_reference(text: str) -> tuple[str | None, str | None]:
     """("Patient", "123") from "Patient/123", ".../Patient/123/_history/2"; (None, None) otherwise."""
     m = _REF.search(text)
@@ -126,10 +128,41 @@ def _references(value: Any) -> list[tuple[str | None, str | None, str]]:
     return [(rtype, rid, text)]
 
 
+def param_rows(resource: dict[str, Any], param: SearchParam) -> set[tuple[Any, ...]]:
+    """The rows (param, *columns) one search parameter gives for a resource."""
+    assert param.expression is not None
+    values = [v for v, _ in param.expression.evaluate(resource)]
+    code = param.code
+    rows: set[tuple[Any, ...]] = set()
+    if not values:
+        return rows
+    if param.type == "string":
+        for v in values:
+            rows.update((code, normalise(s), s) for s in _strings(v))
+    elif param.type == "token":
+        for v in values:
+            rows.update((code, s, c, normalise(t) if t else None) for s, c, t in _tokens(v))
+    elif param.type == "date":
+        for v in values:
+            rows.update((code, lo, hi) for lo, hi in _dates(v))
+    elif param.type == "reference":
+        for v in values:
+            rows.update((code, *r) for r in _references(v))
+    elif param.type == "quantity":
+        for v in values:
+            rows.update((code, *q) for q in _quantities(v))
+    elif param.type == "number":
+        rows.update((code, n) for n in map(_number, values) if n is not None)
+    elif param.type == "uri":
+        rows.update((code, v) for v in values if isinstance(v, str))
+    return rows
+
+
 def index_rows(
     resource: dict[str, Any], registry: Registry, *, every_param: bool = False
 ) -> dict[str, list[tuple[Any, ...]]]:
-    """{table: [(param, *columns)]} for every indexed search parameter of the resource's type.
+    """{table: [(param, *columns)]} for every indexed search parameter of the resource's type
+    (not for aliases: `Registry.stored_as` says whose rows they read).
 
     Only parameters that can start from one of the resource's top-level elements are evaluated;
     `every_param` evaluates them all (the reference the shortcut is tested against)."""
@@ -144,31 +177,7 @@ def index_rows(
         wanted.update(roots.get(key, ()))
     for i in sorted(wanted):
         param = pairs[i][0]
-        assert param.expression is not None
-        values = [v for v, _ in param.expression.evaluate(resource)]
-        if not values:
-            continue
-        code = param.code
-        rows: set[tuple[Any, ...]] = set()
-        if param.type == "string":
-            for v in values:
-                rows.update((code, normalise(s), s) for s in _strings(v))
-        elif param.type == "token":
-            for v in values:
-                rows.update((code, s, c, normalise(t) if t else None) for s, c, t in _tokens(v))
-        elif param.type == "date":
-            for v in values:
-                rows.update((code, lo, hi) for lo, hi in _dates(v))
-        elif param.type == "reference":
-            for v in values:
-                rows.update((code, *r) for r in _references(v))
-        elif param.type == "quantity":
-            for v in values:
-                rows.update((code, *q) for q in _quantities(v))
-        elif param.type == "number":
-            rows.update((code, n) for n in map(_number, values) if n is not None)
-        elif param.type == "uri":
-            rows.update((code, v) for v in values if isinstance(v, str))
+        rows = param_rows(resource, param)
         if rows:
             out.setdefault(param.type, []).extend(rows)
     return out

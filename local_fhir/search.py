@@ -46,6 +46,21 @@ _SPLIT = re.compile(r"(?<!\\),")
 Params = Mapping[str, str | Sequence[str]] | str | None
 
 
+def param_sql(registry: Registry, alias: str, rtype: str, code: str) -> tuple[str, list[Any]]:
+    """SQL selecting a parameter's index rows in table alias `alias`: its own rows, or those of the
+    parameters that store them (`patient` -> `subject` rows pointing at a Patient)."""
+    stored = registry.stored_as(rtype, code)
+    if all(target is None for _, target in stored):
+        if len(stored) == 1:
+            return f"{alias}.param = ?", [stored[0][0]]
+        return f"{alias}.param IN ({','.join('?' * len(stored))})", [name for name, _ in stored]
+    terms, args = [], []
+    for name, target in stored:
+        terms.append(f"{alias}.param = ? AND {alias}.target_type = ?" if target else f"{alias}.param = ?")
+        args += [name, target] if target else [name]
+    return "(" + " OR ".join(f"({t})" for t in terms) + ")", args
+
+
 def parse_params(params: Params) -> list[tuple[str, str]]:
     """Normalise a dict (a list value = repeated parameter) or a raw query string into pairs."""
     if params is None:
@@ -199,10 +214,11 @@ class SearchBuilder:
                     "uri": ("value", "uri"),
                 }[param.type]
                 agg = "max" if desc else "min"
+                which, which_args = param_sql(self.registry, "s", rtype, code)
                 out.append(
                     (
-                        f"(SELECT {agg}(s.{column}) FROM idx_{table} s WHERE s.rid = r.rid AND s.param = ?)",
-                        [code],
+                        f"(SELECT {agg}(s.{column}) FROM idx_{table} s WHERE s.rid = r.rid AND {which})",
+                        which_args,
                         desc,
                     )
                 )
@@ -221,11 +237,12 @@ class SearchBuilder:
             if param.type != "reference":
                 raise UnsupportedSearch(f"chained parameter {name!r}: {code} is not a reference parameter")
             return self._chain(rtype, param, modifier, chain, value)
+        which, which_args = param_sql(self.registry, "x", rtype, code)
         if modifier == "missing":
             if value not in ("true", "false"):
                 raise UnsupportedSearch(f"{name} must be true or false, not {value!r}")
-            sql = f"EXISTS (SELECT 1 FROM idx_{param.type} x WHERE x.rid = {{rid}} AND x.param = ?)"
-            return Clause(("NOT " if value == "true" else "") + sql, [code])
+            sql = f"EXISTS (SELECT 1 FROM idx_{param.type} x WHERE x.rid = {{rid}} AND {which})"
+            return Clause(("NOT " if value == "true" else "") + sql, which_args)
         if value == "":
             return None  # an empty parameter is ignored (R4 search, "empty parameters")
         values = split_values(value)
@@ -236,15 +253,11 @@ class SearchBuilder:
         build = getattr(self, f"_{param.type}")
         conds, args, negate, rank = build(param, modifier, values, name)
         cond = " OR ".join(f"({c})" for c in conds)
-        exists = (
-            f"EXISTS (SELECT 1 FROM idx_{param.type} x WHERE x.rid = {{rid}} AND x.param = ? AND ({cond}))"
-        )
+        exists = f"EXISTS (SELECT 1 FROM idx_{param.type} x WHERE x.rid = {{rid}} AND {which} AND ({cond}))"
         if negate:
-            return Clause("NOT " + exists, [code, *args])
-        driver = (
-            f"SELECT DISTINCT x.rid FROM idx_{param.type} x WHERE x.rtype = ? AND x.param = ? AND ({cond})"
-        )
-        return Clause(exists, [code, *args], driver, [rtype, code, *args], rank)
+            return Clause("NOT " + exists, [*which_args, *args])
+        driver = f"SELECT DISTINCT x.rid FROM idx_{param.type} x WHERE x.rtype = ? AND {which} AND ({cond})"
+        return Clause(exists, [*which_args, *args], driver, [rtype, *which_args, *args], rank)
 
     def _id_clause(self, rtype: str, modifier: str, value: str) -> Clause | None:
         if modifier == "missing":
@@ -311,9 +324,10 @@ class SearchBuilder:
         if not conds:
             return Clause("1 = 1", [])
         cond = " OR ".join(f"({c})" for c in conds)
-        exists = f"EXISTS (SELECT 1 FROM idx_reference x WHERE x.rid = {{rid}} AND x.param = ? AND ({cond}))"
-        driver = f"SELECT DISTINCT x.rid FROM idx_reference x WHERE x.rtype = ? AND x.param = ? AND ({cond})"
-        return Clause(exists, [param.code, *args], driver, [rtype, param.code, *args], 5)
+        which, which_args = param_sql(self.registry, "x", rtype, param.code)
+        exists = f"EXISTS (SELECT 1 FROM idx_reference x WHERE x.rid = {{rid}} AND {which} AND ({cond}))"
+        driver = f"SELECT DISTINCT x.rid FROM idx_reference x WHERE x.rtype = ? AND {which} AND ({cond})"
+        return Clause(exists, [*which_args, *args], driver, [rtype, *which_args, *args], 5)
 
     # -- per type conditions: (conditions, args, negate, rank) -----------------------------------
     def _string(self, param: SearchParam, modifier: str, values: list[str], name: str):

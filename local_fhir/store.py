@@ -41,7 +41,7 @@ from local_fhir.errors import (
 )
 from local_fhir.indexing import TABLES, index_rows
 from local_fhir.jsontext import dumps, loads, loads_exact
-from local_fhir.search import Plan, SearchBuilder, parse_params
+from local_fhir.search import Plan, SearchBuilder, param_sql, parse_params
 from local_fhir.searchparams import registry
 from local_fhir.validation import validate
 
@@ -55,8 +55,13 @@ _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 Pending = dict[str, list[tuple[Any, ...]]]
 
 
+# Bumped when the rows derived from the same definitions change (2: aliased parameters such as
+# Observation `patient` are no longer stored, searches read `subject`): a store reindexes on open.
+INDEX_FORMAT = b"2"
+
+
 def _definitions_hash() -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(INDEX_FORMAT)
     for name in ("search_parameters.json", "compartment_patient.json"):
         digest.update(package_files.files("local_fhir").joinpath(name).read_bytes())
     return digest.hexdigest()[:16]
@@ -581,14 +586,15 @@ class Store:
 
         row_ids = [r[0] for r in rows]
         marks = ",".join("?" * len(row_ids))
-        for _, code, target in plan.includes:
-            sql = f"SELECT DISTINCT target_type, target_id FROM idx_reference WHERE rid IN ({marks}) AND target_id IS NOT NULL"
+        for src, code, target in plan.includes:
+            sql = f"SELECT DISTINCT x.target_type, x.target_id FROM idx_reference x WHERE x.rid IN ({marks}) AND x.target_id IS NOT NULL"
             args: list[Any] = list(row_ids)
             if code != "*":
-                sql += " AND param = ?"
-                args.append(code)
+                which, which_args = param_sql(self.registry, "x", src, code)
+                sql += f" AND {which}"
+                args += which_args
             if target:
-                sql += " AND target_type = ?"
+                sql += " AND x.target_type = ?"
                 args.append(target)
             for ttype, tid in self._read(sql, args):
                 for (text,) in self._read(
@@ -604,8 +610,9 @@ class Store:
                    f"WHERE x.rtype = ? AND x.target_id IN ({id_marks}) AND x.target_type = ? AND r.deleted = 0")  # fmt: skip
             args = [src, *ids, plan.rtype]
             if code != "*":
-                sql += " AND x.param = ?"
-                args.append(code)
+                which, which_args = param_sql(self.registry, "x", src, code)
+                sql += f" AND {which}"
+                args += which_args
             for rtype, rid, text in self._read(sql, args):
                 add(rtype, rid, text)
         return out
@@ -662,8 +669,8 @@ class Store:
             (patient_id,),
         )
         seen: set[int] = set()
-        for rtype, param, row_id, text in candidates:
-            if row_id in seen or param not in self.registry.compartment.get(rtype, ()):
+        for rtype, param, row_id, text in candidates:  # rows pointing at the Patient: stored names
+            if row_id in seen or param not in self.registry.compartment_stored(rtype):
                 continue
             if rtype == "Patient" and row_id is not None and loads(text).get("id") == patient_id:
                 continue
