@@ -135,8 +135,8 @@ class MainWindow(QMainWindow):
         col.setSpacing(0)
         col.addWidget(self._header())
         self.demo_banner = QLabel(
-            "⚠  Demo model — not for clinical use. The embedded model writes plausible-looking "
-            "nonsense; install MedGemma for real letters."
+            "⚠  Demo model — not for clinical use. The embedded model mostly writes junk, which is "
+            "refused (the section stays empty, with the reason); install MedGemma for real letters."
         )
         self.demo_banner.setObjectName("demoBanner")
         self.demo_banner.setWordWrap(True)

@@ -33,7 +33,7 @@ from clarke_desktop.letters.templates import (
     prompt_template_version,
     render_prompt,
 )
-from clarke_desktop.llm.base import ContextTooLong, LlmEngine, Turn
+from clarke_desktop.llm.base import ContextTooLong, InvalidModelOutput, LlmEngine, Turn
 from clarke_desktop.llm.prompt import neutralise, render_text
 from clarke_desktop.schemas import (
     ClinicalDocument,
@@ -216,6 +216,38 @@ def clean_narrative(text: str, heading: str) -> str:
     return text.replace("**", "").strip()
 
 
+_DATA_TAGS = "record|transcript|note|current|instruction"
+_DATA_BLOCK = re.compile(rf"<({_DATA_TAGS})\b[^>]*>.*?</\1>", re.DOTALL)
+_TAG_LINE = re.compile(rf"^\s*</?({_DATA_TAGS})\b[^>]*>\s*$", re.MULTILINE)
+_WORD = re.compile(r"[a-z0-9]+")
+_ECHO_RUN = 8  # words in a row shared with our instructions: a narrative never needs that many
+
+
+def echoes_instructions(text: str, prompt: str) -> bool:
+    """True when the model repeated the prompt's own instructions (small models do) instead of
+    writing the section. Only our wording counts: the record and the transcript are left out, as a
+    narrative may rightly repeat them."""
+    ours = _WORD.findall(_DATA_BLOCK.sub(" ", prompt).lower())
+    said = _WORD.findall(text.lower())
+    runs = {tuple(ours[i : i + _ECHO_RUN]) for i in range(len(ours) - _ECHO_RUN + 1)}
+    shared = sum(tuple(said[i : i + _ECHO_RUN]) in runs for i in range(len(said) - _ECHO_RUN + 1))
+    return shared >= 2
+
+
+def unusable_reason(text: str, prompt: str) -> str | None:
+    """Why a section's text is not a section (None when it may be one): the prompt's instructions
+    or markup copied back, or the same lines over and over. Small models (the embedded demo) do
+    all three; the clinician gets an empty section and the reason, not the junk."""
+    if echoes_instructions(text, prompt):
+        return "repeated its instructions"
+    if _TAG_LINE.search(text):
+        return "copied the prompt's markup"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) >= 3 and len(set(lines)) <= len(lines) // 2:
+        return "repeated the same lines"
+    return None
+
+
 def _write_section(
     engine: LlmEngine,
     turns: list[Turn],
@@ -236,7 +268,13 @@ def _write_section(
         pieces.append(piece)
         if on_event:
             on_event(LetterEvent("text", key=section.key, text=piece))
-    return clean_narrative("".join(pieces), section.heading)
+    content = clean_narrative("".join(pieces), section.heading)
+    if not content:
+        raise InvalidModelOutput(f"The model wrote nothing for '{section.heading}'.")
+    reason = unusable_reason(content, "\n".join(t.text for t in turns))
+    if reason:
+        raise InvalidModelOutput(f"The model {reason} instead of writing '{section.heading}'.")
+    return content
 
 
 def _header(doc_type: DocumentType, context: PatientContext, clinician: Clinician | None) -> dict[str, str]:
@@ -328,13 +366,15 @@ def write_document(
                 transcript_is_summary=prepared.is_summary,
                 aside=aside,
             )
-            content = _write_section(
-                engine, turns, section_spec, max_tokens=max_tokens, on_event=on_event, cancel=cancel
-            )
-            if not content:
-                warnings.append(
-                    f"The model wrote nothing for '{section_spec.heading}': write it or regenerate it."
+            try:
+                content = _write_section(
+                    engine, turns, section_spec, max_tokens=max_tokens, on_event=on_event, cancel=cancel
                 )
+            except InvalidModelOutput as exc:  # the section is left for the clinician, and said so
+                content = ""
+                warnings.append(f"{exc} The section is empty: write it or regenerate it.")
+                if on_event:
+                    on_event(LetterEvent("warning", key=section_spec.key, text=warnings[-1]))
             section = DocumentSection(
                 key=section_spec.key,
                 heading=section_spec.heading,
@@ -401,7 +441,8 @@ def regenerate_section(
 ) -> ClinicalDocument:
     """A copy of `doc` with only narrative section `key` rewritten following the instruction.
 
-    On failure an LlmError propagates and the caller still holds the unchanged original.
+    On failure an LlmError propagates and the caller still holds the unchanged original (also
+    when the model writes nothing, or repeats its instructions: InvalidModelOutput).
     """
     transcript = _as_transcript(transcript)
     spec = document_spec(doc.doc_type)

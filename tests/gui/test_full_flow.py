@@ -93,17 +93,20 @@ def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_p
     w.review.cards[regen_key].instruction.setText("Write it in two short sentences.")
     qtbot.mouseClick(w.review.cards[regen_key].regen_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: f"regen:{regen_key}" not in w.review.busy_reasons, timeout=LETTER_TIMEOUT_MS)
-    assert "Could not regenerate" not in w.review.progress_note.text(), w.review.progress_note.text()
-    regenerated = w.review.cards[regen_key].text()
-    assert regenerated.strip()
-    # The embedded base model may write the same text again (it often echoes its prompt), so the
-    # proof is the store: a "regenerate" version of that section, written by the embedded model.
+    note = w.review.progress_note.text()
     versions = w.backend._store.letter_versions(w.consultation_id)
     regen = [v for v in versions if v.kind == "regenerate" and v.note == regen_key]
-    assert regen, [(v.kind, v.note) for v in versions]
-    section = next(s for s in regen[-1].document.sections if s.key == regen_key)
-    assert section.content == regenerated and section.generated_by == doc.model.name
-    del before
+    if "Could not regenerate" in note:
+        # The embedded base model mostly copies its prompt back: that is refused with the reason,
+        # and the section keeps its text (nothing is stored as a new version).
+        assert "instead of writing" in note and "original text is kept" in note, note
+        assert w.review.cards[regen_key].text() == before and not regen
+    else:
+        # Otherwise the store holds a "regenerate" version of that section, by the embedded model.
+        regenerated = w.review.cards[regen_key].text()
+        assert regenerated.strip() and regen, [(v.kind, v.note) for v in versions]
+        section = next(s for s in regen[-1].document.sections if s.key == regen_key)
+        assert section.content == regenerated and section.generated_by == doc.model.name
 
     actions = ["fix", "keep_both", "dismiss"]
     for i, (did, item) in enumerate(list(w.review.items.items())):

@@ -285,3 +285,64 @@ def test_a_failing_model_leaves_no_half_letter(thompson) -> None:
         regenerate_section(doc, "history", "shorter", transcript=TRANSCRIPT, context=thompson,
                            engine=ScriptedEngine([ModelOutOfMemory("oom")]))  # fmt: skip
     assert doc == before  # the original draft is kept as it was
+
+
+def _echo(turns) -> str:  # what the embedded 270M model did once: the prompt back, word for word
+    return turns[0].text[:1200]
+
+
+def test_echoes_instructions_tells_a_repeated_prompt_from_a_narrative(thompson) -> None:
+    from clarke_desktop.letters.writer import echoes_instructions, section_turns
+
+    spec = document_spec("clinic")
+    prompt = section_turns(spec, spec.section("assessment_plan"), thompson, TRANSCRIPT)[0].text
+    assert echoes_instructions(_echo([type("T", (), {"text": prompt})]), prompt)
+    assert echoes_instructions("Rules: Use only information from the consultation transcript and the "
+                               "patient record below. Never invent findings.", prompt)  # fmt: skip
+    assert not echoes_instructions(NARRATIVE, prompt)
+    # Repeating the record or the transcript is the narrative's job, not an echo.
+    record_lines = " ".join(medication_line(m) for m in thompson.medications)
+    assert not echoes_instructions(f"{TRANSCRIPT} {record_lines}", prompt)
+
+
+def test_a_section_where_the_model_repeats_its_instructions_is_left_empty_and_said_so(thompson) -> None:
+    events: list[LetterEvent] = []
+    engine = ScriptedEngine([NARRATIVE, NARRATIVE, _echo], default=NARRATIVE)
+    doc = write_document(TRANSCRIPT, thompson, engine, on_event=events.append)
+    plan = next(s for s in doc.sections if s.key == "assessment_plan")
+    assert plan.content == "" and plan.kind == "narrative"
+    assert "Rules" not in render_document(doc)
+    said = [w for w in doc.warnings if "repeated its instructions" in w]
+    assert said == [
+        "The model repeated its instructions instead of writing 'Assessment and plan'. "
+        "The section is empty: write it or regenerate it."
+    ]
+    assert any(e.kind == "warning" and e.key == "assessment_plan" for e in events)
+    done = [e.section for e in events if e.kind == "section_done" and e.key == "assessment_plan"]
+    assert done and done[0] is not None and done[0].content == ""  # the GUI replaces what streamed
+
+
+def test_unusable_reason_names_markup_and_repetition_but_passes_a_narrative(thompson) -> None:
+    from clarke_desktop.letters.writer import section_turns, unusable_reason
+
+    spec = document_spec("clinic")
+    prompt = section_turns(spec, spec.section("history"), thompson, TRANSCRIPT)[0].text
+    # What the embedded 270M base model wrote for this prompt:
+    assert unusable_reason('<record>\n<record id="patient-1">\nPatient: Mrs Thompson', prompt) == (
+        "copied the prompt's markup"
+    )
+    assert unusable_reason("HbA1c 55.\nHbA1c 55.\nHbA1c 55.\nHbA1c 55.", prompt) == "repeated the same lines"
+    assert unusable_reason(NARRATIVE, prompt) is None
+    assert unusable_reason("BP < 140 was the target.\nShe agreed.\nReview in 3 months.", prompt) is None
+
+
+@pytest.mark.parametrize("reply", [_echo, "   "])
+def test_regenerate_that_gives_no_usable_text_keeps_the_section(thompson, reply) -> None:
+    from clarke_desktop.llm.base import InvalidModelOutput
+
+    doc = write_document(TRANSCRIPT, thompson, ScriptedEngine(default=NARRATIVE))
+    before = doc.model_copy(deep=True)
+    with pytest.raises(InvalidModelOutput, match="(repeated its instructions|wrote nothing) .*'History"):
+        regenerate_section(doc, "history", "shorter", transcript=TRANSCRIPT, context=thompson,
+                           engine=ScriptedEngine([reply]))  # fmt: skip
+    assert doc == before
