@@ -179,10 +179,15 @@ class SectionCard(QFrame):
             set_badge(self.tag, "From the record", "info", "Facts copied from the record")
             self.instruction.hide()  # rendered from the record: edit it, never rewritten by a model
             self.regen_button.hide()
-        elif demo:
-            set_badge(self.tag, "Demo model text", "demo", "Written by the demo model, not for clinical use")
         else:
-            set_badge(self.tag, f"Written by {section.generated_by or 'model'} — check", "neutral")
+            # Shown only while empty: the model wrote nothing usable (the warnings above say why).
+            self.editor.setPlaceholderText("No text from the model: type this section, or regenerate it.")
+            if demo:
+                set_badge(
+                    self.tag, "Demo model text", "demo", "Written by the demo model, not for clinical use"
+                )
+            else:
+                set_badge(self.tag, f"Written by {section.generated_by or 'model'} — check", "neutral")
         self.tag.show()
         if not section.editable:
             self.editor.setReadOnly(True)
