@@ -49,7 +49,9 @@ def investigations(context: PatientContext) -> tuple[str, list[str]]:
         if lab.previous_source:
             sources.append(lab.previous_source.reference)
     for report in context.recent_imaging:
-        lines.append(f"{report.type} ({uk_date(report.date)}): {report.summary or 'no conclusion recorded'}.")
+        summary = (report.summary or "no conclusion recorded").rstrip()
+        ending = "" if summary.endswith((".", "!", "?")) else "."  # a recorded conclusion keeps its own stop
+        lines.append(f"{report.type} ({uk_date(report.date)}): {summary}{ending}")
         sources.append(report.source.reference)
     if _unavailable(context, "Results") or _unavailable(context, "Imaging"):
         lines.append("Some results could not be retrieved from the record; check the record directly.")

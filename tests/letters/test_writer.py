@@ -57,6 +57,15 @@ def test_facts_sections_are_the_record_exactly(thompson) -> None:
     assert doc.medications_list == meds.content.splitlines()
 
 
+def test_imaging_conclusions_keep_their_own_full_stop(fhir) -> None:
+    okafor = retrieve_context(fhir, "pt-002")
+    assert okafor.recent_imaging
+    lines = render_facts("investigations", okafor)[0].splitlines()
+    imaging = [line for line in lines if any(line.startswith(r.type) for r in okafor.recent_imaging)]
+    assert len(imaging) == len(okafor.recent_imaging)
+    assert all(line.endswith(".") and not line.endswith("..") for line in imaging), imaging
+
+
 def test_document_header_model_and_timings(thompson) -> None:
     engine = ScriptedEngine(default=NARRATIVE, demo=True, name="Gemma demo")
     doc = write_document(TRANSCRIPT, thompson, engine, clinician=Clinician(name="Dr Sarah Chen", title="Consultant Physician"),
