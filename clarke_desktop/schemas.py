@@ -163,7 +163,8 @@ class PatientContext(BaseModel):
     # Model-written, judgement only: never a record fact.
     clinical_flags: list[str] = Field(default_factory=list)
     summary: str | None = None
-    retrieval_warnings: list[str] = Field(default_factory=list)
+    retrieval_warnings: list[str] = Field(default_factory=list)  # the record: what could not be read
+    model_warnings: list[str] = Field(default_factory=list)  # the EHR model: failed, junk, nothing
     retrieved_at: str = Field(default_factory=utc_now_iso)
 
 

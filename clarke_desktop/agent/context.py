@@ -571,7 +571,7 @@ def add_model_judgement(
             judgement_turns(context), ContextJudgement, max_tokens=max_tokens, retries=1, cancel=cancel
         )
     except LlmError as exc:
-        result.retrieval_warnings.append(
+        result.model_warnings.append(
             f"Clinical flags and summary are unavailable: the EHR model failed ({exc})."
         )
         return result
@@ -579,14 +579,14 @@ def add_model_judgement(
     summary = " ".join(judgement.summary.split())
     dropped = len(judgement.clinical_flags) - len(flags)
     if dropped:
-        result.retrieval_warnings.append(
+        result.model_warnings.append(
             f"{dropped} unusable clinical flag(s) from the EHR model were discarded."
         )
     if summary and not _usable(summary):
-        result.retrieval_warnings.append("The EHR model's summary was unusable and was discarded.")
+        result.model_warnings.append("The EHR model's summary was unusable and was discarded.")
         summary = ""
     if not flags and not summary and not dropped:
-        result.retrieval_warnings.append("The EHR model returned no clinical flags and no summary.")
+        result.model_warnings.append("The EHR model returned no clinical flags and no summary.")
     result.clinical_flags = flags
     result.summary = summary or None
     return result

@@ -315,7 +315,7 @@ def write_document(
     transcript = _as_transcript(transcript)
     spec = document_spec(doc_type)
     timings = dict(timings or {})
-    warnings: list[str] = [f"Record: {w}" for w in context.retrieval_warnings]
+    warnings = [f"Record: {w}" for w in context.retrieval_warnings] + list(context.model_warnings)
     if engine.info.demo:  # said once, even when the model's own name already says it
         says_so = "not for clinical use" in engine.info.name.lower()
         warnings.insert(

@@ -119,7 +119,8 @@ def test_model_failure_delivers_the_context_with_a_warning(fhir, replies) -> Non
     base = retrieve_context(fhir, "pt-002")
     judged = add_model_judgement(base, ScriptedEngine(replies))
     assert judged.clinical_flags == [] and judged.summary is None
-    assert judged.retrieval_warnings[-1].startswith("Clinical flags and summary are unavailable")
+    assert judged.model_warnings[-1].startswith("Clinical flags and summary are unavailable")
+    assert judged.retrieval_warnings == base.retrieval_warnings  # the record was read in full
     assert judged.medications == base.medications
 
 
@@ -131,8 +132,8 @@ def test_junk_flags_are_discarded_with_a_warning(fhir) -> None:
     judged = add_model_judgement(base, engine)
     assert judged.clinical_flags == ["Peak flow below 80% of predicted"]
     assert judged.summary is None
-    assert any("2 unusable" in w for w in judged.retrieval_warnings)
-    assert any("summary was unusable" in w for w in judged.retrieval_warnings)
+    assert any("2 unusable" in w for w in judged.model_warnings)
+    assert any("summary was unusable" in w for w in judged.model_warnings)
 
 
 def test_schema_rejects_too_many_flags() -> None:
@@ -194,7 +195,7 @@ def test_real_embedded_model_adds_judgement_or_a_warning_never_facts(fhir, embed
     if judged.clinical_flags or judged.summary:
         assert all(isinstance(f, str) and f for f in judged.clinical_flags)
     else:
-        assert judged.retrieval_warnings, "no judgement and no warning"
+        assert judged.model_warnings, "no judgement and no warning"
 
 
 def test_prompt_lists_recent_encounters_and_says_how_many_are_left_out(fhir) -> None:

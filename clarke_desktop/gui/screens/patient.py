@@ -230,6 +230,8 @@ class PatientScreen(QWidget):
         self._lay.addWidget(AllergyBanner(ctx.allergies))
         for w in ctx.retrieval_warnings:
             self._lay.addWidget(notice(w, "warn", "Part of the record could not be read"))
+        for w in ctx.model_warnings:  # the record itself is complete: only the model's judgement is missing
+            self._lay.addWidget(notice(w, "info", "Clinical flags from the EHR model"))
         if ctx.clinical_flags:
             self._lay.addWidget(
                 notice(
