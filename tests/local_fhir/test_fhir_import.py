@@ -38,8 +38,10 @@ def test_bad_file_is_reported_and_others_continue(store: Store, tmp_path: Path) 
     (tmp_path / "a_good.ndjson").write_text(json.dumps(patient("p1", "Good")) + "\n")
     bad_lines = [
         json.dumps(patient("p2", "Fine")),
+        json.dumps({"resourceType": "Patient", "name": "Smith"}),
         "{not json",
         json.dumps({"resourceType": "Patient", "birthDate": "x"}),
+        json.dumps({"resourceType": "DetectedIssue", "status": "final", "severity": "high"}),  # valid
     ]
     (tmp_path / "b_bad.ndjson").write_text("\n".join(bad_lines) + "\n")
     (tmp_path / "c_broken.json").write_text('{"resourceType": "Bundle", "type": "transaction", "entry": [')
@@ -51,7 +53,9 @@ def test_bad_file_is_reported_and_others_continue(store: Store, tmp_path: Path) 
     bad = by_name["b_bad.ndjson"]
     assert not bad.ok and bad.resources == 0
     where = [i["expression"][0] for i in bad.outcome["issue"]]
-    assert "b_bad.ndjson:2" in where and any(w.startswith("b_bad.ndjson:3") for w in where)
+    lines = [int(w.split(":")[1].split(".")[0]) for w in where]
+    assert lines == [2, 3, 4] and lines == sorted(lines)  # in line order, whatever the problem
+    assert "b_bad.ndjson:3" in where and where[0].startswith("b_bad.ndjson:2.Patient.name")
     assert not by_name["c_broken.json"].ok and "JSON" in by_name["c_broken.json"].error
     assert not by_name["d_gz.ndjson.gz"].ok
     assert "does not exist" in by_name["missing.json"].error
