@@ -49,8 +49,10 @@ def _aliases(table: dict[str, SearchParam]) -> dict[str, tuple[Stored, ...]]:
     for code, expr in exprs.items():
         m = _RESOLVE_IS.match(expr.text)
         base = by_text.get(m.group("base")) if m else None
-        if m and base not in (None, code) and kind[code] == kind[base] == "reference":  # type: ignore[index]
-            out[code] = ((base, m.group("type")),)  # type: ignore[arg-type]
+        if m is None or base is None or base == code:
+            continue
+        if kind[code] == kind[base] == "reference":
+            out[code] = ((base, m.group("type")),)
     branches = {c: e.branch_keys() for c, e in exprs.items() if c not in out}
 
     def parts_of(code: str, among: Iterable[str]) -> list[str] | None:
