@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 def utc_now_iso() -> str:
@@ -187,6 +187,20 @@ class Correction(BaseModel):
     end_s: float | None = None
     score: float
     source: SourceRef | None = None
+    char_start: int | None = None  # where the heard words were, in the text before correction
+    char_end: int | None = None
+
+
+class SoundAlikeFlag(BaseModel):
+    """A heard word that resembles a record term but is itself a known drug or medical term: never
+    rewritten, shown to the clinician with the record term(s) it might have been."""
+
+    heard: str
+    candidates: list[str]
+    start_s: float | None = None
+    end_s: float | None = None
+    char_start: int | None = None  # in the text before correction
+    char_end: int | None = None
 
 
 class Transcript(BaseModel):
@@ -197,6 +211,7 @@ class Transcript(BaseModel):
     provider: str | None = None  # e.g. CUDAExecutionProvider / CPUExecutionProvider
     model: str | None = None
     corrections: list[Correction] = Field(default_factory=list)
+    sound_alike_flags: list[SoundAlikeFlag] = Field(default_factory=list)
     processing_s: float | None = None
     created_at: str = Field(default_factory=utc_now_iso)
 
@@ -245,21 +260,37 @@ class Resolution(BaseModel):
     at: str = Field(default_factory=utc_now_iso)
 
 
+DiscrepancyKind = Literal[
+    "dose", "frequency", "allergy", "allergy_class", "lab_value", "unrecorded_medicine", "stopped_medicine",
+    "diagnosis", "other",
+]  # fmt: skip
+
+
 class Discrepancy(BaseModel):
     id: str
-    kind: Literal["dose", "allergy", "lab_value", "diagnosis", "medication", "other"]
+    kind: DiscrepancyKind
     description: str
+    subject: str | None = None  # canonical name: "ramipril", "GAD-7", "ACE inhibitors"
     transcript: TranscriptSpan
     record_text: str | None = None
     record_source: SourceRef | None = None
     severity: Literal["high", "medium", "low"] = "medium"
     resolution: Resolution | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_kind(cls, data: Any) -> Any:
+        """Drafts saved before the medicine kinds were split say "medication"."""
+        if isinstance(data, dict) and data.get("kind") == "medication":
+            stopped = "not taking" in str(data.get("description", ""))
+            data = {**data, "kind": "stopped_medicine" if stopped else "unrecorded_medicine"}
+        return data
+
 
 class FactCheckItem(BaseModel):
     section_key: str
     text: str
-    kind: Literal["number", "drug", "dose", "unit", "date", "allergy"]
+    kind: Literal["date", "number", "dose", "frequency", "drug", "allergy", "lab"]
     char_start: int
     char_end: int
     supported: bool

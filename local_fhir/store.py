@@ -142,8 +142,11 @@ def check_id(rid: str) -> None:
 class Store:
     """An R4 store in one SQLite file. `Store(path)` creates the schema when needed."""
 
-    def __init__(self, path: str | Path, *, create: bool = True):
+    def __init__(self, path: str | Path, *, create: bool = True, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
+        if read_only:
+            create = False
         if not create and not self.path.is_file():
             raise StoreUnavailable(
                 f"no FHIR database at {self.path} (run `local-fhir init --db {self.path}`)"
@@ -158,7 +161,7 @@ class Store:
         self._write_lock = threading.RLock()
         self._closed = False
         try:
-            self._init_schema()
+            self._check_schema() if read_only else self._init_schema()
         except sqlite3.DatabaseError as exc:
             self.close()
             raise StoreUnavailable(f"{self.path} is not a usable FHIR database: {exc}") from exc
@@ -169,6 +172,14 @@ class Store:
             raise StoreUnavailable(f"the store {self.path} is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            if self.read_only:  # opened as it is: no schema set-up, no reindex, no writes possible
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA query_only = ON")
+                self._local.conn = conn
+                with self._connections_lock:
+                    self._connections.append(conn)
+                return conn
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -178,6 +189,16 @@ class Store:
             with self._connections_lock:
                 self._connections.append(conn)
         return conn
+
+    def _check_schema(self) -> None:
+        """A read-only store must already be a current local_fhir database (it cannot be migrated)."""
+        info = dict(self._conn().execute("SELECT key, value FROM store_info").fetchall())
+        if info.get("schema") != SCHEMA_VERSION:
+            raise StoreUnavailable(f"{self.path} has schema {info.get('schema')}, this local_fhir reads {SCHEMA_VERSION}")
+        if info.get("definitions") != _definitions_hash():
+            raise StoreUnavailable(
+                f"{self.path} was indexed by another local_fhir version; open it once with `local-fhir` to reindex"
+            )
 
     def _init_schema(self) -> None:
         conn = self._conn()

@@ -31,13 +31,31 @@ if [ ! -x .venv/bin/python ]; then
   .venv/bin/python -m pip install -q --upgrade pip >&2
 fi
 
+# llama.cpp is built for a portable x86-64 baseline (AVX2/FMA/F16C), not for this CPU's newest
+# instructions: a native build used AMX and AVX-512 paths that died with SIGILL on a VM whose CPU
+# reports them, and an app bundle built here must run on any clinic workstation. pip caches wheels
+# by version, not build flags, so the wheel is built once into a cache named by its flags.
+llama_version="$(grep -o '"llama-cpp-python==[^"]*"' pyproject.toml | tr -d '"' | cut -d= -f3)"
+export CMAKE_ARGS="${CLARKE_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
+wheel_dir="${XDG_CACHE_HOME:-$HOME/.cache}/clarke-desktop/llama-wheels/$llama_version-$(printf %s "$CMAKE_ARGS" | sha256sum | cut -c1-12)"
+installed_flags=".stamps/llama-flags"
+mkdir -p .stamps
+if [ "$(cat "$installed_flags" 2>/dev/null)" != "$wheel_dir" ]; then
+  if ! ls "$wheel_dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    echo "setup: building llama-cpp-python $llama_version (portable x86-64, ~10 min once)" >&2
+    .venv/bin/python -m pip wheel -q --no-cache-dir --no-deps "llama-cpp-python==$llama_version" -w "$wheel_dir.tmp" >&2
+    mv "$wheel_dir.tmp" "$wheel_dir"
+  fi
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheel_dir"/llama_cpp_python-*.whl >&2
+  echo "$wheel_dir" >"$installed_flags"
+fi
+
 extras=""
 [ "$profile" = test ] && extras="[dev,export]"
-mkdir -p .stamps
 stamp=".stamps/pip-$profile"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing Python dependencies ($profile); the first time builds llama-cpp-python (~10 min)" >&2
-  .venv/bin/python -m pip install -q -e ".$extras" >&2
+  echo "setup: installing Python dependencies ($profile)" >&2
+  .venv/bin/python -m pip install -q -e ".$extras" --find-links "$wheel_dir" >&2
   echo "$want" >"$stamp"
 fi

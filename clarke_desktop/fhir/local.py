@@ -44,12 +44,12 @@ def _mapped_errors() -> Iterator[None]:
 class LocalFhirClient:
     """The app's FHIR client for its own database. Pass a `Store` (shared) or a path (opened here)."""
 
-    def __init__(self, store_or_path: Store | str | Path):
+    def __init__(self, store_or_path: Store | str | Path, *, read_only: bool = False):
         if isinstance(store_or_path, Store):
             self._store, self._owns = store_or_path, False
         else:
             with _mapped_errors():
-                self._store, self._owns = Store(store_or_path, create=False), True
+                self._store, self._owns = Store(store_or_path, create=False, read_only=read_only), True
 
     @property
     def store(self) -> Store:

@@ -1,589 +1,356 @@
 """Discrepancies between what was said in the consultation and what the record holds.
 
-Deterministic rules over the transcript and the PatientContext (no model), so a flag always
-names both sources: the transcript span (with audio times when the words have them) and the
-record resource. Kinds: a dose or frequency said that differs from the prescription, an allergy
-said that the record lacks (or denied when it is recorded), a result value said that matches no
-recorded value, a diagnosis discussed that is not on the problem list, and a medicine the patient
-says they take (or stopped) that the record disagrees with.
+Deterministic rules over the transcript's reading and the record's (no model), so a flag always
+names both sources: the transcript span (with audio times when the words have them) and the record
+resource. Kinds:
+- dose / frequency: a current medicine said with a dose or frequency other than its prescription;
+- stopped_medicine: said to be stopped or not taken while the record lists it;
+- unrecorded_medicine: a medicine the patient takes that is not on the record;
+- allergy: an allergy said that the record lacks, denied while recorded, or another reaction;
+- allergy_class: a drug said or prescribed that belongs to a recorded allergy's class (penicillins,
+  ACE inhibitors...), or an allergy said to a class the record prescribes from, whatever the cue;
+- lab_value: a result said that matches none recorded for the same test (units converted);
+- diagnosis: a diagnosis discussed that is not on the problem list.
+Negated, hypothetical, planned and family-history mentions are not statements about the record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 
 from rapidfuzz import fuzz
 
-from clarke_desktop.letters import lexicon
+from clarke_desktop.clinical_text import lexicon, vocabulary
+from clarke_desktop.clinical_text.compare import comparable, same_value
+from clarke_desktop.clinical_text.context import FAMILY, NEGATION, TAKING, Status, preceding
+from clarke_desktop.clinical_text.reader import DrugMention, Reading, TestMention, read
+from clarke_desktop.clinical_text.record import RecordedAllergy, RecordedMedicine, RecordFacts, read_record
+from clarke_desktop.clinical_text.spans import SpanMaker
+from clarke_desktop.clinical_text.tokens import tokenize
+from clarke_desktop.clinical_text.units import same_amount
 from clarke_desktop.letters.facts import uk_date
-from clarke_desktop.letters.textscan import (
-    NumberMention,
-    Token,
-    find_dates,
-    find_numbers,
-    find_phrase,
-    tokenize,
-    transcript_span,
-    word_char_offsets,
-)
-from clarke_desktop.schemas import Discrepancy, LabResult, Medication, PatientContext, Transcript
+from clarke_desktop.schemas import Discrepancy, PatientContext, SourceRef, Transcript
 
-_SENTENCE_END = {".", "?", "!"}
-_PLAN_CUES = frozenset(
-    [
-        "start",
-        "starting",
-        "started",
-        "increase",
-        "increasing",
-        "reduce",
-        "reducing",
-        "decrease",
-        "switch",
-        "switching",
-        "change",
-        "changing",
-        "titrate",
-        "add",
-        "adding",
-        "prescribe",
-        "prescribing",
-        "commence",
-        "try",
-        "trying",
-        "up",
-        "going",
-        "new",
-        "instead",
-    ]
-)
-_TAKING_CUES = frozenset(["taking", "take", "takes", "using", "use", "on", "been"])
-_STOPPED_PHRASES = (
-    "stopped taking",
-    "stopped the",
-    "not taking",
-    "stopped",
-    "ran out of",
-    "haven't been taking",
-    "not been taking",
-)
-_ALLERGY_CUES = (
-    "allergic to",
-    "allergy to",
-    "allergies to",
-    "reaction to",
-    "reacted to",
-    "intolerant to",
-    "intolerant of",
-)
 _ALLERGY_DENIALS = (
-    "no allergies",
-    "no known allergies",
-    "no drug allergies",
-    "no known drug allergies",
-    "nkda",
-    "not allergic to anything",
-    "no allergy",
-    "don't have any allergies",
-    "not allergic to any",
-)
-_FREQUENCIES: tuple[tuple[str, Decimal], ...] = tuple(
-    sorted(
-        [
-            ("four times a day", Decimal(4)), ("four times daily", Decimal(4)), ("qds", Decimal(4)), ("qid", Decimal(4)),
-            ("three times a day", Decimal(3)), ("three times daily", Decimal(3)), ("tds", Decimal(3)), ("tid", Decimal(3)),
-            ("twice a day", Decimal(2)), ("twice daily", Decimal(2)), ("two times a day", Decimal(2)), ("bd", Decimal(2)),
-            ("bid", Decimal(2)), ("morning and evening", Decimal(2)), ("morning and night", Decimal(2)),
-            ("once a day", Decimal(1)), ("once daily", Decimal(1)), ("od", Decimal(1)), ("every day", Decimal(1)),
-            ("each day", Decimal(1)), ("daily", Decimal(1)), ("every morning", Decimal(1)), ("every night", Decimal(1)),
-            ("at night", Decimal(1)), ("nightly", Decimal(1)), ("on", Decimal(1)), ("mane", Decimal(1)), ("nocte", Decimal(1)),
-            ("once a week", Decimal(1) / 7), ("once weekly", Decimal(1) / 7), ("weekly", Decimal(1) / 7),
-        ],
-        key=lambda f: -len(f[0].split()),
-    )
+    "no allergies", "no known allergies", "no drug allergies", "no known drug allergies", "nkda",
+    "not allergic to anything", "no allergy", "don't have any allergies", "not allergic to any",
+    "no known drug allergy", "haven't got any allergies", "no medication allergies",
 )  # fmt: skip
 
 
-@dataclass
-class _Scan:
-    transcript: Transcript
-    tokens: list[Token]
-    numbers: list[NumberMention]
-    offsets: list[tuple[int, int]]
-    date_tokens: set[int]
-
-    @classmethod
-    def of(cls, transcript: Transcript) -> _Scan:
-        tokens = tokenize(transcript.text)
-        dates = find_dates(transcript.text)
-        date_tokens = {i for i, t in enumerate(tokens) if any(d.start <= t.start < d.end for d in dates)}
-        return cls(transcript, tokens, find_numbers(tokens), word_char_offsets(transcript), date_tokens)
-
-    def span(self, first: int, last: int):
-        """Transcript span covering tokens first..last (inclusive)."""
-        return transcript_span(self.transcript, self.tokens[first].start, self.tokens[last].end, self.offsets)
-
-    def sentence_end(self, i: int, limit: int) -> int:
-        """Index one past the last token in the same sentence, at most `limit` tokens from i."""
-        j = i
-        while j < len(self.tokens) and j - i < limit and self.tokens[j].lower not in _SENTENCE_END:
-            j += 1
-        return j
-
-    def before(self, i: int, n: int) -> list[str]:
-        j = i
-        words: list[str] = []
-        while j > 0 and len(words) < n:
-            j -= 1
-            if self.tokens[j].lower in _SENTENCE_END:
-                break
-            words.append(self.tokens[j].lower)
-        return words
-
-    def numbers_between(self, start: int, end: int) -> list[NumberMention]:
-        found = []
-        for n in self.numbers:
-            if not (start <= n.token_index < end) or n.token_index in self.date_tokens:
-                continue
-            following = self.tokens[n.token_end].lower if n.token_end < len(self.tokens) else ""
-            if following in lexicon.TIME_UNITS:
-                continue  # "in 3 months", "twice a day for 2 weeks"
-            found.append(n)
-        return found
-
-
-def _same_substance(said: str, recorded: str) -> bool:
-    said, recorded = said.lower().strip(), recorded.lower().strip()
-    if said == recorded or said in recorded.split() or recorded.split()[0] == said:
-        return True
-    if fuzz.ratio(said, recorded.split()[0]) >= 88:
-        return True
-    for members in lexicon.ALLERGY_CLASSES.values():
-        if said in members and any(m in recorded for m in members):
-            return True
-    return False
-
-
-def _allergy_covers(recorded: str, said: str) -> bool:
-    """Whether a recorded allergy covers the substance said: the same substance, or a recorded
-    class ("Penicillin") that contains it. A recorded member does not cover a sibling: "allergic to
-    aspirin" is news when only ibuprofen is recorded."""
-    recorded, said = recorded.lower().strip(), said.lower().strip()
-    words = [t.lower for t in tokenize(recorded)]
-    if said in words or said == recorded or (words and fuzz.ratio(said, words[0]) >= 88):
-        return True
-    for key, members in lexicon.ALLERGY_CLASSES.items():
-        if said in members and any(w in {key, key + "s"} or w.rstrip("s") == key for w in words):
-            return True
-    return False
-
-
-def _reaction_group(text: str) -> str | None:
-    tokens = tokenize(text)
-    for group, phrases in lexicon.REACTIONS.items():
-        if any(find_phrase(tokens, phrase) for phrase in phrases):
-            return group
-    return None
-
-
-def _drug_key(name: str) -> str:
-    first = tokenize(name)
-    return first[0].lower if first else name.lower()
-
-
-def _number_set(value: str | None) -> set[Decimal]:
-    if not value:
-        return set()
-    return {n.value for n in find_numbers(tokenize(value))}
-
-
-def _frequency_at(tokens: list[Token], start: int, end: int) -> tuple[Decimal, int, int] | None:
-    for phrase, per_day in _FREQUENCIES:
-        for i, j in find_phrase(tokens[start:end], phrase):
-            return per_day, start + i, start + j
-    return None
-
-
-def _record_frequency(med: Medication) -> Decimal | None:
-    for text in (med.frequency, med.dosage_text):
-        if text:
-            tokens = tokenize(text)
-            found = _frequency_at(tokens, 0, len(tokens))
-            if found:
-                return found[0]
-    return None
-
-
-def _record_dose(med: Medication) -> NumberMention | None:
-    for text in (med.dose, med.dosage_text, med.name):
-        if text:
-            doses = [n for n in find_numbers(tokenize(text)) if n.unit]
-            if doses:
-                return doses[0]
-    return None
-
-
-class _Collector:
-    def __init__(self) -> None:
+class _Rules:
+    def __init__(self, transcript: Transcript, record: RecordFacts) -> None:
+        self.transcript = transcript
+        self.said: Reading = read(transcript.text, dialogue=True)
+        self.record = record
+        self.spans = SpanMaker(transcript)
         self.items: list[Discrepancy] = []
-        self._seen: set[tuple[str, int]] = set()
+        self._seen: set[tuple[str, int, str]] = set()
 
-    def add(self, item: Discrepancy) -> None:
-        key = (item.kind, item.transcript.char_start or 0)
-        if key not in self._seen:
-            self._seen.add(key)
-            self.items.append(item)
+    # -- output --
 
+    def add(self, kind: str, ti: int, tj: int, description: str, *, subject: str, record_text: str | None,
+            source: SourceRef | None, severity: str = "high") -> None:  # fmt: skip
+        start, end = self.said.span(ti, tj) if tj > ti else (0, 0)
+        key = (kind, start, subject)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.items.append(
+            Discrepancy(
+                id=f"{kind}-{start}-{len(self.items)}",
+                kind=kind,  # type: ignore[arg-type]
+                description=description,
+                subject=subject,
+                transcript=self.spans(start, end),
+                record_text=record_text,
+                record_source=source,
+                severity=severity,  # type: ignore[arg-type]
+            )
+        )
 
-def _check_medications(scan: _Scan, context: PatientContext, out: _Collector) -> None:
-    for med in context.medications:
-        key = _drug_key(med.name)
-        record_dose = _record_dose(med)
-        record_freq = _record_frequency(med)
-        for i, j in find_phrase(scan.tokens, key):
-            before = scan.before(i, 4)
-            end = scan.sentence_end(j, 10)
-            window = scan.tokens[j:end]
-            if any(cue in _PLAN_CUES for cue in before) or any(t.lower in _PLAN_CUES for t in window):
-                continue  # a planned change, not a statement of the current prescription
-            said_stop = any(" ".join(reversed(before)).endswith(p) for p in _STOPPED_PHRASES)
-            if said_stop:
-                out.add(
-                    Discrepancy(
-                        id=f"medication-{scan.tokens[i].start}",
-                        kind="medication",
-                        description=f"Said the patient is not taking {med.name}; the record lists it as {med.status or 'active'}.",
-                        transcript=scan.span(max(0, i - len(before)), j - 1),
-                        record_text=_med_text(med),
-                        record_source=med.source,
-                        severity="medium",
-                    )
-                )
+    def snippet(self, ti: int, tj: int) -> str:
+        return self.said.snippet(ti, tj)
+
+    # -- medicines --
+
+    def medicines(self) -> None:
+        for drug in self.said.drugs:
+            if drug.is_class or drug.status in {
+                Status.ALLERGY,
+                Status.FAMILY,
+                Status.HYPOTHETICAL,
+                Status.NEGATED,
+            }:
                 continue
-            doses = [n for n in scan.numbers_between(j, end) if n.unit in {"mg", "g", "mcg"}]
-            if doses and record_dose and record_dose.in_mg() is not None:
-                said = doses[0]
-                if said.in_mg() != record_dose.in_mg():
-                    out.add(
-                        Discrepancy(
-                            id=f"dose-{scan.tokens[i].start}",
-                            kind="dose",
-                            description=(
-                                f"{med.name}: dose said {scan.transcript.text[said.start : said.end]}; "
-                                f"prescribed {med.dose or record_dose.value}."
-                            ),
-                            transcript=scan.span(i, said.token_end - 1),
-                            record_text=_med_text(med),
-                            record_source=med.source,
-                            severity="high",
-                        )
-                    )
+            recorded = self.record.medicine(drug.canonical)
+            if drug.status is Status.STOPPED:
+                if recorded:
+                    med = recorded[0].medication
+                    first = max(0, drug.ti - len(preceding(self.said.words, drug.ti, 4)))
+                    self.add("stopped_medicine", first, drug.tj,
+                             f"Said the patient is not taking {med.name}; the record lists it as {med.status or 'active'}.",
+                             subject=drug.canonical, record_text=_med_text(med), source=med.source, severity="medium")  # fmt: skip
+                continue
+            if drug.status is Status.PLANNED:
+                continue  # a planned change, not a statement about the current prescription
+            if recorded:
+                self._dose_and_frequency(drug, recorded)
+            elif self._taken(drug) and not any(a.covers(drug.canonical) for a in self.record.allergies):
+                names = ", ".join(m.medication.name for m in self.record.medicines) or "none recorded"
+                self.add("unrecorded_medicine", drug.ti, drug.tj,
+                         f"The patient appears to take {self.snippet(drug.ti, drug.tj)}, which is not on the medication record.",
+                         subject=drug.canonical, record_text=f"Current medications: {names}", source=None,
+                         severity="medium")  # fmt: skip
+
+    def _taken(self, drug: DrugMention) -> bool:
+        """Said as something the patient takes: a taking cue earlier in the sentence, or a dose or
+        frequency said with it."""
+        if drug.doses or drug.frequencies:
+            return True
+        sentence = self.said.sentence[drug.ti]
+        k = drug.ti - 1
+        while k >= 0 and self.said.sentence[k] == sentence:
+            if self.said.words[k] in TAKING:
+                return True
+            k -= 1
+        return False
+
+    def _dose_and_frequency(self, drug: DrugMention, recorded: list[RecordedMedicine]) -> None:
+        med = recorded[0].medication
+        record_doses = [q for m in recorded for q in m.doses if q.unit in {"mg", "g", "mcg", "units", "mL"}]
+        for q in drug.doses:
+            if q.unit not in {"mg", "g", "mcg", "units", "mL"} or not record_doses:
+                continue
+            if not any(same_amount(q.value, q.unit, r.value, r.unit) for r in record_doses):
+                self.add("dose", drug.ti, max(drug.tj, q.tj),
+                         f"{med.name}: dose said {self.snippet(q.ti, q.tj)}; prescribed {med.dose or _med_text(med)}.",
+                         subject=drug.canonical, record_text=_med_text(med), source=med.source)  # fmt: skip
+                return
+        record_freqs = [f for m in recorded for f in m.frequencies]
+        if any(f.per_day is None for f in record_freqs):
+            return  # taken as required: how often it is used is no discrepancy with the prescription
+        for f in drug.frequencies:
+            if record_freqs and not any(r.same_as(f) or f.same_as(r) for r in record_freqs):
+                self.add("frequency", drug.ti, max(drug.tj, f.tj),
+                         f"{med.name}: frequency said '{self.snippet(f.ti, f.tj)}'; prescribed {med.frequency or med.dosage_text}.",
+                         subject=drug.canonical, record_text=_med_text(med), source=med.source, severity="medium")  # fmt: skip
+                return
+
+    # -- allergies --
+
+    def allergies(self) -> None:
+        recorded = [a for a in self.record.allergies if not a.no_known]
+        record_text = "Recorded allergies: " + (
+            ", ".join(a.allergy.substance for a in self.record.allergies) or "none recorded"
+        )
+        for drug in self.said.drugs:
+            if drug.status is not Status.ALLERGY:
+                continue
+            negated = any(w in NEGATION for w in preceding(self.said.words, drug.ti, 5))
+            match = next((a for a in recorded if _allergy_matches(a, drug)), None)
+            if negated and match:
+                self.add("allergy", max(0, drug.ti - 4), drug.tj,
+                         f"Said not allergic to {self.snippet(drug.ti, drug.tj)}; the record has an allergy to {match.allergy.substance}.",
+                         subject=drug.canonical, record_text=record_text, source=match.allergy.source)  # fmt: skip
+            elif not negated and not match:
+                self.add("allergy", drug.ti, drug.tj,
+                         f"Allergy to {self.snippet(drug.ti, drug.tj)} mentioned; it is not on the allergy record.",
+                         subject=drug.canonical, record_text=record_text,
+                         source=recorded[0].allergy.source if recorded else None)  # fmt: skip
+                if drug.is_class:
+                    self._said_class_vs_record(drug)
+            elif match and match.allergy.reaction:
+                self._reaction(drug, match, record_text)
+        for ti, tj, status in self.said.allergens:
+            word = self.said.words[ti]
+            if status is Status.ALLERGY and not any(
+                word in a.allergy.substance.lower() for a in self.record.allergies
+            ):
+                if any(w in NEGATION for w in preceding(self.said.words, ti, 6)):
                     continue
-            said_freq = _frequency_at(scan.tokens, j, end)
-            if said_freq and record_freq is not None and said_freq[0] != record_freq:
-                out.add(
-                    Discrepancy(
-                        id=f"dose-{scan.tokens[i].start}",
-                        kind="dose",
-                        description=(
-                            f"{med.name}: frequency said "
-                            f"'{scan.transcript.text[scan.tokens[said_freq[1]].start : scan.tokens[said_freq[2] - 1].end]}'; "
-                            f"prescribed {med.frequency or med.dosage_text}."
-                        ),
-                        transcript=scan.span(i, said_freq[2] - 1),
-                        record_text=_med_text(med),
-                        record_source=med.source,
-                        severity="medium",
-                    )
+                self.add("allergy", ti, tj, f"Allergy to {self.snippet(ti, tj)} mentioned; it is not on the allergy record.",
+                         subject=word, record_text=record_text, source=recorded[0].allergy.source if recorded else None)  # fmt: skip
+        if recorded:
+            words = self.said.words
+            for denial in _ALLERGY_DENIALS:
+                phrase = [t.lower for t in tokenize(denial)]
+                for k in range(len(words) - len(phrase) + 1):
+                    if words[k : k + len(phrase)] == phrase:
+                        self.add("allergy", k, k + len(phrase),
+                                 "Allergies denied in the consultation; the record has "
+                                 + ", ".join(a.allergy.substance for a in recorded) + ".",
+                                 subject="allergies", record_text=record_text, source=recorded[0].allergy.source)  # fmt: skip
+
+    def _reaction(self, drug: DrugMention, match: RecordedAllergy, record_text: str) -> None:
+        recorded_group = _reaction_group(match.allergy.reaction or "")
+        if recorded_group is None:
+            return
+        words = self.said.words
+        end = min(len(words), drug.tj + 14)
+        for k in range(drug.tj, end):
+            for group, phrases in lexicon.REACTIONS.items():
+                for phrase in phrases:
+                    parts = phrase.split()
+                    if words[k : k + len(parts)] == parts:
+                        if group != recorded_group:
+                            self.add("allergy", drug.ti, k + len(parts),
+                                     f"{self.snippet(drug.ti, drug.tj)} allergy: reaction said '{self.snippet(k, k + len(parts))}'; "
+                                     f"the record has {match.allergy.reaction}" + (f" ({match.allergy.severity})" if match.allergy.severity else "") + ".",
+                                     subject=drug.canonical, record_text=record_text, source=match.allergy.source)  # fmt: skip
+                        return
+
+    def _said_class_vs_record(self, said: DrugMention) -> None:
+        """ "Allergic to ACE inhibitors" while the record prescribes ramipril."""
+        for med in self.record.medicines:
+            if med.canonical and med.canonical in vocabulary.class_members(said.canonical):
+                self.add("allergy_class", said.ti, said.tj,
+                         f"Allergy to {said.canonical} said; the record prescribes {med.medication.name}, one of them.",
+                         subject=said.canonical, record_text=_med_text(med.medication), source=med.medication.source)  # fmt: skip
+
+    def allergy_classes(self) -> None:
+        """Any drug said (not as an allergy) or prescribed that a recorded allergy covers by class."""
+        recorded = [a for a in self.record.allergies if a.canonical and not a.no_known]
+        for drug in self.said.drugs:
+            if drug.is_class or drug.status in {Status.ALLERGY, Status.FAMILY}:
+                continue
+            for allergy in recorded:
+                cls = allergy.cross_class(drug.canonical) or (
+                    allergy.canonical if allergy.covers(drug.canonical) else None
                 )
+                if cls and not _avoidance(self.said, drug):
+                    self.add("allergy_class", drug.ti, drug.tj,
+                             f"{self.snippet(drug.ti, drug.tj)} discussed; the record has an allergy to {allergy.allergy.substance}"
+                             + (f" ({cls})." if cls != allergy.canonical or allergy.is_class else "."),
+                             subject=cls if allergy.is_class or cls != allergy.canonical else drug.canonical,
+                             record_text=f"Recorded allergy: {allergy.allergy.substance}", source=allergy.allergy.source)  # fmt: skip
+        for med in self.record.medicines:
+            if med.canonical is None:
+                continue
+            for allergy in recorded:
+                cls = allergy.cross_class(med.canonical) or (
+                    allergy.canonical if allergy.covers(med.canonical) else None
+                )
+                if cls:
+                    self.add("allergy_class", 0, 0,
+                             f"The record prescribes {med.medication.name} and records an allergy to {allergy.allergy.substance} ({cls}).",
+                             subject=cls, record_text=f"{_med_text(med.medication)}; allergy: {allergy.allergy.substance}",
+                             source=med.medication.source)  # fmt: skip
+
+    # -- results --
+
+    def results(self) -> None:
+        for test in self.said.tests:
+            if test.status in {Status.FAMILY, Status.HYPOTHETICAL, Status.NEGATED} or not test.values:
+                continue
+            recorded = self.record.values_of(test.test)
+            if not recorded:
+                continue
+            if any(r.lab in self.record.context.vital_signs for r in recorded) and _taken_today(
+                self.said, test
+            ):
+                continue  # a reading taken in this consultation is new, not a statement about the record
+            for q in test.values:
+                ok = any(
+                    same_value(test.test, q, v, over, r.unit)
+                    for r in recorded
+                    for v, over, _src, _day, _shown in r.values
+                ) or _within_reference(q.value, recorded)
+                if not comparable(test.test, q, recorded[0].unit):
+                    continue  # another unit system that cannot be compared
+                if not ok:
+                    lab = recorded[0].lab
+                    unit = f" {lab.unit}" if lab.unit else ""
+                    self.add("lab_value", test.ti, q.tj,
+                             f"{lab.name}: value said {self.snippet(q.ti, q.tj)}; recorded {lab.value}{unit} on {uk_date(lab.date)}"
+                             + (f" (previously {lab.previous_value})" if lab.previous_value else "") + ".",
+                             subject=test.test, record_text=f"{lab.name} {lab.value}{unit} ({uk_date(lab.date)})",
+                             source=lab.source)  # fmt: skip
+                    break
+
+    # -- diagnoses --
+
+    def diagnoses(self) -> None:
+        problems = [p.name.lower() for p in self.record.context.problem_list]
+        words = self.said.words
+        for canonical, phrases in lexicon.DIAGNOSES.items():
+            on_list = any(
+                phrase in problem or canonical in problem or fuzz.token_set_ratio(canonical, problem) >= 90
+                for phrase in (*phrases, canonical)
+                for problem in problems
+                if len(phrase) > 3
+            )
+            if on_list:
+                continue
+            for phrase in phrases:
+                parts = [t.lower for t in tokenize(phrase)]
+                hit = next(
+                    (k for k in range(len(words) - len(parts) + 1)
+                     if words[k : k + len(parts)] == parts
+                     and not any(w in NEGATION or w in FAMILY for w in preceding(words, k, 6))),
+                    None,
+                )  # fmt: skip
+                if hit is not None:
+                    names = ", ".join(p.name for p in self.record.context.problem_list) or "empty"
+                    self.add("diagnosis", hit, hit + len(parts),
+                             f"{self.snippet(hit, hit + len(parts))} was discussed; it is not on the problem list.",
+                             subject=canonical, record_text=f"Problem list: {names}", source=None, severity="medium")  # fmt: skip
+                    break
 
 
-def _med_text(med: Medication) -> str:
+def _med_text(med) -> str:
     from clarke_desktop.agent.context import medication_line
 
     return medication_line(med)
 
 
-def _check_unrecorded_medicines(scan: _Scan, context: PatientContext, out: _Collector) -> None:
-    recorded = [_drug_key(m.name) for m in context.medications]
-    for i, token in enumerate(scan.tokens):
-        if token.lower not in lexicon.DRUGS or any(_same_substance(token.lower, r) for r in recorded):
-            continue
-        before = scan.before(i, 3)
-        if not before or before[0] not in _TAKING_CUES and before[-1] not in _TAKING_CUES:
-            continue
-        if any(w in _PLAN_CUES or w in lexicon.NEGATIONS for w in before):
-            continue
-        if any(w in {"allergic", "allergy", "reaction"} for w in scan.before(i, 4)):
-            continue
-        out.add(
-            Discrepancy(
-                id=f"medication-{token.start}",
-                kind="medication",
-                description=f"The patient appears to take {token.text}, which is not on the medication record.",
-                transcript=scan.span(i - len(before), i),
-                record_text="Current medications: "
-                + (", ".join(m.name for m in context.medications) or "none recorded"),
-                severity="medium",
-            )
+def _allergy_matches(recorded: RecordedAllergy, said: DrugMention) -> bool:
+    if recorded.canonical is None:
+        return False
+    if said.is_class:
+        return recorded.canonical == said.canonical or recorded.canonical in vocabulary.class_members(
+            said.canonical
         )
+    return recorded.covers(said.canonical)
 
 
-def _allergen_after(scan: _Scan, start: int, extra: Iterable[str]) -> tuple[int, str] | None:
-    known = lexicon.ALLERGENS | lexicon.DRUGS | set(extra)
-    for k in range(start, min(start + 3, len(scan.tokens))):
-        if scan.tokens[k].lower in _SENTENCE_END:
-            break
-        if scan.tokens[k].lower in known:
-            return k, scan.tokens[k].text
+def _avoidance(reading: Reading, drug: DrugMention) -> bool:
+    """ "Avoid amoxicillin", "not amoxicillin because of the allergy": the conflict is already handled."""
+    before = preceding(reading.words, drug.ti, 5)
+    return any(w in {"avoid", "avoiding", "instead", "not", "no", "never", "alternative"} for w in before)
+
+
+def _reaction_group(text: str) -> str | None:
+    words = [t.lower for t in tokenize(text)]
+    for group, phrases in lexicon.REACTIONS.items():
+        for phrase in phrases:
+            parts = phrase.split()
+            if any(words[k : k + len(parts)] == parts for k in range(len(words))):
+                return group
     return None
 
 
-def records_no_allergy(substance: str) -> bool:
-    """A recorded "No known drug allergy" (SNOMED 409137002 etc.) is a statement, not an allergen."""
-    text = substance.lower()
-    return "no known" in text or text in {"nkda", "nka", "no allergies"}
+def _taken_today(reading: Reading, test: TestMention) -> bool:
+    end = test.values[-1].tj if test.values else test.tj
+    return any(w in {"today", "now"} for w in reading.words[test.tj : end + 3])
 
 
-def _check_allergies(scan: _Scan, context: PatientContext, out: _Collector) -> None:
-    recorded = [a for a in context.allergies if not records_no_allergy(a.substance)]
-    recorded_words = {w.lower for a in recorded for w in tokenize(a.substance)}
-    record_text = "Recorded allergies: " + (
-        ", ".join(a.substance for a in context.allergies) or "none recorded"
-    )
-    cue_tokens: set[int] = set()
-    for cue in _ALLERGY_CUES:
-        for i, j in find_phrase(scan.tokens, cue):
-            found = _allergen_after(scan, j, recorded_words)
-            if not found:
-                continue
-            k, substance = found
-            cue_tokens.add(k)
-            negated = any(w in lexicon.NEGATIONS for w in scan.before(i, 3))
-            match = next((a for a in recorded if _allergy_covers(a.substance, substance)), None)
-            if negated and match:
-                out.add(
-                    Discrepancy(
-                        id=f"allergy-{scan.tokens[i].start}",
-                        kind="allergy",
-                        description=f"Said not allergic to {substance}; the record has an allergy to {match.substance}.",
-                        transcript=scan.span(max(0, i - 3), k),
-                        record_text=record_text,
-                        record_source=match.source,
-                        severity="high",
-                    )
-                )
-            elif not negated and not match:
-                out.add(
-                    Discrepancy(
-                        id=f"allergy-{scan.tokens[i].start}",
-                        kind="allergy",
-                        description=f"Allergy to {substance} mentioned; it is not on the allergy record.",
-                        transcript=scan.span(i, k),
-                        record_text=record_text,
-                        record_source=recorded[0].source if recorded else None,
-                        severity="high",
-                    )
-                )
-            elif match and match.reaction:
-                _check_reaction(scan, i, k, substance, match, record_text, out)
-    if recorded:
-        for denial in _ALLERGY_DENIALS:
-            for i, j in find_phrase(scan.tokens, denial):
-                out.add(
-                    Discrepancy(
-                        id=f"allergy-{scan.tokens[i].start}",
-                        kind="allergy",
-                        description="Allergies denied in the consultation; the record has "
-                        + ", ".join(a.substance for a in recorded)
-                        + ".",
-                        transcript=scan.span(i, j - 1),
-                        record_text=record_text,
-                        record_source=recorded[0].source,
-                        severity="high",
-                    )
-                )
-    # A medicine being started or taken that belongs to a recorded allergy's class.
-    for i, token in enumerate(scan.tokens):
-        if i in cue_tokens or token.lower not in lexicon.DRUGS:
-            continue
-        match = next((a for a in recorded if _same_substance(token.lower, a.substance)), None)
-        before = scan.before(i, 4)
-        if match and any(w in _PLAN_CUES or w in _TAKING_CUES or w == "course" for w in before):
-            if any(
-                w in {"allergic", "allergy", "reaction", "avoid"} or w in lexicon.NEGATIONS for w in before
-            ):
-                continue
-            out.add(
-                Discrepancy(
-                    id=f"allergy-{token.start}",
-                    kind="allergy",
-                    description=f"{token.text} discussed as a treatment; the record has an allergy to {match.substance}.",
-                    transcript=scan.span(i - len(before), i),
-                    record_text=record_text,
-                    record_source=match.source,
-                    severity="high",
-                )
-            )
-
-
-def _check_reaction(
-    scan: _Scan, i: int, k: int, substance: str, match, record_text: str, out: _Collector
-) -> None:
-    """A recorded allergy mentioned with a different reaction ("rash" said, anaphylaxis recorded)."""
-    recorded_group = _reaction_group(match.reaction or "")
-    if recorded_group is None:
-        return
-    end = min(len(scan.tokens), k + 14)  # the same or the next short sentence
-    window = scan.tokens[k + 1 : end]
-    for group, phrases in lexicon.REACTIONS.items():
-        for phrase in phrases:
-            hits = find_phrase(window, phrase)
-            if hits and group != recorded_group:
-                last = k + 1 + hits[0][1] - 1
-                said = scan.transcript.text[scan.tokens[k + 1 + hits[0][0]].start : scan.tokens[last].end]
-                out.add(
-                    Discrepancy(
-                        id=f"allergy-{scan.tokens[i].start}",
-                        kind="allergy",
-                        description=(
-                            f"{substance} allergy: reaction said '{said}'; the record has {match.reaction}"
-                            + (f" ({match.severity})" if match.severity else "")
-                            + "."
-                        ),
-                        transcript=scan.span(i, last),
-                        record_text=record_text,
-                        record_source=match.source,
-                        severity="high",
-                    )
-                )
-                return
-            if hits:
-                return
-
-
-def _lab_phrases(lab: LabResult) -> list[str]:
-    name = lab.name.lower()
-    best: tuple[int, tuple[str, ...]] | None = None
-    for key, aliases in lexicon.LAB_ALIASES.items():
-        hits = [len(a) for a in (key, *aliases) if len(a) > 2 and a in name or a == name]
-        if hits and (best is None or max(hits) > best[0]):
-            best = (max(hits), (key, *aliases))
-    phrases = list(best[1]) if best else []
-    if len(lab.name.split()) <= 3:
-        phrases.append(lab.name)
-    return list(dict.fromkeys(phrases))
-
-
-def _lab_mentions(scan: _Scan, context: PatientContext) -> list[tuple[int, int, LabResult]]:
-    """(first token, one past last, lab) for each mention; overlapping mentions keep the longest."""
-    mentions = [
-        (i, j, lab)
-        for lab in [*context.recent_labs, *context.vital_signs]
-        for phrase in _lab_phrases(lab)
-        for i, j in find_phrase(scan.tokens, phrase)
-    ]
-    mentions.sort(key=lambda m: (m[0], -(m[1] - m[0])))
-    kept: list[tuple[int, int, LabResult]] = []
-    for mention in mentions:
-        if not kept or mention[0] >= kept[-1][1]:
-            kept.append(mention)
-    return kept
-
-
-def _check_labs(scan: _Scan, context: PatientContext, out: _Collector) -> None:
-    mentions = _lab_mentions(scan, context)
-    for index, (i, j, lab) in enumerate(mentions):
-        end = scan.sentence_end(j, 12)
-        if index + 1 < len(mentions):
-            end = min(end, mentions[index + 1][0])  # numbers after the next test's name are its own
-        recorded = _number_set(lab.value) | _number_set(lab.previous_value)
-        if not recorded:
-            continue
-        recorded |= _number_set(lab.reference_range)  # "your best should be around 450" (predicted)
-        if lab in context.vital_signs and any(t.lower in {"today", "now"} for t in scan.tokens[j:end]):
-            continue  # a reading taken in this consultation: new, not a statement about the record
-        lab_unit = _canonical_unit(lab.unit)
-        for said in scan.numbers_between(j, end):
-            if said.unit and lab_unit and said.unit != lab_unit:
-                continue  # another unit system (e.g. HbA1c in %): not comparable here
-            if said.unit in {"mg", "g", "mcg", "units", "tablets", "puffs"} or said.value in recorded:
-                continue
-            unit = f" {lab.unit}" if lab.unit else ""
-            out.add(
-                Discrepancy(
-                    id=f"lab_value-{scan.tokens[i].start}",
-                    kind="lab_value",
-                    description=(
-                        f"{lab.name}: value said {scan.transcript.text[said.start : said.end]}; "
-                        f"recorded {lab.value}{unit} on {uk_date(lab.date)}"
-                        + (f" (previously {lab.previous_value})" if lab.previous_value else "")
-                        + "."
-                    ),
-                    transcript=scan.span(i, said.token_end - 1),
-                    record_text=f"{lab.name} {lab.value}{unit} ({uk_date(lab.date)})",
-                    record_source=lab.source,
-                    severity="high",
-                )
-            )
-            break
-
-
-def _canonical_unit(unit: str | None) -> str | None:
-    if not unit:
-        return None
-    found = find_numbers(tokenize(f"1 {unit}"))
-    return found[0].unit if found else None
-
-
-def _check_diagnoses(scan: _Scan, context: PatientContext, out: _Collector) -> None:
-    problems = [p.name.lower() for p in context.problem_list]
-    for canonical, phrases in lexicon.DIAGNOSES.items():
-        on_list = any(
-            phrase in problem or canonical in problem or fuzz.token_set_ratio(canonical, problem) >= 90
-            for phrase in (*phrases, canonical)
-            for problem in problems
-            if len(phrase) > 3
-        )
-        if on_list:
-            continue
-        for phrase in phrases:
-            hits = find_phrase(scan.tokens, phrase)
-            hit = next(
-                (
-                    (i, j)
-                    for i, j in hits
-                    if not any(w in lexicon.NEGATIONS or w in lexicon.FAMILY for w in scan.before(i, 6))
-                ),
-                None,
-            )
-            if hit:
-                i, j = hit
-                out.add(
-                    Discrepancy(
-                        id=f"diagnosis-{scan.tokens[i].start}",
-                        kind="diagnosis",
-                        description=f"{scan.transcript.text[scan.tokens[i].start : scan.tokens[j - 1].end]} was discussed; it is not on the problem list.",
-                        transcript=scan.span(i, j - 1),
-                        record_text="Problem list: "
-                        + (", ".join(p.name for p in context.problem_list) or "empty"),
-                        severity="medium",
-                    )
-                )
-                break
+def _within_reference(value: Decimal, recorded) -> bool:
+    """ "Your best should be around 450": a value the record's reference range names."""
+    for r in recorded:
+        if r.lab.reference_range and any(q.value == value for q in read(r.lab.reference_range).quantities):
+            return True
+    return False
 
 
 def detect_discrepancies(transcript: Transcript | str, context: PatientContext) -> list[Discrepancy]:
     """All discrepancies between the consultation and the record, in transcript order."""
     if isinstance(transcript, str):
         transcript = Transcript(text=transcript, origin="typed")
-    scan = _Scan.of(transcript)
-    out = _Collector()
-    _check_medications(scan, context, out)
-    _check_unrecorded_medicines(scan, context, out)
-    _check_allergies(scan, context, out)
-    _check_labs(scan, context, out)
-    _check_diagnoses(scan, context, out)
-    return sorted(out.items, key=lambda d: d.transcript.char_start or 0)
+    rules = _Rules(transcript, read_record(context))
+    rules.medicines()
+    rules.allergies()
+    rules.allergy_classes()
+    rules.results()
+    rules.diagnoses()
+    return sorted(rules.items, key=lambda d: d.transcript.char_start or 0)

@@ -1,195 +1,295 @@
-"""Fact check of the model-written (narrative) sections of a document.
+"""Fact check of a letter against the consultation and the record.
 
-Every number, dose, drug, allergen and date in a narrative section is listed with where it is
-supported: a transcript span (with audio times when known) and/or a record resource. Anything
-found in neither is `supported=False`, for the clinician to check before signing. Facts sections
-are not checked: they are rendered from the record in code.
+Every drug, dose, frequency, test value, date, allergy and other number in the text is listed with
+what supports it: transcript spans and/or record entries. Support is clause-bound: a dose is
+supported only by the same drug with the same dose (said together, or the drug's record entry), a
+frequency likewise, a value only by the same test (units converted), a date by the same date. A
+drug said in the consultation but written with a dose or frequency it was not said or prescribed
+with is unsupported too: that is how a drug swapped for another one the patient mentioned shows.
+In a ClinicalDocument only the narrative sections are checked: facts sections are rendered from
+the record in code.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 
-from rapidfuzz import fuzz
-
-from clarke_desktop.letters import lexicon
-from clarke_desktop.letters.textscan import (
-    DOSE_UNITS,
-    NumberMention,
-    Token,
-    find_dates,
-    find_numbers,
-    tokenize,
-    transcript_span,
-    word_char_offsets,
-)
+from clarke_desktop.clinical_text import vocabulary
+from clarke_desktop.clinical_text.compare import same_value
+from clarke_desktop.clinical_text.context import Status
+from clarke_desktop.clinical_text.dates import MONTHS
+from clarke_desktop.clinical_text.frequency import Duration, Frequency
+from clarke_desktop.clinical_text.reader import DrugMention, Quantity, TestMention, bound_quantities, read
+from clarke_desktop.clinical_text.record import RecordFacts, read_record
+from clarke_desktop.clinical_text.spans import SpanMaker
+from clarke_desktop.clinical_text.units import same_amount
 from clarke_desktop.schemas import (
     ClinicalDocument,
     DocumentSection,
     Evidence,
     FactCheckItem,
     PatientContext,
-    SourceRef,
     Transcript,
 )
 
-
-@dataclass
-class _RecordIndex:
-    numbers: list[tuple[NumberMention, SourceRef, str]] = field(default_factory=list)
-    dates: list[tuple[str, SourceRef, str]] = field(default_factory=list)
-    names: list[tuple[str, SourceRef, str]] = field(default_factory=list)  # lowercase word, source, text
-
-    @classmethod
-    def of(cls, context: PatientContext) -> _RecordIndex:
-        index = cls()
-
-        def numbers(text: str | None, unit: str | None, source: SourceRef | None) -> None:
-            if not text or source is None:
-                return
-            for n in find_numbers(tokenize(f"{text} {unit or ''}")):
-                index.numbers.append((n, source, f"{text} {unit or ''}".strip()))
-
-        def date(value: str | None, source: SourceRef | None) -> None:
-            if value and source is not None:
-                index.dates.append((value[:10], source, value[:10]))
-
-        demo = context.demographics
-        if demo.source:
-            if demo.age is not None:
-                index.numbers.append(
-                    (find_numbers(tokenize(str(demo.age)))[0], demo.source, f"age {demo.age}")
-                )
-            date(demo.date_of_birth, demo.source)
-        for lab in [*context.recent_labs, *context.vital_signs]:
-            numbers(lab.value, lab.unit, lab.source)
-            numbers(lab.previous_value, lab.unit, lab.previous_source or lab.source)
-            date(lab.date, lab.source)
-            date(lab.previous_date, lab.previous_source or lab.source)
-        for med in context.medications:
-            numbers(med.dose, None, med.source)
-            numbers(med.dosage_text, None, med.source)
-            for word in tokenize(med.name):
-                if word.lower.isalpha() and len(word.lower) > 3:
-                    index.names.append((word.lower, med.source, med.name))
-                    break
-        for allergy in context.allergies:
-            for word in tokenize(allergy.substance):
-                if len(word.lower) > 3:
-                    index.names.append((word.lower, allergy.source, allergy.substance))
-        for problem in context.problem_list:
-            date(problem.onset, problem.source)
-        for report in context.recent_imaging:
-            date(report.date, report.source)
-            numbers(report.summary, None, report.source)
-        for encounter in context.recent_encounters:
-            date(encounter.date, encounter.source)
-        return index
+_MAX_EVIDENCE = 3
 
 
-def _same_quantity(a: NumberMention, b: NumberMention) -> bool:
-    if a.in_mg() is not None and b.in_mg() is not None:
-        return a.in_mg() == b.in_mg()
-    if a.unit and b.unit and a.unit != b.unit:
-        return False
-    return a.value == b.value
+@dataclass(slots=True)
+class Fact:
+    text: str
+    kind: str  # date | number | dose | frequency | drug | allergy | lab
+    start: int
+    end: int
+    supported: bool
+    evidence: list[Evidence]
 
 
-def _name_matches(word: str, candidate: str) -> bool:
-    if word == candidate:
-        return True
-    # ASR and the model may misspell a drug by a letter or two ("metformine").
-    return len(word) > 4 and fuzz.ratio(word, candidate) >= 88
+class Sources:
+    """What the consultation said and what the record holds, read once and indexed for lookups."""
 
-
-class _TranscriptIndex:
-    def __init__(self, transcript: Transcript) -> None:
+    def __init__(self, transcript: Transcript, record: RecordFacts | None) -> None:
         self.transcript = transcript
-        self.tokens = tokenize(transcript.text)
-        dates = find_dates(transcript.text)
-        self.dates = dates
-        self.numbers = [
-            n for n in find_numbers(self.tokens) if not any(d.start <= n.start < d.end for d in dates)
+        self.said = read(transcript.text, dialogue=True)
+        self.record = record
+        self.spans = SpanMaker(transcript)
+        self.drugs: dict[str, list[DrugMention]] = defaultdict(list)
+        for d in self.said.drugs:
+            self.drugs[d.canonical].append(d)
+        self.tests: dict[str, list[TestMention]] = defaultdict(list)
+        for t in self.said.tests:
+            self.tests[t.test].append(t)
+
+    def said_span(self, ti: int, tj: int) -> Evidence:
+        start, end = self.said.span(ti, tj)
+        return Evidence(kind="transcript", span=self.spans(start, end), text=self.said.text[start:end])
+
+
+def _record_evidence(source, text: str) -> Evidence:
+    return Evidence(kind="record", source=source, text=text)
+
+
+def _med_text(med) -> str:
+    return " ".join(x for x in (med.name, med.dose, med.frequency) if x) or med.name
+
+
+# --- support, one rule per kind ----------------------------------------------------------------
+
+
+def _dose_support(dose: Quantity, drug: str | None, src: Sources) -> list[Evidence]:
+    found: list[Evidence] = []
+    if drug is not None:
+        for said in src.drugs.get(drug, []):
+            for q in said.doses:
+                if same_amount(q.value, q.unit, dose.value, dose.unit):
+                    found.append(src.said_span(min(said.ti, q.ti), max(said.tj, q.tj)))
+        for med in src.record.medicine(drug) if src.record else []:
+            if any(same_amount(q.value, q.unit, dose.value, dose.unit) for q in [*med.doses, *med.strengths]):
+                found.append(_record_evidence(med.medication.source, _med_text(med.medication)))
+        return found
+    for q in src.said.quantities:  # a dose written without its drug: the same amount said as a dose
+        if q.is_dose and same_amount(q.value, q.unit, dose.value, dose.unit):
+            found.append(src.said_span(q.ti, q.tj))
+    return found
+
+
+def _frequency_support(freq: Frequency, drug: str | None, src: Sources) -> list[Evidence]:
+    found: list[Evidence] = []
+    if drug is not None:
+        for said in src.drugs.get(drug, []):
+            for f in said.frequencies:
+                if freq.same_as(f):
+                    found.append(src.said_span(min(said.ti, f.ti), max(said.tj, f.tj)))
+        for med in src.record.medicine(drug) if src.record else []:
+            if any(freq.same_as(f) for f in med.frequencies):
+                found.append(_record_evidence(med.medication.source, _med_text(med.medication)))
+        return found
+    return [src.said_span(f.ti, f.tj) for f in src.said.frequencies if freq.same_as(f)]
+
+
+def _drug_support(drug: DrugMention, src: Sources) -> list[Evidence]:
+    found = [src.said_span(d.ti, d.tj) for d in src.drugs.get(drug.canonical, [])]
+    if src.record:
+        found += [
+            _record_evidence(m.medication.source, _med_text(m.medication))
+            for m in src.record.medicine(drug.canonical)
         ]
-        self.offsets = word_char_offsets(transcript)
-
-    def span(self, start: int, end: int) -> Evidence:
-        return Evidence(kind="transcript", span=transcript_span(self.transcript, start, end, self.offsets))
-
-    def number(self, mention: NumberMention) -> Evidence | None:
-        for n in self.numbers:
-            if _same_quantity(mention, n):
-                return self.span(n.start, n.end)
-        return None
-
-    def word(self, word: str) -> Evidence | None:
-        for t in self.tokens:
-            if _name_matches(t.lower, word):
-                return self.span(t.start, t.end)
-        return None
-
-    def date(self, iso: str) -> Evidence | None:
-        for d in self.dates:
-            if d.iso == iso or (len(iso) == 7 and d.iso.startswith(iso)):
-                return self.span(d.start, d.end)
-        return None
+        found += [_record_evidence(a.allergy.source, a.allergy.substance) for a in src.record.allergies
+                  if a.canonical == drug.canonical]  # fmt: skip
+    return found
 
 
-def _is_drug_word(token: Token, record: _RecordIndex) -> bool:
-    return token.lower in lexicon.DRUGS or any(token.lower == name for name, _, _ in record.names)
+_ALLERGY_TALK = frozenset(
+    {"allergic", "allergy", "allergies", "reaction", "reactions", "intolerant", "react"}
+)
 
 
-def check_section(
-    section: DocumentSection, transcript: _TranscriptIndex, record: _RecordIndex
-) -> list[FactCheckItem]:
-    text = section.content
-    items: list[FactCheckItem] = []
-    dates = find_dates(text)
-    for d in dates:
-        evidence = [e for e in [transcript.date(d.iso)] if e]
-        evidence += [
-            Evidence(kind="record", source=src, text=shown)
-            for iso, src, shown in record.dates
-            if iso == d.iso or (len(d.iso) == 7 and iso.startswith(d.iso))
-        ][:3]
-        items.append(_item(section, text, "date", d.start, d.end, evidence))
-    tokens = tokenize(text)
-    for n in find_numbers(tokens):
-        if any(d.start <= n.start < d.end for d in dates):
-            continue
-        kind = "dose" if n.unit in DOSE_UNITS else "number"
-        evidence = [e for e in [transcript.number(n)] if e]
-        evidence += [
-            Evidence(kind="record", source=src, text=shown)
-            for recorded, src, shown in record.numbers
-            if _same_quantity(n, recorded)
-        ][:3]
-        items.append(_item(section, text, kind, n.start, n.end, evidence))
-    for i, token in enumerate(tokens):
-        if not _is_drug_word(token, record):
-            continue
-        before = {t.lower for t in tokens[max(0, i - 4) : i]}
-        kind = "allergy" if before & {"allergic", "allergy", "allergies", "intolerant"} else "drug"
-        evidence = [e for e in [transcript.word(token.lower)] if e]
-        evidence += [
-            Evidence(kind="record", source=src, text=shown)
-            for name, src, shown in record.names
-            if _name_matches(token.lower, name)
-        ][:3]
-        items.append(_item(section, text, kind, token.start, token.end, evidence))
-    return sorted(items, key=lambda item: item.char_start)
-
-
-def _item(section: DocumentSection, text: str, kind: str, start: int, end: int, evidence: list[Evidence]):
-    return FactCheckItem(
-        section_key=section.key,
-        text=text[start:end],
-        kind=kind,  # type: ignore[arg-type]
-        char_start=start,
-        char_end=end,
-        supported=bool(evidence),
-        evidence=evidence,
+def _allergy_talk(reading, d: DrugMention) -> bool:
+    """Said as an allergy, or named shortly after an allergy question ("Any allergies?" "Only penicillin.")."""
+    return d.status is Status.ALLERGY or any(
+        w in _ALLERGY_TALK for w in reading.words[max(0, d.ti - 25) : d.ti]
     )
+
+
+def _allergy_support(drug: DrugMention, src: Sources) -> list[Evidence]:
+    found = []
+    for d in src.said.drugs:
+        # "penicillin" said as an allergy means the class, however it was read
+        said_class = d.canonical if d.is_class else vocabulary.class_named(d.canonical)
+        if _allergy_talk(src.said, d) and (
+            d.canonical == drug.canonical
+            or (said_class is not None and drug.canonical in vocabulary.class_members(said_class))
+            or (drug.is_class and d.canonical in vocabulary.class_members(drug.canonical))
+        ):
+            found.append(src.said_span(d.ti, d.tj))
+    if src.record:
+        for a in src.record.allergies:
+            if a.covers(drug.canonical) or (
+                drug.is_class and a.canonical in vocabulary.class_members(drug.canonical)
+            ):
+                found.append(_record_evidence(a.allergy.source, a.allergy.substance))
+    return found
+
+
+def _lab_support(test: str, value: Quantity, src: Sources) -> list[Evidence]:
+    found = []
+    for said in src.tests.get(test, []):
+        for q in said.values:
+            if same_value(test, value, q.value, q.over, q.unit):
+                found.append(src.said_span(min(said.ti, q.ti), max(said.tj, q.tj)))
+    for recorded in src.record.values_of(test) if src.record else []:
+        for v, over, source, day, shown in recorded.values:
+            if same_value(test, value, v, over, recorded.unit):
+                unit = f" {recorded.lab.unit}" if recorded.lab.unit else ""
+                found.append(_record_evidence(source, f"{recorded.lab.name} {shown}{unit} ({day[:10]})"))
+    return found
+
+
+def _number_support(value: Quantity, src: Sources) -> list[Evidence]:
+    found = []
+    for q in src.said.quantities:
+        # "6/10" (a score) is supported by "six out of ten" or by "six" said as the answer
+        same_over = q.over == value.over or (value.over == 10 and q.over is None)
+        if (
+            q.value == value.value
+            and same_over
+            and (value.unit is None or q.unit is None or q.unit == value.unit)
+        ):
+            found.append(src.said_span(q.ti, q.tj))
+    if value.unit is None and value.over is None:
+        found += [src.said_span(d.ti, d.tj) for d in src.said.durations if d.count == value.value]
+        found += [src.said_span(f.ti, f.tj) for f in src.said.frequencies if f.count == value.value]
+    if src.record:
+        age = src.record.context.demographics.age
+        if age is not None and value.value == age and value.unit is None:
+            found.append(_record_evidence(src.record.context.demographics.source, f"age {age}"))
+        for recorded in src.record.values:
+            for v, over, source, day, shown in recorded.values:
+                if v == value.value and over == value.over:
+                    found.append(_record_evidence(source, f"{recorded.lab.name} {shown} ({day[:10]})"))
+    return found
+
+
+def _duration_support(duration: Duration, src: Sources) -> list[Evidence]:
+    found = [src.said_span(d.ti, d.tj) for d in src.said.durations if duration.same_as(d)]
+    if not found and duration.upper_days is None:  # "aged 16yrs" written, "I was sixteen" said
+        found = [src.said_span(q.ti, q.tj) for q in src.said.quantities
+                 if q.unit is None and q.over is None and q.value == duration.count]  # fmt: skip
+    return found
+
+
+def _date_support(iso: str, src: Sources) -> list[Evidence]:
+    found = []
+    for d in src.said.dates:
+        if (
+            d.iso == iso
+            or iso.startswith(d.iso + "-")
+            or d.iso.startswith(iso + "-")
+            or (iso.startswith("--") and d.iso.endswith(iso[1:]))
+        ):
+            found.append(src.said_span(d.ti, d.tj))
+    year = iso[:4] if iso[:4].isdigit() else None
+    if year and not found:  # "August of twenty nineteen": the year said as words, the month named nearby
+        month = int(iso[5:7]) if len(iso) >= 7 else None
+        for q in src.said.quantities:
+            if str(q.value) == year:
+                near = src.said.words[max(0, q.ti - 4) : q.ti]
+                if month is None or any(MONTHS.get(w) == month for w in near):
+                    found.append(src.said_span(q.ti, q.tj))
+    if src.record:
+        for recorded, source, shown in src.record.dates:
+            if (
+                recorded == iso
+                or recorded.startswith(iso + "-")
+                or (iso.startswith("--") and recorded.endswith(iso[1:]))
+            ):
+                found.append(_record_evidence(source, shown))
+    return found
+
+
+# --- the check ----------------------------------------------------------------------------------
+
+
+def check_text(text: str, src: Sources) -> list[Fact]:
+    """Every fact in `text` with its support, in text order."""
+    letter = read(text)
+    facts: list[Fact] = []
+
+    def add(kind: str, ti: int, tj: int, evidence: list[Evidence], supported: bool | None = None) -> Fact:
+        start, end = letter.span(ti, tj)
+        fact = Fact(text[start:end], kind, start, end, bool(evidence) if supported is None else supported,
+                    evidence[:_MAX_EVIDENCE])  # fmt: skip
+        facts.append(fact)
+        return fact
+
+    for d in letter.dates:
+        add("date", d.ti, d.tj, _date_support(d.iso, src))
+    for drug in letter.drugs:
+        if drug.status is Status.ALLERGY:
+            add("allergy", drug.ti, drug.tj, _allergy_support(drug, src))
+            continue
+        if drug.is_class:
+            continue  # "statins" in a plan names no prescription
+        bound_ok = True
+        for q in drug.doses:
+            bound_ok &= add("dose", q.ti, q.tj, _dose_support(q, drug.canonical, src)).supported
+        for f in drug.frequencies:
+            bound_ok &= add("frequency", f.ti, f.tj, _frequency_support(f, drug.canonical, src)).supported
+        evidence = _drug_support(drug, src)
+        add("drug", drug.ti, drug.tj, evidence, bool(evidence) and bound_ok)
+    for start, end, _status in letter.allergens:
+        word = letter.words[start]
+        evidence = [src.said_span(k, k + 1) for k, w in enumerate(src.said.words) if w == word][:1]
+        if src.record:
+            evidence += [_record_evidence(a.allergy.source, a.allergy.substance) for a in src.record.allergies
+                         if word in a.allergy.substance.lower()]  # fmt: skip
+        add("allergy", start, end, evidence)
+    for test in letter.tests:
+        for q in test.values:
+            add("lab", q.ti, q.tj, _lab_support(test.test, q, src))
+    bound = bound_quantities(letter)
+    for q in letter.quantities:
+        if q.ti in bound:
+            continue
+        if q.is_dose and q.unit != "units":  # "14 units/week" of alcohol is no dose
+            add("dose", q.ti, q.tj, _dose_support(q, None, src))
+        else:
+            add("number", q.ti, q.tj, _number_support(q, src))
+    drug_freqs = {f.ti for d in letter.drugs for f in d.frequencies}
+    for f in letter.frequencies:
+        if f.ti not in drug_freqs:
+            add("frequency", f.ti, f.tj, _frequency_support(f, None, src))
+    for d in letter.durations:
+        add("number", d.ti, d.tj, _duration_support(d, src))
+    return sorted(facts, key=lambda f: (f.start, f.end))
+
+
+def verify_letter(letter: str, transcript: Transcript | str, context: PatientContext | None) -> list[Fact]:
+    """Facts of a whole letter (headings included) against the transcript and, when given, the record."""
+    if isinstance(transcript, str):
+        transcript = Transcript(text=transcript, origin="typed")
+    return check_text(letter, Sources(transcript, read_record(context) if context else None))
 
 
 def fact_check(
@@ -202,13 +302,24 @@ def fact_check(
     """Fact-check the narrative sections (only `keys` when given), in document order."""
     if isinstance(transcript, str):
         transcript = Transcript(text=transcript, origin="typed")
-    transcript_index = _TranscriptIndex(transcript)
-    record_index = _RecordIndex.of(context)
+    src = Sources(transcript, read_record(context))
     items: list[FactCheckItem] = []
     for section in doc.sections:
         if section.kind == "narrative" and (keys is None or section.key in keys):
-            items.extend(check_section(section, transcript_index, record_index))
+            items.extend(_item(section, fact) for fact in check_text(section.content, src))
     return items
+
+
+def _item(section: DocumentSection, fact: Fact) -> FactCheckItem:
+    return FactCheckItem(
+        section_key=section.key,
+        text=fact.text,
+        kind=fact.kind,  # type: ignore[arg-type]
+        char_start=fact.start,
+        char_end=fact.end,
+        supported=fact.supported,
+        evidence=fact.evidence,
+    )
 
 
 def record_sources(items: list[FactCheckItem], section_key: str) -> list[str]:

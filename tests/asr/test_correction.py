@@ -67,14 +67,68 @@ def test_vocabulary_holds_record_names_with_their_sources():
 
 def test_garbled_drug_name_is_corrected_and_both_forms_are_kept():
     vocab = vocabulary_from_context(context())
-    result = correct_transcript(transcript("continue", "gliplizide,", "eighty", "milligrams"), vocab)
-    assert result.text == "continue Gliclazide, eighty milligrams"
-    assert result.words[1].text == "Gliclazide,"
+    result = correct_transcript(transcript("continue", "metforming,", "five", "hundred"), vocab)
+    assert result.text == "continue Metformin, five hundred"
+    assert result.words[1].text == "Metformin,"
     assert (result.words[1].start_s, result.words[1].end_s) == (0.5, 0.9)
     [fix] = result.corrections
-    assert (fix.original, fix.corrected, fix.source) == ("gliplizide", "Gliclazide", GLICLAZIDE)
+    assert (fix.original, fix.corrected) == ("metforming", "Metformin")
     assert (fix.start_s, fix.end_s) == (0.5, 0.9) and fix.score >= 82
+    assert (fix.char_start, fix.char_end) == (9, 19)
     assert result.provider == "CPUExecutionProvider"
+
+
+def test_a_garbled_word_as_close_to_another_real_drug_is_flagged_not_guessed():
+    # "gliplizide" is nearer glipizide (a real drug, not on the record) than the recorded gliclazide.
+    vocab = vocabulary_from_context(context())
+    result = correct_transcript(transcript("continue", "gliplizide,", "eighty", "milligrams"), vocab)
+    assert result.text == "continue gliplizide, eighty milligrams" and result.corrections == []
+    [flag] = result.sound_alike_flags
+    assert flag.heard == "gliplizide" and flag.candidates == ["Gliclazide", "glipizide"]
+    assert (flag.start_s, flag.end_s) == (0.5, 0.9)
+
+
+def test_a_correctly_spoken_lookalike_drug_is_never_rewritten_but_flagged():
+    vocab = [Term("citalopram", "medication"), Term("dexamethasone", "medication"), Term("hypothyroidism", "problem")]
+    text = "She takes escitalopram and betamethasone cream; known hyperthyroidism."
+    result = correct_transcript(Transcript(text=text, origin="typed"), vocab)
+    assert result.text == text and result.corrections == []
+    assert [(f.heard, f.candidates) for f in result.sound_alike_flags] == [
+        ("escitalopram", ["citalopram"]),
+        ("betamethasone", ["dexamethasone"]),
+        ("hyperthyroidism", ["hypothyroidism"]),
+    ]
+    assert all(text[f.char_start : f.char_end] == f.heard for f in result.sound_alike_flags)
+
+
+def test_lookalike_pairs_from_the_vocabulary_are_never_rewritten():
+    from clarke_desktop.clinical_text.vocabulary import lookalike_pairs
+
+    for a, b in lookalike_pairs():
+        for said, recorded in ((a, b), (b, a)):
+            text = f"on {said} daily"
+            result = correct_transcript(Transcript(text=text, origin="typed"), [Term(recorded, "medication")])
+            assert result.text == text, (said, recorded)
+
+
+def test_split_names_are_rejoined_with_both_forms_kept():
+    vocab = vocabulary_from_context(context())
+    typed = Transcript(text="She is on met for min and a tor va statin.", origin="typed")
+    result = correct_transcript(typed, vocab)
+    assert result.text == "She is on Metformin and atorvastatin."
+    assert [(c.original, c.corrected, c.char_start, c.char_end) for c in result.corrections] == [
+        ("met for min", "Metformin", 10, 21),
+        ("a tor va statin", "atorvastatin", 26, 41),
+    ]
+    timed = correct_transcript(transcript("on", "met", "for", "min", "daily"), vocab)
+    assert [w.text for w in timed.words] == ["on", "Metformin", "daily"]
+    assert (timed.words[1].start_s, timed.words[1].end_s) == (0.5, 1.9)
+
+
+def test_ordinary_word_pairs_are_not_joined_into_a_drug():
+    vocab = vocabulary_from_context(context())
+    text = "I met him for a minute at the war fair in town."
+    assert correct_transcript(Transcript(text=text, origin="typed"), vocab).text == text
 
 
 def test_the_input_transcript_is_not_modified():

@@ -40,7 +40,8 @@ def test_spoken_numbers_and_units_are_understood(thompson) -> None:
 
 def test_frequency_said_differs(thompson) -> None:
     found = detect_discrepancies("I take my ramipril 5 mg twice a day.", thompson)
-    assert kinds(found) == ["dose"] and "twice a day" in found[0].description
+    assert kinds(found) == ["frequency"] and "twice a day" in found[0].description
+    assert found[0].subject == "ramipril"
 
 
 def test_planned_changes_are_not_discrepancies(thompson) -> None:
@@ -74,7 +75,8 @@ def test_recorded_nkda_agrees_with_a_denial(fhir) -> None:
 
 def test_treatment_in_an_allergy_class_is_flagged(thompson) -> None:
     found = detect_discrepancies("For the cellulitis we could start a course of amoxicillin.", thompson)
-    assert "allergy" in kinds(found)
+    assert kinds(found) == ["allergy_class"] and found[0].subject == "Penicillins"
+    assert found[0].record_source.id == "allergy-pt-001-penicillin" and found[0].severity == "high"
 
 
 def test_lab_value_said_differs_from_measured(thompson) -> None:
@@ -112,7 +114,7 @@ def test_medicine_taken_but_not_recorded_and_stopped(thompson) -> None:
     found = detect_discrepancies(
         "I've been taking ibuprofen for the knee. I stopped taking atorvastatin.", thompson
     )
-    assert kinds(found) == ["medication", "medication"]
+    assert kinds(found) == ["unrecorded_medicine", "stopped_medicine"]
     assert "ibuprofen" in found[0].description and found[1].record_source.id == "med-pt-001-atorvastatin"
 
 

@@ -1,0 +1,1 @@
+"""Reading clinical language: numbers, units, doses, frequencies, dates, drugs, and their binding."""
