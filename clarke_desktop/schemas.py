@@ -295,6 +295,7 @@ class FactCheckItem(BaseModel):
     char_end: int
     supported: bool
     evidence: list[Evidence] = Field(default_factory=list)
+    group: int | None = None  # facts of one clause (a drug, its dose and frequency) share a group
 
 
 class ClinicalDocument(BaseModel):

@@ -173,9 +173,7 @@ class Store:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             if self.read_only:  # opened as it is: no schema set-up, no reindex, no writes possible
-                uri = f"{self.path.resolve().as_uri()}?mode=ro"
-                conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA query_only = ON")
+                conn = self._read_only_connection()
                 self._local.conn = conn
                 with self._connections_lock:
                     self._connections.append(conn)
@@ -189,6 +187,22 @@ class Store:
             with self._connections_lock:
                 self._connections.append(conn)
         return conn
+
+    def _read_only_connection(self) -> sqlite3.Connection:
+        """mode=ro sees a running writer's WAL; where the folder is read-only (no -shm can be made)
+        no writer can be running either, and the file is opened immutable."""
+        base = self.path.resolve().as_uri()
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            conn = sqlite3.connect(f"{base}?{query}", uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA query_only = ON")
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.OperationalError:
+                conn.close()
+                if query.endswith("immutable=1"):
+                    raise
+        raise AssertionError("unreachable")
 
     def _check_schema(self) -> None:
         """A read-only store must already be a current local_fhir database (it cannot be migrated)."""

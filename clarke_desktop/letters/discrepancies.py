@@ -29,7 +29,7 @@ from clarke_desktop.clinical_text.spans import SpanMaker
 from clarke_desktop.clinical_text.tokens import tokenize
 from clarke_desktop.clinical_text.units import same_amount
 from clarke_desktop.letters.facts import uk_date
-from clarke_desktop.schemas import Discrepancy, PatientContext, SourceRef, Transcript
+from clarke_desktop.schemas import Discrepancy, PatientContext, SoundAlikeFlag, SourceRef, Transcript
 
 _ALLERGY_DENIALS = (
     "no allergies", "no known allergies", "no drug allergies", "no known drug allergies", "nkda",
@@ -343,11 +343,45 @@ def _within_reference(value: Decimal, recorded) -> bool:
     return False
 
 
+def _speech_recognition(rules: _Rules) -> None:
+    """Every record-aware correction and every sound-alike flag is put to the clinician: a correction
+    they have not seen must never stand in the record. Offsets are mapped from the text as heard to
+    the corrected text."""
+    transcript = rules.transcript
+    edits = sorted(
+        [(c.char_start, c.char_end, c) for c in transcript.corrections if c.char_start is not None and c.char_end is not None]
+        + [(f.char_start, f.char_end, f) for f in transcript.sound_alike_flags if f.char_start is not None and f.char_end is not None],
+        key=lambda e: e[0],
+    )  # fmt: skip
+    shift = 0
+    for start, end, edit in edits:
+        new_start = start + shift
+        if isinstance(edit, SoundAlikeFlag):
+            span = rules.spans(new_start, new_start + (end - start))
+            names = " or ".join(edit.candidates)
+            rules.items.append(Discrepancy(
+                id=f"other-sound-alike-{start}", kind="other", subject=edit.heard, transcript=span,
+                description=f"Heard '{edit.heard}', which looks or sounds like {names} on the record. "
+                            "Both are real names: confirm which was meant.",
+                record_text=f"On the record: {names}", severity="high",
+            ))  # fmt: skip
+            continue
+        new_end = new_start + len(edit.corrected)
+        shift += len(edit.corrected) - (end - start)
+        rules.items.append(Discrepancy(
+            id=f"other-corrected-{start}", kind="other", subject=edit.corrected, transcript=rules.spans(new_start, new_end),
+            description=f"Speech recognition heard '{edit.original}'; corrected to '{edit.corrected}' from the record. "
+                        "Check it was what was said.",
+            record_text=f"On the record: {edit.corrected}", record_source=edit.source, severity="low",
+        ))  # fmt: skip
+
+
 def detect_discrepancies(transcript: Transcript | str, context: PatientContext) -> list[Discrepancy]:
     """All discrepancies between the consultation and the record, in transcript order."""
     if isinstance(transcript, str):
         transcript = Transcript(text=transcript, origin="typed")
     rules = _Rules(transcript, read_record(context))
+    _speech_recognition(rules)
     rules.medicines()
     rules.allergies()
     rules.allergy_classes()

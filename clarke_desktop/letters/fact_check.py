@@ -44,6 +44,7 @@ class Fact:
     end: int
     supported: bool
     evidence: list[Evidence]
+    group: int | None = None  # facts read as one clause (a drug with its dose and frequency) share it
 
 
 class Sources:
@@ -236,10 +237,11 @@ def check_text(text: str, src: Sources) -> list[Fact]:
     letter = read(text)
     facts: list[Fact] = []
 
-    def add(kind: str, ti: int, tj: int, evidence: list[Evidence], supported: bool | None = None) -> Fact:
+    def add(kind: str, ti: int, tj: int, evidence: list[Evidence], supported: bool | None = None,
+            group: int | None = None) -> Fact:  # fmt: skip
         start, end = letter.span(ti, tj)
         fact = Fact(text[start:end], kind, start, end, bool(evidence) if supported is None else supported,
-                    evidence[:_MAX_EVIDENCE])  # fmt: skip
+                    evidence[:_MAX_EVIDENCE], group)  # fmt: skip
         facts.append(fact)
         return fact
 
@@ -252,12 +254,13 @@ def check_text(text: str, src: Sources) -> list[Fact]:
         if drug.is_class:
             continue  # "statins" in a plan names no prescription
         bound_ok = True
+        group = drug.ti if drug.doses or drug.frequencies else None
         for q in drug.doses:
-            bound_ok &= add("dose", q.ti, q.tj, _dose_support(q, drug.canonical, src)).supported
+            bound_ok &= add("dose", q.ti, q.tj, _dose_support(q, drug.canonical, src), group=group).supported
         for f in drug.frequencies:
-            bound_ok &= add("frequency", f.ti, f.tj, _frequency_support(f, drug.canonical, src)).supported
+            bound_ok &= add("frequency", f.ti, f.tj, _frequency_support(f, drug.canonical, src), group=group).supported
         evidence = _drug_support(drug, src)
-        add("drug", drug.ti, drug.tj, evidence, bool(evidence) and bound_ok)
+        add("drug", drug.ti, drug.tj, evidence, bool(evidence) and bound_ok, group)
     for start, end, _status in letter.allergens:
         word = letter.words[start]
         evidence = [src.said_span(k, k + 1) for k, w in enumerate(src.said.words) if w == word][:1]
@@ -267,7 +270,7 @@ def check_text(text: str, src: Sources) -> list[Fact]:
         add("allergy", start, end, evidence)
     for test in letter.tests:
         for q in test.values:
-            add("lab", q.ti, q.tj, _lab_support(test.test, q, src))
+            add("lab", q.ti, q.tj, _lab_support(test.test, q, src), group=test.ti if len(test.values) > 1 else None)
     bound = bound_quantities(letter)
     for q in letter.quantities:
         if q.ti in bound:
@@ -319,6 +322,7 @@ def _item(section: DocumentSection, fact: Fact) -> FactCheckItem:
         char_end=fact.end,
         supported=fact.supported,
         evidence=fact.evidence,
+        group=fact.group,
     )
 
 

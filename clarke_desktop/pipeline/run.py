@@ -241,6 +241,10 @@ class ConsultationPipeline:
                 timings["context"] -= timings["context_model"]
             if self.store is not None:
                 self.store.save_context(cid, context, actor=self.actor)
+            if transcript.origin == "asr" and not transcript.corrections and not transcript.sound_alike_flags:
+                transcript = self._correct(transcript, context)
+                if self.store is not None and (transcript.corrections or transcript.sound_alike_flags):
+                    self.store.save_transcript(cid, transcript, actor=self.actor)
 
             stage_name = "letter"
             started = time.perf_counter()
@@ -298,6 +302,13 @@ class ConsultationPipeline:
         )
 
     # --- stages -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _correct(transcript: Transcript, context: PatientContext) -> Transcript:
+        """Record-aware correction of recognised speech: both forms kept, each shown for review."""
+        from clarke_desktop.asr.correction import correct_transcript, vocabulary_from_context
+
+        return correct_transcript(transcript, vocabulary_from_context(context))
 
     def _transcribe(
         self, request: ConsultationRequest, progress, cancel: CancelToken, attempts

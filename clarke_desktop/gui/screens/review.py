@@ -57,7 +57,13 @@ def fmt_time(seconds: float | None) -> str:
 
 def evidence_text(fact: FactCheckItem) -> str:
     """What the clinician sees after clicking a fact: where it came from, in words."""
-    lines = [f"“{fact.text}”  —  {'supported' if fact.supported else 'NOT FOUND in transcript or record'}"]
+    if fact.supported:
+        verdict = "supported"
+    elif fact.evidence:  # named in the consultation or the record, but not with what it is written with
+        verdict = "NOT SUPPORTED as written: found, but not with this dose or frequency"
+    else:
+        verdict = "NOT FOUND in transcript or record"
+    lines = [f"“{fact.text}”  —  {verdict}"]
     for ev in fact.evidence:
         if ev.kind == "transcript" and ev.span is not None:
             lines.append(
@@ -195,9 +201,15 @@ class SectionCard(QFrame):
 
     def set_facts(self, facts: list[FactCheckItem]) -> None:
         self.facts = facts
+        self._paint_facts(None)
+
+    def _paint_facts(self, current: FactCheckItem | None) -> None:
+        """Mark every fact where it is (unsupported ones underlined in orange); the facts bound to
+        the one under the cursor (a drug with its dose and frequency) are outlined together."""
         sels = []
         text_len = len(self.text())
-        for f in facts:
+        group = current.group if current is not None else None
+        for f in self.facts:
             if not (0 <= f.char_start < f.char_end <= text_len):
                 continue
             sel = QTextEdit.ExtraSelection()
@@ -206,12 +218,15 @@ class SectionCard(QFrame):
             cur.setPosition(f.char_end, QTextCursor.MoveMode.KeepAnchor)
             sel.cursor = cur
             fmt = QTextCharFormat()
+            together = f is current or (group is not None and f.group == group)
             if f.supported:
-                fmt.setBackground(QColor("#E3EBF7"))
+                fmt.setBackground(QColor("#C9D8F0" if together else "#E3EBF7"))
             else:
-                fmt.setBackground(QColor("#FCE3C8"))
+                fmt.setBackground(QColor("#F8C99A" if together else "#FCE3C8"))
                 fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
                 fmt.setUnderlineColor(QColor("#E67E22"))
+            if together:
+                fmt.setFontWeight(700)
             fmt.setToolTip(evidence_text(f))
             sel.format = fmt
             sels.append(sel)
@@ -221,6 +236,7 @@ class SectionCard(QFrame):
         pos = self.editor.textCursor().position()
         for f in self.facts:
             if f.char_start <= pos <= f.char_end:
+                self._paint_facts(f)
                 self.fact_at.emit(f)
                 return
 
