@@ -296,6 +296,42 @@ def speed(cases: list[Case], run: Callable[[Case], object]) -> float:
     return round(1000 * (time.perf_counter() - started) / words * 1000, 2)
 
 
+def cli_batch(notes: list[Case], pairs: int = 1500) -> dict[str, Any]:
+    """`clarke-desktop verify --batch` on `pairs` transcript/letter pairs of a few thousand words each
+    (two PriMock57 dialogues and a note), as an evaluation suite would call it; the baseline in the same
+    run is the same process reading and writing the same lines without checking them."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        batch = Path(tmp) / "pairs.jsonl"
+        with batch.open("w", encoding="utf-8") as out:
+            for k in range(pairs):
+                a, b = notes[k % len(notes)], notes[(k + 1) % len(notes)]
+                out.write(json.dumps({"id": k, "transcript": f"{a.transcript}\n{b.transcript}", "letter": a.letter,
+                                      "patient": None}) + "\n")  # fmt: skip
+        words = sum(len(json.loads(line)["transcript"].split()) + len(json.loads(line)["letter"].split())
+                    for line in batch.read_text(encoding="utf-8").splitlines())  # fmt: skip
+        exe = Path(sys.executable).with_name("clarke-desktop")
+        started = time.perf_counter()
+        result = subprocess.run([str(exe), "verify", "--batch", str(batch), "--json"], capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        lines = result.stdout.splitlines()
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import json,sys\nfor l in open(sys.argv[1]): print(json.dumps(json.loads(l)))",
+                        str(batch)], capture_output=True, check=True)  # fmt: skip
+        baseline = time.perf_counter() - started
+    return {
+        "pairs": pairs,
+        "words_per_pair": round(words / pairs),
+        "seconds": round(seconds, 2),
+        "exit_status": result.returncode,
+        "lines_out": len(lines),
+        "baseline_json_roundtrip_s": round(baseline, 2),
+        "ratio_to_baseline": round(seconds / baseline, 1),
+    }
+
+
 def constructed_cases() -> list[Case]:
     """Our own letters with their transcripts and (for demo patients) records."""
     path = DATA / "constructed.jsonl"
@@ -329,6 +365,7 @@ def main() -> None:
         "planted": planted(notes + constructed),
         "correction": correction(),
         "dialogue_rewrites": dialogue_rewrites(notes),
+        "cli_batch": cli_batch(notes),
         "speed": {
             "verify_ms_per_1000_words": speed(notes, lambda c: verify_letter(c.letter, c.transcript, None)),
             "correct_ms_per_1000_words": speed(

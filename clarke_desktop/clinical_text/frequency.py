@@ -91,6 +91,9 @@ _add(
     "4x a day",
     "4x daily",
 )
+# meal and bed times said as the time of a once-daily dose
+_add(Decimal(1), "before breakfast", "with breakfast", "after breakfast", "at breakfast", "with dinner", "with tea",
+     "at teatime", "before bed", "in the mornings", "at lunchtime", "with lunch")  # fmt: skip
 _add(Decimal(1) / 7, "once a week", "once weekly", "weekly", "every week")
 _add(Decimal(2) / 7, "twice a week", "twice weekly")
 _add(Decimal(1) / 14, "fortnightly", "every two weeks", "every fortnight")
@@ -121,6 +124,17 @@ _add(
     "infrequently",
 )
 _MAX_FIXED = max(len(k) for k in _FIXED)
+FIRST_WORDS = frozenset(k[0] for k in _FIXED) | {
+    "every",
+    "q",
+    "x",
+    "half",
+    "a",
+    "an",
+    "next",
+    "one",
+    "couple",
+}
 # words after "N times" that make a per-period frequency
 _PERIOD_DAYS = {"day": Decimal(1), "daily": Decimal(1), "week": Decimal(7), "weekly": Decimal(7),
                 "month": Decimal(30), "hour": Decimal(1) / 24, "d": Decimal(1), "wk": Decimal(7),

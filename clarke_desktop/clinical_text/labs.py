@@ -83,6 +83,10 @@ for _keys in _BY_FIRST.values():
     _keys.sort(key=len, reverse=True)
 
 
+def may_start_test(word: str) -> bool:
+    return word in _BY_FIRST
+
+
 def test_at(
     words: Sequence[str], i: int, extra: dict[tuple[str, ...], str] | None = None
 ) -> tuple[str, int] | None:

@@ -29,6 +29,11 @@ DECADE_WORDS = {"twenties": 20, "thirties": 30, "forties": 40, "fifties": 50, "s
 _STARTERS = (set(UNITS_WORDS) - {"oh", "nought"}) | set(TEENS_WORDS) | set(TENS_WORDS) | {"a", "half"}
 
 
+def may_start_number(token: Token) -> bool:
+    """A cheap test before parse_number: digits, a number word, or a decade."""
+    return token.is_number or token.lower.split("-", 1)[0] in _STARTERS or token.lower in DECADE_WORDS
+
+
 def to_decimal(text: str) -> Decimal | None:
     try:
         return Decimal(text.replace(",", ""))

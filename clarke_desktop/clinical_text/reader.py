@@ -15,14 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 
 from clarke_desktop.clinical_text import vocabulary
 from clarke_desktop.clinical_text.context import NEGATION, Status, preceding, status_of
 from clarke_desktop.clinical_text.dates import find_dates
-from clarke_desktop.clinical_text.frequency import Duration, Frequency, duration_at, frequency_at
-from clarke_desktop.clinical_text.labs import test_at
+from clarke_desktop.clinical_text.frequency import FIRST_WORDS, Duration, Frequency, duration_at, frequency_at
+from clarke_desktop.clinical_text.labs import may_start_test, test_at
 from clarke_desktop.clinical_text.lexicon import NON_DRUG_ALLERGENS
-from clarke_desktop.clinical_text.numbers import parse_number
+from clarke_desktop.clinical_text.numbers import may_start_number, parse_number
 from clarke_desktop.clinical_text.tokens import SENTENCE_END, Token, sentence_index, tokenize
 from clarke_desktop.clinical_text.units import DOSE_UNITS, unit_at
 
@@ -106,9 +107,27 @@ class Reading:
         return self.text[start:end]
 
 
-def read(text: str, *, dialogue: bool = False, locale: str = "GB",
-         extra_tests: dict[tuple[str, ...], str] | None = None) -> Reading:  # fmt: skip
-    """Read `text`: its dates, durations, frequencies, quantities, drugs and tests, bound together."""
+def read(
+    text: str,
+    *,
+    dialogue: bool = False,
+    locale: str = "GB",
+    extra_tests: dict[tuple[str, ...], str] | None = None,
+) -> Reading:
+    """Read `text`: its dates, durations, frequencies, quantities, drugs and tests, bound together.
+    The last few readings are kept: the fact check and the discrepancy rules read the same transcript.
+    A Reading is not to be changed by its users."""
+    if extra_tests:
+        return _read(text, dialogue, locale, extra_tests)
+    return _read_cached(text, dialogue, locale)
+
+
+@lru_cache(maxsize=8)
+def _read_cached(text: str, dialogue: bool, locale: str) -> Reading:
+    return _read(text, dialogue, locale, None)
+
+
+def _read(text: str, dialogue: bool, locale: str, extra_tests: dict[tuple[str, ...], str] | None) -> Reading:
     tokens = tokenize(text)
     words = [t.lower for t in tokens]
     reading = Reading(text, tokens, words, sentence_index(tokens))
@@ -122,7 +141,7 @@ def read(text: str, *, dialogue: bool = False, locale: str = "GB",
     _mark_non_facts(reading, taken)
     i = 0
     while i < len(tokens):
-        if taken[i]:
+        if taken[i] or not (may_start_test(words[i]) or extra_tests or vocabulary.may_start_name(words[i])):
             i += 1
             continue
         found = test_at(words, i, extra_tests)
@@ -147,7 +166,9 @@ def read(text: str, *, dialogue: bool = False, locale: str = "GB",
         i += 1
     i = 0
     while i < len(tokens):
-        if taken[i]:
+        if taken[i] or not (
+            words[i] in FIRST_WORDS or words[i] in {"twice", "thrice"} or may_start_number(tokens[i])
+        ):
             i += 1
             continue
         freq = frequency_at(words, tokens, i)
@@ -177,9 +198,40 @@ def read(text: str, *, dialogue: bool = False, locale: str = "GB",
             continue
         i += 1
     _read_allergens(reading, taken)
+    _allergy_headings(reading)
     _share_list_status(reading)
     _bind(reading, dialogue)
     return reading
+
+
+_ALLERGY_HEADINGS = frozenset({"allergies", "allergy", "drug allergies", "allergies and intolerances",
+                               "allergies / intolerances", "allergies/intolerances", "allergy status"})
+
+
+def _allergy_headings(reading: Reading) -> None:
+    """A drug on the lines under an "Allergies" heading is an allergy ("Allergies\nPenicillin (rash).")."""
+    text = reading.text
+    under: tuple[int, int] | None = None  # char range of the block under the heading
+    start = 0
+    blocks: list[tuple[int, int]] = []
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip().rstrip(":").strip().lower()
+        end = start + len(line)
+        if stripped in _ALLERGY_HEADINGS:
+            under = (end, end)
+        elif under is not None:
+            if not stripped:
+                blocks.append(under)
+                under = None
+            else:
+                under = (under[0], end)
+        start = end
+    if under is not None:
+        blocks.append(under)
+    for d in reading.drugs:
+        begin = reading.tokens[d.ti].start
+        if d.status is Status.CURRENT and any(a <= begin < b for a, b in blocks):
+            d.status = Status.ALLERGY
 
 
 def _share_list_status(reading: Reading) -> None:
@@ -371,7 +423,11 @@ def _bind(reading: Reading, dialogue: bool) -> None:
                 return mention
         return back
 
+    drug_ends = {d.tj: d for d in reading.drugs if not d.is_class}
     for q in reading.quantities:
+        if q.unit is None and q.over is None and q.ti in drug_ends:
+            drug_ends[q.ti].doses.append(q)  # "atorvastatin forty", "metformin 500": a dose without its unit
+            continue
         if q.is_dose:
             drug = owner(q.ti, q.tj, "drug")
             if isinstance(drug, DrugMention):

@@ -91,8 +91,9 @@ def canonical_unit(text: str | None) -> str | None:
 
 
 def same_amount(a: Decimal, a_unit: str | None, b: Decimal, b_unit: str | None) -> bool:
-    """Whether two amounts are equal, converting mass and volume units."""
-    if a_unit == b_unit:
+    """Whether two amounts are equal, converting mass and volume units. A dose said without its
+    unit ("atorvastatin forty") agrees with the same number in any unit."""
+    if a_unit == b_unit or a_unit is None or b_unit is None:
         return a == b
     if a_unit in MASS_MG and b_unit in MASS_MG:
         return a * MASS_MG[a_unit] == b * MASS_MG[b_unit]

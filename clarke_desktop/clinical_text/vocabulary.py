@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from clarke_desktop.paths import resources_dir
 
@@ -24,6 +24,12 @@ _SEPARATORS = re.compile(r"[^a-z0-9]+")
 def normalise(name: str) -> str:
     """The lookup key of a name (the build script uses the same rule)."""
     return _SEPARATORS.sub(" ", name.lower()).strip()
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_key(word: str) -> str:
+    """normalise() of one token, cached: running text repeats its words."""
+    return word if word.isalpha() and word.islower() and word.isascii() else normalise(word)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +114,12 @@ def _longest_at(
 ) -> tuple[str, int] | None:
     if i >= len(words):
         return None
-    first = normalise(words[i])
+    first = _word_key(words[i])
     if not first or first.split(" ", 1)[0] not in heads:
         return None
     end = i + 1
     # A name never runs across punctuation ("aspirin, and ...").
-    while end < min(len(words), i + max_words) and normalise(words[end]):
+    while end < min(len(words), i + max_words) and _word_key(words[end]):
         end += 1
     for j in range(end, i, -1):
         key = first if j == i + 1 else normalise(" ".join(words[i:j]))
@@ -121,6 +127,14 @@ def _longest_at(
         if found is not None and key not in skip:
             return found, j
     return None
+
+
+def may_start_name(word: str) -> bool:
+    """A cheap test before longest_drug_at / longest_class_at: can a drug or class name start here?"""
+    v = _vocabulary()
+    key = _word_key(word)
+    head = key.split(" ", 1)[0] if key else ""
+    return head in v.heads or head in v.class_heads
 
 
 def longest_drug_at(words: Sequence[str], i: int) -> tuple[str, int] | None:

@@ -111,6 +111,9 @@ def _frequency_support(freq: Frequency, drug: str | None, src: Sources) -> list[
 
 def _drug_support(drug: DrugMention, src: Sources) -> list[Evidence]:
     found = [src.said_span(d.ti, d.tj) for d in src.drugs.get(drug.canonical, [])]
+    as_class = vocabulary.class_named(drug.canonical)  # "penicillin" said in allergy talk was read as the class
+    if as_class:
+        found += [src.said_span(d.ti, d.tj) for d in src.drugs.get(as_class, [])]
     if src.record:
         found += [
             _record_evidence(m.medication.source, _med_text(m.medication))
