@@ -100,25 +100,25 @@ def _close_records() -> None:
         _RECORDS = None
 
 
-def _answer_line(job: tuple[str, int, str]) -> str:
+def _answer_line(job: tuple[str, int, str, dict[str, str]]) -> str:
     """One batch line answered as one JSON line (runs in a worker process)."""
-    command, n, line = job
+    command, n, line, options = job
     item_id: Any = None
     try:
         item = json.loads(line)
         if not isinstance(item, dict):
             raise ValueError("a line must be a JSON object")
         item_id = item.get("id")
-        out = _ANSWERS[command](item)
+        out = _ANSWERS[command](item, options)
     except Exception as exc:  # one bad line must not stop the batch
         out = {"id": item_id, "error": f"line {n}: {_message(exc)}"}
     return json.dumps(out, ensure_ascii=False)
 
 
-def _run_batch(path: Path, command: str) -> None:
+def _run_batch(path: Path, command: str, options: dict[str, str] | None = None) -> None:
     """One JSON line out for each input line, in input order; a line that fails is answered with its
     error. Lines are answered by one worker process per core (the reading is pure CPU work)."""
-    jobs = ((command, n, line) for n, line in _batch_lines(path))
+    jobs = ((command, n, line, options or {}) for n, line in _batch_lines(path))
     workers = min(os.cpu_count() or 1, 8)
     if workers == 1:
         answers: Iterator[str] = map(_answer_line, jobs)
@@ -175,13 +175,13 @@ def _patient_field(item: dict[str, Any]) -> str | None:
 
 
 def verify_object(
-    item_id: Any, transcript: str, letter: str, context: PatientContext | None
+    item_id: Any, transcript: str, letter: str, context: PatientContext | None, locale: str = "GB"
 ) -> dict[str, Any]:
     from clarke_desktop.letters.discrepancies import detect_discrepancies
     from clarke_desktop.letters.fact_check import verify_letter
 
     said = Transcript(text=transcript, origin="imported_text")
-    facts = verify_letter(letter, said, context) if letter else []
+    facts = verify_letter(letter, said, context, locale=locale) if letter else []
     found = detect_discrepancies(said, context) if context is not None else []
     return {
         "id": item_id,
@@ -239,9 +239,16 @@ def _evidence(e: Any) -> dict[str, Any]:
     type=click.Path(path_type=Path, dir_okay=False),
     help="JSON Lines file: one {id, transcript, letter, patient} object a line.",
 )
+@click.option(
+    "--locale",
+    type=click.Choice(["GB", "US"], case_sensitive=False),
+    default="GB",
+    show_default=True,
+    help="How numeric dates are read: GB day-first (15/03/2024), US month-first (03/15/2024).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object; JSON Lines with --batch).")
 def verify(transcript_path: Path | None, letter_path: Path | None, patient_id: str | None, item_id: str | None,
-           batch_path: Path | None, as_json: bool) -> None:  # fmt: skip
+           batch_path: Path | None, locale: str, as_json: bool) -> None:  # fmt: skip
     """Fact-check a letter against the transcript (and the record), and list the discrepancies
     between what was said and what the record holds.
 
@@ -268,7 +275,7 @@ def verify(transcript_path: Path | None, letter_path: Path | None, patient_id: s
     """
     try:
         if batch_path is not None:
-            _run_batch(batch_path, "verify")
+            _run_batch(batch_path, "verify", {"locale": locale.upper()})
             return
         if transcript_path is None:
             raise click.UsageError("give --transcript FILE (and --letter FILE), or --batch FILE.jsonl")
@@ -278,7 +285,7 @@ def verify(transcript_path: Path | None, letter_path: Path | None, patient_id: s
             context = _records().context(patient_id)
         except Exception as exc:
             raise click.ClickException(_message(exc)) from exc
-        result = verify_object(item_id, transcript, letter, context)
+        result = verify_object(item_id, transcript, letter, context, locale.upper())
         click.echo(json.dumps(result, ensure_ascii=False, indent=None if as_json else 2))
     finally:
         _close_records()
@@ -377,14 +384,14 @@ def correct(transcript_path: Path | None, patient_id: str | None, terms: tuple[s
         _close_records()
 
 
-def _verify_item(item: dict[str, Any]) -> dict[str, Any]:
+def _verify_item(item: dict[str, Any], options: dict[str, str]) -> dict[str, Any]:
     return verify_object(
         item.get("id"), _text_field(item, "transcript"), _text_field(item, "letter", required=False),
-        _records().context(_patient_field(item)),
+        _records().context(_patient_field(item)), options.get("locale", "GB"),
     )  # fmt: skip
 
 
-def _correct_item(item: dict[str, Any]) -> dict[str, Any]:
+def _correct_item(item: dict[str, Any], _options: dict[str, str]) -> dict[str, Any]:
     return correct_object(
         item.get("id"),
         _text_field(item, "transcript"),
@@ -393,7 +400,7 @@ def _correct_item(item: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-_ANSWERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+_ANSWERS: dict[str, Callable[[dict[str, Any], dict[str, str]], dict[str, Any]]] = {
     "verify": _verify_item,
     "correct": _correct_item,
 }

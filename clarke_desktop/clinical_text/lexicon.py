@@ -102,3 +102,55 @@ def medical_words() -> frozenset[str]:
         for phrase in (canonical, *phrases):
             words.update(w for w in phrase.split() if len(w) >= 5)
     return frozenset(words)
+
+
+# What a date can be the date of, by group: a date is bound to the event said with it, and two
+# mentions of one date support each other only when their events agree.
+EVENTS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "scan",
+            "ct",
+            "mri",
+            "x-ray",
+            "xray",
+            "ultrasound",
+            "echo",
+            "echocardiogram",
+            "angiogram",
+            "angiography",
+            "mammogram",
+            "imaging",
+            "dexa",
+        ),
+        "imaging",
+    ),  # fmt: skip
+    **dict.fromkeys(("bloods", "blood", "results", "result", "test", "tests", "level", "levels"), "bloods"),
+    **dict.fromkeys(
+        (
+            "endoscopy",
+            "colonoscopy",
+            "gastroscopy",
+            "biopsy",
+            "operation",
+            "surgery",
+            "procedure",
+            "section",
+            "caesarean",
+            "replacement",
+        ),
+        "procedure",
+    ),  # fmt: skip
+    **dict.fromkeys(("admission", "admitted", "discharged", "a&e"), "admission"),
+    **dict.fromkeys(
+        ("appointment", "review", "clinic", "visit", "seen", "follow-up", "followup"), "appointment"
+    ),
+    **dict.fromkeys(("vaccine", "vaccination", "jab", "booster", "immunisation"), "vaccine"),
+    **dict.fromkeys(("born", "birth", "dob", "birthday"), "birth"),
+    **dict.fromkeys(("lmp", "period"), "period"),
+    **dict.fromkeys(("diagnosed", "diagnosis"), "diagnosis"),
+    **dict.fromkeys(("started", "commenced", "stopped"), "medicine"),
+    **dict.fromkeys(
+        ("fall", "fell", "injury", "accident", "attack", "stroke", "mi", "infarction"), "incident"
+    ),
+}

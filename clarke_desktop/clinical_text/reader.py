@@ -21,8 +21,8 @@ from clarke_desktop.clinical_text import vocabulary
 from clarke_desktop.clinical_text.context import NEGATION, Status, preceding, status_of
 from clarke_desktop.clinical_text.dates import find_dates
 from clarke_desktop.clinical_text.frequency import FIRST_WORDS, Duration, Frequency, duration_at, frequency_at
-from clarke_desktop.clinical_text.labs import may_start_test, test_at
-from clarke_desktop.clinical_text.lexicon import NON_DRUG_ALLERGENS
+from clarke_desktop.clinical_text.labs import TESTS, may_start_test, test_at
+from clarke_desktop.clinical_text.lexicon import EVENTS, NON_DRUG_ALLERGENS
 from clarke_desktop.clinical_text.numbers import may_start_number, parse_number
 from clarke_desktop.clinical_text.tokens import SENTENCE_END, Token, sentence_index, tokenize
 from clarke_desktop.clinical_text.units import DOSE_UNITS, unit_at
@@ -77,11 +77,19 @@ class TestMention:
     values: list[Quantity] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DateSpan:
     iso: str
     ti: int
     tj: int
+    event: str | None = None  # what it is the date of: an event group, a test, or "medicine"
+
+    def same_event(self, other: str | None) -> bool:
+        """Unknown events agree with anything; known ones must be the same (a test is "bloods")."""
+        a, b = self.event, other
+        if a is None or b is None or a == b:
+            return True
+        return {a, b} <= (set(TESTS) | {"bloods"}) and "bloods" in {a, b}
 
 
 @dataclass(slots=True)
@@ -201,11 +209,21 @@ def _read(text: str, dialogue: bool, locale: str, extra_tests: dict[tuple[str, .
     _allergy_headings(reading)
     _share_list_status(reading)
     _bind(reading, dialogue)
+    _date_events(reading)
     return reading
 
 
-_ALLERGY_HEADINGS = frozenset({"allergies", "allergy", "drug allergies", "allergies and intolerances",
-                               "allergies / intolerances", "allergies/intolerances", "allergy status"})
+_ALLERGY_HEADINGS = frozenset(
+    {
+        "allergies",
+        "allergy",
+        "drug allergies",
+        "allergies and intolerances",
+        "allergies / intolerances",
+        "allergies/intolerances",
+        "allergy status",
+    }
+)
 
 
 def _allergy_headings(reading: Reading) -> None:
@@ -447,6 +465,30 @@ def _bind(reading: Reading, dialogue: bool) -> None:
             if w in _ROUTES:
                 d.route = _ROUTES[w]
                 break
+
+
+def _date_events(reading: Reading) -> None:
+    """Bind each date to the event said with it in its sentence: the nearest event word, test or
+    drug before it (or after it, within a few words)."""
+    words, sentence = reading.words, reading.sentence
+    marks: dict[int, str] = {k: EVENTS[w] for k, w in enumerate(words) if w in EVENTS}
+    for t in reading.tests:
+        marks[t.ti] = t.test
+    for d in reading.drugs:
+        marks.setdefault(d.ti, "medicine")
+    for date in reading.dates:
+        before = [
+            k for k in range(max(0, date.ti - 10), date.ti) if k in marks and sentence[k] == sentence[date.ti]
+        ]
+        after = [
+            k
+            for k in range(date.tj, min(len(words), date.tj + 4))
+            if k in marks and sentence[k] == sentence[date.ti]
+        ]
+        if before:
+            date.event = marks[before[-1]]
+        elif after:
+            date.event = marks[after[0]]
 
 
 def bound_quantities(reading: Reading) -> set[int]:

@@ -20,7 +20,14 @@ from clarke_desktop.clinical_text.compare import same_value
 from clarke_desktop.clinical_text.context import Status
 from clarke_desktop.clinical_text.dates import MONTHS
 from clarke_desktop.clinical_text.frequency import Duration, Frequency
-from clarke_desktop.clinical_text.reader import DrugMention, Quantity, TestMention, bound_quantities, read
+from clarke_desktop.clinical_text.reader import (
+    DateSpan,
+    DrugMention,
+    Quantity,
+    TestMention,
+    bound_quantities,
+    read,
+)
 from clarke_desktop.clinical_text.record import RecordFacts, read_record
 from clarke_desktop.clinical_text.spans import SpanMaker
 from clarke_desktop.clinical_text.units import same_amount
@@ -50,9 +57,10 @@ class Fact:
 class Sources:
     """What the consultation said and what the record holds, read once and indexed for lookups."""
 
-    def __init__(self, transcript: Transcript, record: RecordFacts | None) -> None:
+    def __init__(self, transcript: Transcript, record: RecordFacts | None, *, locale: str = "GB") -> None:
         self.transcript = transcript
-        self.said = read(transcript.text, dialogue=True)
+        self.locale = locale
+        self.said = read(transcript.text, dialogue=True, locale=locale)
         self.record = record
         self.spans = SpanMaker(transcript)
         self.drugs: dict[str, list[DrugMention]] = defaultdict(list)
@@ -111,7 +119,9 @@ def _frequency_support(freq: Frequency, drug: str | None, src: Sources) -> list[
 
 def _drug_support(drug: DrugMention, src: Sources) -> list[Evidence]:
     found = [src.said_span(d.ti, d.tj) for d in src.drugs.get(drug.canonical, [])]
-    as_class = vocabulary.class_named(drug.canonical)  # "penicillin" said in allergy talk was read as the class
+    as_class = vocabulary.class_named(
+        drug.canonical
+    )  # "penicillin" said in allergy talk was read as the class
     if as_class:
         found += [src.said_span(d.ti, d.tj) for d in src.drugs.get(as_class, [])]
     if src.record:
@@ -203,15 +213,14 @@ def _duration_support(duration: Duration, src: Sources) -> list[Evidence]:
     return found
 
 
-def _date_support(iso: str, src: Sources) -> list[Evidence]:
+def _date_support(date: DateSpan, src: Sources) -> list[Evidence]:
+    """The same date said of the same event (an unknown event agrees with any), or recorded."""
+    iso = date.iso
     found = []
     for d in src.said.dates:
-        if (
-            d.iso == iso
-            or iso.startswith(d.iso + "-")
-            or d.iso.startswith(iso + "-")
-            or (iso.startswith("--") and d.iso.endswith(iso[1:]))
-        ):
+        same = d.iso == iso or iso.startswith(d.iso + "-") or d.iso.startswith(iso + "-")
+        same = same or (iso.startswith("--") and d.iso.endswith(iso[1:]))
+        if same and date.same_event(d.event):
             found.append(src.said_span(d.ti, d.tj))
     year = iso[:4] if iso[:4].isdigit() else None
     if year and not found:  # "August of twenty nineteen": the year said as words, the month named nearby
@@ -222,12 +231,20 @@ def _date_support(iso: str, src: Sources) -> list[Evidence]:
                 if month is None or any(MONTHS.get(w) == month for w in near):
                     found.append(src.said_span(q.ti, q.tj))
     if src.record:
+        tests = {v.test for v in src.record.values}
         for recorded, source, shown in src.record.dates:
-            if (
+            same = (
                 recorded == iso
                 or recorded.startswith(iso + "-")
                 or (iso.startswith("--") and recorded.endswith(iso[1:]))
-            ):
+            )
+            if same and date.event in tests:  # a result's date: only that test's dates
+                same = any(
+                    value_date[:10] == recorded
+                    for v in src.record.values_of(date.event)
+                    for *_, value_date, _ in v.values
+                )
+            if same:
                 found.append(_record_evidence(source, shown))
     return found
 
@@ -237,7 +254,7 @@ def _date_support(iso: str, src: Sources) -> list[Evidence]:
 
 def check_text(text: str, src: Sources) -> list[Fact]:
     """Every fact in `text` with its support, in text order."""
-    letter = read(text)
+    letter = read(text, locale=src.locale)
     facts: list[Fact] = []
 
     def add(kind: str, ti: int, tj: int, evidence: list[Evidence], supported: bool | None = None,
@@ -249,7 +266,7 @@ def check_text(text: str, src: Sources) -> list[Fact]:
         return fact
 
     for d in letter.dates:
-        add("date", d.ti, d.tj, _date_support(d.iso, src))
+        add("date", d.ti, d.tj, _date_support(d, src))
     for drug in letter.drugs:
         if drug.status is Status.ALLERGY:
             add("allergy", drug.ti, drug.tj, _allergy_support(drug, src))
@@ -261,7 +278,9 @@ def check_text(text: str, src: Sources) -> list[Fact]:
         for q in drug.doses:
             bound_ok &= add("dose", q.ti, q.tj, _dose_support(q, drug.canonical, src), group=group).supported
         for f in drug.frequencies:
-            bound_ok &= add("frequency", f.ti, f.tj, _frequency_support(f, drug.canonical, src), group=group).supported
+            bound_ok &= add(
+                "frequency", f.ti, f.tj, _frequency_support(f, drug.canonical, src), group=group
+            ).supported
         evidence = _drug_support(drug, src)
         add("drug", drug.ti, drug.tj, evidence, bool(evidence) and bound_ok, group)
     for start, end, _status in letter.allergens:
@@ -273,7 +292,13 @@ def check_text(text: str, src: Sources) -> list[Fact]:
         add("allergy", start, end, evidence)
     for test in letter.tests:
         for q in test.values:
-            add("lab", q.ti, q.tj, _lab_support(test.test, q, src), group=test.ti if len(test.values) > 1 else None)
+            add(
+                "lab",
+                q.ti,
+                q.tj,
+                _lab_support(test.test, q, src),
+                group=test.ti if len(test.values) > 1 else None,
+            )
     bound = bound_quantities(letter)
     for q in letter.quantities:
         if q.ti in bound:
@@ -291,11 +316,14 @@ def check_text(text: str, src: Sources) -> list[Fact]:
     return sorted(facts, key=lambda f: (f.start, f.end))
 
 
-def verify_letter(letter: str, transcript: Transcript | str, context: PatientContext | None) -> list[Fact]:
-    """Facts of a whole letter (headings included) against the transcript and, when given, the record."""
+def verify_letter(
+    letter: str, transcript: Transcript | str, context: PatientContext | None, *, locale: str = "GB"
+) -> list[Fact]:
+    """Facts of a whole letter (headings included) against the transcript and, when given, the
+    record. `locale` "US" reads numeric dates month-first."""
     if isinstance(transcript, str):
         transcript = Transcript(text=transcript, origin="typed")
-    return check_text(letter, Sources(transcript, read_record(context) if context else None))
+    return check_text(letter, Sources(transcript, read_record(context) if context else None, locale=locale))
 
 
 def fact_check(

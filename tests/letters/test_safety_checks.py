@@ -148,3 +148,20 @@ def test_dose_and_frequency_kinds_are_separate() -> None:
     assert kinds(detect_discrepancies("I take ramipril 5 mg twice a day.", ctx)) == [
         ("frequency", "ramipril")
     ]
+
+
+def test_a_date_is_bound_to_its_event() -> None:
+    said = "The echo was on the 3rd of March 2025 and your bloods on the 5th of March 2025."
+    assert facts("Echo on 03/03/2025.", said) == {"03/03/2025": True}
+    assert facts("Echo on 05/03/2025.", said) == {"05/03/2025": False}  # that was the bloods' date
+    assert facts("Bloods on 05/03/2025.", said) == {"05/03/2025": True}
+
+
+def test_locale_us_reads_the_letter_and_transcript_month_first() -> None:
+    said = "Your scan was on March 4th, 2025."
+    assert {f.text: f.supported for f in verify_letter("Scan 03/04/2025.", said, None, locale="US")} == {
+        "03/04/2025": True
+    }
+    assert {f.text: f.supported for f in verify_letter("Scan 03/04/2025.", said, None)} == {
+        "03/04/2025": False
+    }

@@ -313,3 +313,26 @@ def test_ehr_model_flags_are_added_after_retrieval(store: AppStore, parts: Parts
     result = pipeline.run(_request(store))
     assert result.context.clinical_flags == ["HbA1c rising on metformin"]
     assert store.latest_context(result.consultation_id).clinical_flags == ["HbA1c rising on metformin"]
+
+
+def test_recognised_speech_is_corrected_against_the_record_and_every_change_is_put_to_review(
+    store: AppStore, parts: Parts
+) -> None:
+    # The sample record lists metformin; the recogniser garbled it once ("metforming") and once heard
+    # "metoprolol", a real drug: the garbled word is corrected, the real drug is never rewritten.
+    heard = "You take metforming 1 g twice a day. And metoprolol 50 mg."
+    live = Transcript(text=heard, origin="asr", model="medasr", duration_s=10)
+    result = ConsultationPipeline(parts.components(), store=store, policies=FAST).run(_request(store, live))
+    assert result.transcript.text == "You take Metformin 1 g twice a day. And metoprolol 50 mg."
+    assert [(c.original, c.corrected) for c in result.transcript.corrections] == [("metforming", "Metformin")]
+    saved = store.latest_transcript(result.consultation_id)
+    assert saved.text == result.transcript.text and saved.corrections == result.transcript.corrections
+    review = [d for d in result.document.discrepancies if d.kind == "other"]
+    assert [(d.subject, d.severity) for d in review] == [("Metformin", "low")]
+    assert all(result.transcript.text[d.transcript.char_start : d.transcript.char_end] == d.subject for d in review)
+
+
+def test_typed_transcripts_are_never_corrected(store: AppStore, parts: Parts) -> None:
+    typed = Transcript(text="You take metforming daily.", origin="typed")
+    result = ConsultationPipeline(parts.components(), store=store, policies=FAST).run(_request(store, typed))
+    assert result.transcript.text == "You take metforming daily." and result.transcript.corrections == []
