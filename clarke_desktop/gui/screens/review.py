@@ -55,6 +55,13 @@ def fmt_time(seconds: float | None) -> str:
     return f"{s // 60:02d}:{s % 60:02d}"
 
 
+KIND_LABELS = {
+    "dose": "Dose", "frequency": "Frequency", "allergy": "Allergy", "allergy_class": "Allergy class conflict",
+    "lab_value": "Result", "unrecorded_medicine": "Medicine not on the record", "stopped_medicine": "Medicine stopped",
+    "diagnosis": "Diagnosis not on the problem list", "other": "Check",
+}  # fmt: skip
+
+
 def evidence_text(fact: FactCheckItem) -> str:
     """What the clinician sees after clicking a fact: where it came from, in words."""
     if fact.supported:
@@ -258,7 +265,7 @@ class DiscrepancyItem(QFrame):
         lay.setContentsMargins(12, 10, 12, 10)
         lay.setSpacing(4)
         head = label(
-            f"{'⚠ ' if d.severity == 'high' else ''}{d.kind.replace('_', ' ').title()}: {d.description}",
+            f"{'⚠ ' if d.severity == 'high' else ''}{KIND_LABELS.get(d.kind, d.kind)}: {d.description}",
             wrap=True,
         )
         head.setStyleSheet("font-weight: 700;")
