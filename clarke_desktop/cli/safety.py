@@ -218,27 +218,29 @@ def _evidence(e: Any) -> dict[str, Any]:
     return {"kind": "record", "text": e.text, "source": e.source.reference if e.source else None}
 
 
+def _file_option(name: str, dest: str, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(name, dest, type=click.Path(path_type=Path, dir_okay=False), help=help_text)
+
+
+def _batch_options(line_shape: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--id, --batch and --json, shared by verify and correct (their contract is the same)."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--json", "as_json", is_flag=True, help="Print JSON (one object; JSON Lines with --batch)."
+        )(command)
+        command = _file_option("--batch", "batch_path", f"JSON Lines file: one {line_shape} object a line.")(
+            command
+        )
+        return click.option("--id", "item_id", help="An id to echo in the output (single mode).")(command)
+
+    return decorate
+
+
 @click.command("verify")
-@click.option(
-    "--transcript",
-    "transcript_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The consultation transcript (UTF-8 text).",
-)
-@click.option(
-    "--letter",
-    "letter_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The letter to check (UTF-8 text; headings included; may be empty).",
-)
+@_file_option("--transcript", "transcript_path", "The consultation transcript (UTF-8 text).")
+@_file_option("--letter", "letter_path", "The letter to check (UTF-8 text; headings included; may be empty).")
 @click.option("--patient", "patient_id", help="FHIR Patient id: check against this record too.")
-@click.option("--id", "item_id", help="An id to echo in the output (single mode).")
-@click.option(
-    "--batch",
-    "batch_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="JSON Lines file: one {id, transcript, letter, patient} object a line.",
-)
 @click.option(
     "--locale",
     type=click.Choice(["GB", "US"], case_sensitive=False),
@@ -246,9 +248,9 @@ def _evidence(e: Any) -> dict[str, Any]:
     show_default=True,
     help="How numeric dates are read: GB day-first (15/03/2024), US month-first (03/15/2024).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object; JSON Lines with --batch).")
-def verify(transcript_path: Path | None, letter_path: Path | None, patient_id: str | None, item_id: str | None,
-           batch_path: Path | None, locale: str, as_json: bool) -> None:  # fmt: skip
+@_batch_options("{id, transcript, letter, patient}")
+def verify(transcript_path: Path | None, letter_path: Path | None, patient_id: str | None, locale: str,
+           item_id: str | None, batch_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Fact-check a letter against the transcript (and the record), and list the discrepancies
     between what was said and what the record holds.
 
@@ -325,24 +327,12 @@ def _terms_field(item: dict[str, Any]) -> list[str] | None:
 
 
 @click.command("correct")
-@click.option(
-    "--transcript",
-    "transcript_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The transcript to correct (UTF-8 text).",
-)
+@_file_option("--transcript", "transcript_path", "The transcript to correct (UTF-8 text).")
 @click.option("--patient", "patient_id", help="FHIR Patient id whose record terms are the vocabulary.")
 @click.option(
     "--term", "terms", multiple=True, help="An extra vocabulary term (repeatable; may be several words)."
 )
-@click.option("--id", "item_id", help="An id to echo in the output (single mode).")
-@click.option(
-    "--batch",
-    "batch_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="JSON Lines file: one {id, transcript, patient, terms} object a line.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object; JSON Lines with --batch).")
+@_batch_options("{id, transcript, patient, terms}")
 def correct(transcript_path: Path | None, patient_id: str | None, terms: tuple[str, ...], item_id: str | None,
             batch_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Record-aware correction of a transcript: misheard record terms corrected, names split by
