@@ -133,14 +133,25 @@ def _marker_value(resource: dict[str, Any]) -> str | None:
 
 
 def ensure_database(db_path: Path | None = None, on_progress: Callable[..., None] | None = None) -> Path:
-    """Create or update the app's FHIR database from the bundled dataset. Idempotent.
+    """Create or update the app's FHIR database from the bundled dataset. Idempotent. A store named
+    by CLARKE_FHIR_DB is returned as it is, never seeded (DatasetError when it does not exist).
 
     Fast when already done (one read and a hash of ~2 MB of bundled files). Offline.
     `on_progress` receives local_fhir's ImportProgress while a (first) import runs.
     """
     from local_fhir import NotFound, Store
 
-    db = Path(db_path) if db_path else paths.fhir_db_path()
+    if db_path is None and paths.fhir_db_is_named():
+        # A store the user named is theirs: never seeded, never mixed with demo patients.
+        named = paths.fhir_db_path()
+        if not named.is_file():
+            raise DatasetError(
+                f"CLARKE_FHIR_DB names {named}, which does not exist. Clarke never creates or fills a store you "
+                f"name: create it with `local-fhir init --db {named}` and import your data, or unset "
+                "CLARKE_FHIR_DB to use the bundled demo store."
+            )
+        return named
+    db = Path(db_path) if db_path else paths.own_fhir_db_path()
     files = dataset_files()
     fingerprint = dataset_fingerprint(files)
     store = Store(db)

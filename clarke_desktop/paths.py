@@ -31,8 +31,21 @@ def data_dir() -> Path:
 
 
 def fhir_db_path() -> Path:
-    """The app's own FHIR store (what `local-fhir` uses when no --db is given)."""
-    return Path(os.environ.get("CLARKE_FHIR_DB") or data_dir() / "fhir.sqlite3")
+    """The FHIR store in use (what `local-fhir` uses when no --db is given): the one named by
+    CLARKE_FHIR_DB, else the app's own store."""
+    return Path(os.environ.get("CLARKE_FHIR_DB") or own_fhir_db_path())
+
+
+def own_fhir_db_path() -> Path:
+    """The app's own store, created and seeded with the bundled demo data by the app itself."""
+    return data_dir() / "fhir.sqlite3"
+
+
+def fhir_db_is_named() -> bool:
+    """Whether the user named another store (CLARKE_FHIR_DB): the app then never seeds or books
+    demo data into it; only the user's own actions write there."""
+    named = os.environ.get("CLARKE_FHIR_DB")
+    return bool(named) and Path(named).resolve() != own_fhir_db_path().resolve()
 
 
 def app_db_path() -> Path:

@@ -108,12 +108,13 @@ class CoreBackend:
 
     # --- clinic -------------------------------------------------------------------------------
     def clinic(self) -> tuple[Clinician, list[ClinicPatient]]:
-        from clarke_desktop import demo_data
+        from clarke_desktop import demo_data, paths
 
         demo_data.ensure_database()
         client = self._fhir()
         try:
-            demo_data.ensure_today_clinic(client)
+            if not paths.fhir_db_is_named():  # today's demo clinic is booked only in the app's own store
+                demo_data.ensure_today_clinic(client)
             clinician, patients = demo_data.todays_clinic(client)
         finally:
             client.close()

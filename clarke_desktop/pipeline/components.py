@@ -52,11 +52,12 @@ def open_fhir(settings: Settings) -> FhirClient:
 
     db = paths.fhir_db_path()
     if not db.exists():
+        from clarke_desktop.demo_data import DatasetError, ensure_database
+
         try:
-            from clarke_desktop.demo_data import ensure_database
-        except ImportError as exc:
-            raise FhirUnavailable(f"no FHIR store at {db} and no bundled demo data to create it") from exc
-        ensure_database()
+            ensure_database()  # the app's own store is created from the bundled data; a named one never
+        except DatasetError as exc:
+            raise FhirUnavailable(str(exc)) from exc
     try:
         return LocalFhirClient(db)
     except FhirUnavailable:
