@@ -11,8 +11,6 @@ The writer also resamples to 16 kHz mono for live transcription and computes lev
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
 import os
 import queue
@@ -28,13 +26,12 @@ import numpy as np
 import soxr
 
 from clarke_desktop.audio.devices import InputDevice, MicrophoneUnavailable, choose_device, load_sounddevice
+from clarke_desktop.audio.sidecar import SIDECAR_VERSION, TARGET_RATE, RecordingLock, write_sidecar
 from clarke_desktop.schemas import utc_now_iso
 
 log = logging.getLogger(__name__)
 
-TARGET_RATE = 16_000
 BLOCK_SECONDS = 0.1
-SIDECAR_VERSION = 1
 
 
 class Stream(Protocol):
@@ -89,21 +86,6 @@ def level_of(block: np.ndarray) -> Level:
     return Level(rms_dbfs=20 * np.log10(max(rms, 1e-9)), peak=float(np.max(np.abs(samples), initial=0.0)))
 
 
-def write_sidecar(path: Path, data: dict[str, Any]) -> None:
-    """Atomic replace + fsync, so a crash leaves either the old or the new sidecar, never half."""
-    tmp = path.with_suffix(".json.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 class Recorder:
     """One recording session: start, pause/resume, stop. Thread-safe for those calls."""
 
@@ -139,7 +121,7 @@ class Recorder:
         self._stream: Stream | None = None
         self._writer: threading.Thread | None = None
         self._raw_fh: Any = None
-        self._lock_fh: Any = None
+        self._lock: RecordingLock | None = None
         self._writer_error: BaseException | None = None
         self._resampler = soxr.ResampleStream(self.samplerate, TARGET_RATE, 1, dtype="float32")
 
@@ -173,8 +155,8 @@ class Recorder:
         write_sidecar(self.sidecar_path, self._started)
         self._raw_fh = open(self.raw_path, "ab", buffering=0)
         # Held while recording: recovery treats an unlocked "recording" sidecar as orphaned.
-        self._lock_fh = open(self.sidecar_path.with_suffix(".lock"), "w")
-        fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._lock = RecordingLock(self.sidecar_path)
+        self._lock.acquire()
         self._writer = threading.Thread(target=self._write_loop, name="clarke-audio-writer", daemon=True)
         self._writer.start()
         blocksize = int(self.samplerate * BLOCK_SECONDS)
@@ -245,9 +227,8 @@ class Recorder:
             },
         )
         self.raw_path.unlink(missing_ok=True)
-        fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
-        self._lock_fh.close()
-        self.sidecar_path.with_suffix(".lock").unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.release()
         if self._writer_error is not None:
             raise RuntimeError(f"audio was not fully written: {self._writer_error}") from self._writer_error
         return RecordingResult(

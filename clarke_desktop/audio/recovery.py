@@ -7,7 +7,6 @@ marks the sidecar "recovered". Nothing is deleted until the WAV is safely writte
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -18,7 +17,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from clarke_desktop.audio.recorder import TARGET_RATE, write_sidecar
+from clarke_desktop.audio.sidecar import TARGET_RATE, is_locked, write_sidecar
 from clarke_desktop.schemas import utc_now_iso
 
 log = logging.getLogger(__name__)
@@ -65,19 +64,6 @@ def convert_raw_to_wav(raw_path: Path, samplerate: int, wav_path: Path) -> Path:
     return wav_path
 
 
-def _is_locked(sidecar: Path) -> bool:
-    lock_path = sidecar.with_suffix(".lock")
-    if not lock_path.exists():
-        return False
-    with open(lock_path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
-
-
 def find_orphans(recordings_dir: Path) -> list[OrphanRecording]:
     orphans = []
     for sidecar in sorted(Path(recordings_dir).glob("*.json")):
@@ -86,7 +72,7 @@ def find_orphans(recordings_dir: Path) -> list[OrphanRecording]:
         except (OSError, json.JSONDecodeError) as exc:
             log.warning("unreadable recording sidecar %s: %s", sidecar, exc)
             continue
-        if meta.get("state") != "recording" or _is_locked(sidecar):
+        if meta.get("state") != "recording" or is_locked(sidecar):
             continue
         orphans.append(
             OrphanRecording(

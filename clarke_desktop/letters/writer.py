@@ -295,6 +295,11 @@ def _header(doc_type: DocumentType, context: PatientContext, clinician: Clinicia
     return {"addressee": addressee, "salutation": salutation, "sign_off": sign_off}
 
 
+def _uk_long_date(day: date) -> str:
+    """7 December 2026 (strftime's no-padding day flag is glibc-only: Windows has none)."""
+    return f"{day.day} {day:%B %Y}"
+
+
 def write_document(
     transcript: Transcript | str,
     context: PatientContext,
@@ -391,7 +396,7 @@ def write_document(
     doc = ClinicalDocument(
         consultation_id=consultation_id or f"cons-{uuid.uuid4()}",
         doc_type=doc_type,
-        letter_date=(letter_date or date.today()).strftime("%-d %B %Y"),
+        letter_date=_uk_long_date(letter_date or date.today()),
         patient_name=d.name,
         patient_dob=uk_date(d.date_of_birth) if d.date_of_birth else "",
         nhs_number=d.nhs_number,
