@@ -29,7 +29,7 @@ from clarke_desktop import paths
 from clarke_desktop.fhir.client import FhirClient, FhirError, FhirNotFound
 from clarke_desktop.schemas import Clinician, ClinicPatient
 
-log = logging.getLogger("clarke.demo_data")
+log = logging.getLogger(__name__)
 
 MARKER_TYPE, MARKER_ID = "Basic", "clarke-dataset"
 MARKER_URL = "https://clarke.example/fhir/StructureDefinition/bundled-dataset-fingerprint"

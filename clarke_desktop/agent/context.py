@@ -33,7 +33,7 @@ from clarke_desktop.schemas import (
     SourceRef,
 )
 
-log = logging.getLogger("clarke.agent.context")
+log = logging.getLogger(__name__)
 
 Resource = dict[str, Any]
 

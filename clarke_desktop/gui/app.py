@@ -6,7 +6,6 @@ import faulthandler
 import logging
 import os
 import sys
-from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, QtMsgType, qInstallMessageHandler
@@ -15,7 +14,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from clarke_desktop import paths
 
-log = logging.getLogger("clarke.gui")
+log = logging.getLogger(__name__)
 
 STYLESHEET = "styles/clarke.qss"
 _crash_file = None
@@ -37,7 +36,7 @@ def _qt_messages(mode: QtMsgType, _context: object, message: str) -> None:
         QtMsgType.QtInfoMsg: logging.INFO,
         QtMsgType.QtWarningMsg: logging.WARNING,
     }.get(mode, logging.ERROR)
-    logging.getLogger("clarke.qt").log(level, "%s", message)
+    logging.getLogger("clarke_desktop.gui.qt").log(level, "%s", message)
 
 
 def _install_crash_log() -> Path:
@@ -94,14 +93,11 @@ def _parse(argv: list[str]) -> tuple[list[str], int | None]:
 
 
 def _log_to_file() -> None:
-    """clarke.* messages to logs/clarke-desktop.log (rotated). Patient content is never logged."""
-    root = logging.getLogger("clarke")
-    if any(isinstance(h, RotatingFileHandler) for h in root.handlers):
-        return
-    handler = RotatingFileHandler(paths.logs_dir() / "clarke-desktop.log", maxBytes=2_000_000, backupCount=3)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(min(root.getEffectiveLevel(), logging.INFO))
+    """Every clarke_desktop.* and local_fhir.* message to logs/clarke-desktop.log (rotated), with
+    exception text withheld (it may quote patient data)."""
+    from clarke_desktop.logs import log_to_file
+
+    log_to_file(paths.logs_dir() / "clarke-desktop.log")
 
 
 def _install_excepthook(window_ref: list) -> None:

@@ -42,7 +42,7 @@ from clarke_desktop.schemas import (
     Transcript,
 )
 
-log = logging.getLogger("clarke.gui.core")
+log = logging.getLogger(__name__)
 
 EMBEDDED_ROLE = "embedded"
 

@@ -57,7 +57,7 @@ from clarke_desktop.schemas import (
     Transcript,
 )
 
-log = logging.getLogger("clarke.gui")
+log = logging.getLogger(__name__)
 
 PAGES = ("dashboard", "patient", "consultation", "processing", "review", "signed", "settings", "diagnostics")
 NAV = (

@@ -19,7 +19,7 @@ import numpy as np
 
 from clarke_desktop.schemas import Transcript
 
-log = logging.getLogger("clarke.gui.recording")
+log = logging.getLogger(__name__)
 
 
 class RecordingSession:

@@ -29,7 +29,7 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, 
 
 from clarke_desktop.cancel import Cancelled, CancelToken
 
-log = logging.getLogger("clarke.gui.tasks")
+log = logging.getLogger(__name__)
 
 LANES = {"general": 2, "llm": 1, "db": 1, "audio": 1}
 

@@ -45,7 +45,7 @@ __all__ = [
     "verify_role",
 ]
 
-log = logging.getLogger("clarke.modelpack")
+log = logging.getLogger(__name__)
 
 
 def locate(role: str) -> Path | None:

@@ -29,7 +29,7 @@ from clarke_desktop.modelpack.manifest import (
     write_json_atomic,
 )
 
-log = logging.getLogger("clarke.modelpack")
+log = logging.getLogger(__name__)
 
 SCOPES = ("machine", "user")
 

@@ -16,7 +16,7 @@ from clarke_desktop.llm.base import LlmEngine, ModelMissing
 from clarke_desktop.pipeline.run import Components
 from clarke_desktop.schemas import ModelInfo
 
-log = logging.getLogger("clarke.pipeline")
+log = logging.getLogger(__name__)
 
 # Context window for the retry after running out of memory (the KV cache is most of the memory
 # a long letter prompt needs beyond the weights).

@@ -18,7 +18,7 @@ from clarke_desktop.schemas import ClinicalDocument
 from clarke_desktop.store import AppStore, AudioRecord, SignOffRecord, StoreError, file_sha256
 from clarke_desktop.writeback import write_back
 
-log = logging.getLogger("clarke.pipeline")
+log = logging.getLogger(__name__)
 
 HEADLESS_REASON = "headless run: reviewed in output"
 

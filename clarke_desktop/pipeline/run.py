@@ -51,7 +51,7 @@ from clarke_desktop.schemas import (
     Transcript,
 )
 
-log = logging.getLogger("clarke.pipeline")
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[PipelineProgress], None]
 SectionCallback = Callable[..., None]

@@ -18,7 +18,7 @@ from typing import TypeVar
 from clarke_desktop.cancel import Cancelled, CancelToken
 from clarke_desktop.pipeline.errors import StageTimeout
 
-log = logging.getLogger("clarke.pipeline")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

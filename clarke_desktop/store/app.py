@@ -31,7 +31,7 @@ from clarke_desktop.schemas import (
 from clarke_desktop.store.audit import AuditEntry, AuditEvent, AuditLog, VerifyReport, sha256_text
 from clarke_desktop.store.db import Database, StoreError
 
-log = logging.getLogger("clarke.store")
+log = logging.getLogger(__name__)
 
 
 class ConsentRequired(StoreError):

@@ -163,7 +163,7 @@ def test_truncated_installed_file_fails_quick_check_and_locate_logs(
         fh.truncate(1000)
     result = verify_role("letter_writer")
     assert result.files[0].status == "truncated"
-    with caplog.at_level("WARNING", logger="clarke.modelpack"):
+    with caplog.at_level("WARNING", logger="clarke_desktop.modelpack"):
         assert locate("letter_writer") is None
     assert "truncated" in caplog.text and str(gguf) in caplog.text
 
