@@ -182,9 +182,16 @@ class Backend(Protocol):
         ...
 
     def recording_stopped(
-        self, consultation_id: str, wav_path: Path, live: Transcript | None, cancel: CancelToken
+        self,
+        consultation_id: str,
+        wav_path: Path,
+        live: Transcript | None,
+        cancel: CancelToken,
+        *,
+        duration_s: float = 0.0,
     ) -> Transcript:
-        """Register the audio and return its transcript (the live one, or a full pass)."""
+        """Record the stop (the file, its length and hash, audited) and return the transcript (the
+        live one, or a full pass)."""
         ...
 
     def demo_audio_path(self, patient_id: str) -> Path | None: ...

@@ -63,6 +63,8 @@ class CoreBackend:
         self._contexts: dict[str, PatientContext] = {}  # consultation id -> context used for the letter
         self._transcripts: dict[str, Transcript] = {}
         self._proposals: dict[str, Any] = {}  # chart assistant proposals awaiting a decision
+        self._recordings: dict[str, int] = {}  # consultation id -> audio id of the recording in progress
+        self._pipeline_stale = False  # settings changed the models: rebuild before the next run
 
     def _apply_retention(self) -> None:
         """Delete audio past its retention period at start-up (the deletion is audited)."""
@@ -85,6 +87,9 @@ class CoreBackend:
 
     def pipeline(self) -> Any:
         with self._pipeline_lock:
+            if self._pipeline is not None and self._pipeline_stale:
+                self._retire_pipeline()
+            self._pipeline_stale = False
             if self._pipeline is None:
                 from clarke_desktop.pipeline import ConsultationPipeline
                 from clarke_desktop.pipeline.components import default_components
@@ -300,12 +305,24 @@ class CoreBackend:
             audio_id = self._store.recording_started(
                 consultation_id, holder["rec"].raw_path, actor=self.actor
             )
-        session.audio_id = audio_id  # type: ignore[attr-defined]
+            self._recordings[consultation_id] = audio_id
         return session
 
     def recording_stopped(
-        self, consultation_id: str, wav_path: Path, live: Transcript | None, cancel: CancelToken
+        self,
+        consultation_id: str,
+        wav_path: Path,
+        live: Transcript | None,
+        cancel: CancelToken,
+        *,
+        duration_s: float = 0.0,
     ) -> Transcript:
+        with self._lock:
+            audio_id = self._recordings.pop(consultation_id, None)
+            if audio_id is not None:  # the finished file, its length and hash, audited
+                self._store.recording_stopped(
+                    consultation_id, audio_id, duration_s=duration_s, path=wav_path, actor=self.actor
+                )
         if live is not None and live.text.strip():
             return live
         from clarke_desktop.audio.files import load_audio
@@ -509,6 +526,8 @@ class CoreBackend:
             s.letterhead.department = lines[1] if len(lines) > 1 else ""
             s.letterhead.address = lines[2:-1] if len(lines) > 3 else lines[2:]
             s.letterhead.phone = lines[-1] if len(lines) > 3 else s.letterhead.phone
+        if s.llm.backend != new.llm_backend:
+            self._pipeline_stale = True  # the next run loads the engine the badge now names
         s.llm.backend = new.llm_backend  # type: ignore[assignment]
         if new.microphone:
             name, _, host = new.microphone.partition("|")
@@ -528,14 +547,27 @@ class CoreBackend:
             out.append(Check(c.title, ok, detail))
         return out
 
+    def _retire_pipeline(self) -> None:
+        """Close the pipeline and free every loaded model (caller holds _pipeline_lock)."""
+        from clarke_desktop.llm import registry
+
+        if self._pipeline is not None:
+            self._pipeline.close()
+            store = self._pipeline.store
+            if store is not None:
+                store.close()
+            self._pipeline = None
+        registry.close_all()
+
     def close(self) -> None:
+        """Shut down: the pipeline, every loaded model, the transcriber and the app store."""
         with self._pipeline_lock:
-            if self._pipeline is not None:
-                self._pipeline.close()
-                store = self._pipeline.store
-                if store is not None:
-                    store.close()
-                self._pipeline = None
+            self._retire_pipeline()
+        with self._asr_lock:
+            close = getattr(self._transcriber, "close", None)
+            if close is not None:
+                close()
+            self._transcriber = None
         with self._lock:
             self._store.close()
 

@@ -566,8 +566,8 @@ class MainWindow(QMainWindow):
         self.consultation.set_state("transcribing")
 
         def work(s: TaskState) -> Transcript:
-            wav, _duration, live = session.stop()
-            return self.backend.recording_stopped(cid, wav, live, s.cancel)
+            wav, duration, live = session.stop()
+            return self.backend.recording_stopped(cid, wav, live, s.cancel, duration_s=duration)
 
         def done(t: Transcript) -> None:
             self.recording = None

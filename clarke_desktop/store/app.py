@@ -234,13 +234,21 @@ class AppStore:
         return audio_id
 
     def recording_stopped(
-        self, consultation_id: str, audio_id: int, *, duration_s: float, actor: str | None = None
+        self,
+        consultation_id: str,
+        audio_id: int,
+        *,
+        duration_s: float,
+        path: Path | None = None,
+        actor: str | None = None,
     ) -> None:
-        path = Path(self._audio_row(audio_id)["path"])
+        """The recording is finished: `path` is the file it became (the WAV replacing the raw capture)."""
+        path = Path(path) if path is not None else Path(self._audio_row(audio_id)["path"])
         digest = file_sha256(path) if path.exists() else None
         with self._tx() as tx:
             tx.conn.execute(
-                "UPDATE audio SET duration_s = ?, sha256 = ? WHERE id = ?", (duration_s, digest, audio_id)
+                "UPDATE audio SET duration_s = ?, sha256 = ?, path = ? WHERE id = ?",
+                (duration_s, digest, str(path), audio_id),
             )
             tx.set_status(consultation_id, ConsultationStatus.PROCESSING)
             tx.event(

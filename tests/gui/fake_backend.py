@@ -167,7 +167,7 @@ class FakeBackend:
     def start_recording(self, consultation_id, device):
         raise RuntimeError("no microphone in the fake")
 
-    def recording_stopped(self, consultation_id, wav_path, live, cancel):
+    def recording_stopped(self, consultation_id, wav_path, live, cancel, *, duration_s=0.0):
         raise RuntimeError("no microphone in the fake")
 
     def transcript_from_text(self, consultation_id: str, text: str) -> Transcript:

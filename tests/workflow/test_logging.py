@@ -43,9 +43,13 @@ def test_exception_text_is_withheld_but_its_type_and_frames_are_kept(logfile: Pa
         try:
             raise KeyError("Margaret Thompson")
         except KeyError as inner:
-            raise ValueError("could not parse 'metformin 500 mg' for Mrs Thompson, NHS 999 001 0013") from inner
+            raise ValueError(
+                "could not parse 'metformin 500 mg' for Mrs Thompson, NHS 999 001 0013"
+            ) from inner
     except ValueError:
         log.exception("task failed")
     text = logfile.read_text(encoding="utf-8")
     assert "task failed" in text and "builtins.ValueError: " + WITHHELD in text and "(after KeyError" in text
-    assert "test_logging.py" in text and "Thompson" not in text and "metformin" not in text and "999" not in text
+    assert (
+        "test_logging.py" in text and "Thompson" not in text and "metformin" not in text and "999" not in text
+    )
