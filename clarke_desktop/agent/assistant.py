@@ -20,10 +20,10 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from clarke_desktop.agent import fhir_text as ft
 from clarke_desktop.cancel import Cancelled, CancelToken
 from clarke_desktop.fhir.client import FhirClient, FhirError
-from clarke_desktop.letters.templates import render_prompt
 from clarke_desktop.llm.base import InvalidModelOutput, LlmEngine, LlmError, Turn
 from clarke_desktop.llm.prompt import neutralise
 from clarke_desktop.schemas import ModelInfo, SourceRef, utc_now_iso
+from clarke_desktop.templates import render_prompt
 
 MAX_ROUNDS = 8
 ACTION_MAX_TOKENS = 320

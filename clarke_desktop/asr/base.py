@@ -7,9 +7,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from clarke_desktop.audio.files import SAMPLE_RATE, AudioError
 from clarke_desktop.schemas import Transcript
 
-SAMPLE_RATE = 16_000
+__all__ = ["SAMPLE_RATE", "AsrError", "AsrModelMissing", "AudioError", "LivePartial", "LiveTranscriber", "Transcriber"]
 
 
 class AsrError(Exception):
@@ -18,10 +19,6 @@ class AsrError(Exception):
 
 class AsrModelMissing(AsrError):
     pass
-
-
-class AudioError(AsrError):
-    """Empty, too short, corrupted or non-audio input; the message names the file."""
 
 
 @dataclass

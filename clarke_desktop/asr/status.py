@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from clarke_desktop.asr.base import AsrError
+from clarke_desktop.asr.base import AsrError, AudioError
 
 
 @dataclass
@@ -42,7 +42,7 @@ def asr_status(model_dir: Path | None = None, *, probe: bool = False) -> AsrStat
         )
     try:
         model = open_model_dir(path)
-    except AsrError as exc:
+    except (AsrError, AudioError) as exc:
         return AsrStatus(False, str(exc), model_dir=str(path), available_providers=available)
     status = AsrStatus(
         True,
@@ -56,7 +56,7 @@ def asr_status(model_dir: Path | None = None, *, probe: bool = False) -> AsrStat
 
         try:
             transcriber = OnnxTranscriber(path)
-        except AsrError as exc:
+        except (AsrError, AudioError) as exc:
             return AsrStatus(False, str(exc), model_dir=str(path), available_providers=available)
         status.provider, status.precision, status.note = (
             transcriber.provider,

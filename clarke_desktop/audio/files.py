@@ -12,7 +12,12 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from clarke_desktop.asr.base import SAMPLE_RATE, AudioError
+SAMPLE_RATE = 16_000  # what speech recognition reads (MedASR)
+
+
+class AudioError(Exception):
+    """Empty, too short, corrupted or non-audio input; the message names the file and is safe to show."""
+
 
 SUPPORTED = ("WAV", "FLAC", "OGG", "MP3")
 # One CTC frame of MedASR needs 2320 samples (0.145 s); shorter recordings cannot be transcribed.

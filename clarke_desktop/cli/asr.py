@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from clarke_desktop.asr.base import AsrError
+from clarke_desktop.asr.base import AsrError, AudioError
 
 
 @click.command()
@@ -47,7 +47,7 @@ def transcribe(audio_file: Path, model_dir: Path | None, as_json: bool, device: 
     try:
         transcriber = load_transcriber(model_dir, device=device, precision=precision)
         transcript = transcriber.transcribe_file(audio_file)
-    except AsrError as exc:
+    except (AsrError, AudioError) as exc:
         raise click.ClickException(str(exc)) from exc
     if transcriber.provider_note:
         click.echo(f"note: {transcriber.provider_note}", err=True)

@@ -141,9 +141,10 @@ def letter(
     """
     from clarke_desktop.agent.context import PatientMissing, build_context
     from clarke_desktop.fhir.client import FhirError
-    from clarke_desktop.letters.templates import TemplateError, render_document
+    from clarke_desktop.letters.templates import render_document
     from clarke_desktop.letters.writer import LetterEvent, write_document
     from clarke_desktop.llm.base import LlmError
+    from clarke_desktop.templates import TemplateError
 
     transcript = _read_transcript(transcript_path)
     timings: dict[str, float] = {}

@@ -29,6 +29,7 @@ from clarke_desktop.clinical_text.spans import SpanMaker
 from clarke_desktop.clinical_text.tokens import tokenize
 from clarke_desktop.clinical_text.units import same_amount
 from clarke_desktop.letters.facts import uk_date
+from clarke_desktop.record_lines import medication_line
 from clarke_desktop.schemas import Discrepancy, PatientContext, SoundAlikeFlag, SourceRef, Transcript
 
 _ALLERGY_DENIALS = (
@@ -90,7 +91,7 @@ class _Rules:
                     first = max(0, drug.ti - len(preceding(self.said.words, drug.ti, 4)))
                     self.add("stopped_medicine", first, drug.tj,
                              f"Said the patient is not taking {med.name}; the record lists it as {med.status or 'active'}.",
-                             subject=drug.canonical, record_text=_med_text(med), source=med.source, severity="medium")  # fmt: skip
+                             subject=drug.canonical, record_text=medication_line(med), source=med.source, severity="medium")  # fmt: skip
                 continue
             if drug.status is Status.PLANNED:
                 continue  # a planned change, not a statement about the current prescription
@@ -124,8 +125,8 @@ class _Rules:
                 continue
             if not any(same_amount(q.value, q.unit, r.value, r.unit) for r in record_doses):
                 self.add("dose", drug.ti, max(drug.tj, q.tj),
-                         f"{med.name}: dose said {self.snippet(q.ti, q.tj)}; prescribed {med.dose or _med_text(med)}.",
-                         subject=drug.canonical, record_text=_med_text(med), source=med.source)  # fmt: skip
+                         f"{med.name}: dose said {self.snippet(q.ti, q.tj)}; prescribed {med.dose or medication_line(med)}.",
+                         subject=drug.canonical, record_text=medication_line(med), source=med.source)  # fmt: skip
                 return
         record_freqs = [f for m in recorded for f in m.frequencies]
         if any(f.per_day is None for f in record_freqs):
@@ -134,7 +135,7 @@ class _Rules:
             if record_freqs and not any(r.same_as(f) or f.same_as(r) for r in record_freqs):
                 self.add("frequency", drug.ti, max(drug.tj, f.tj),
                          f"{med.name}: frequency said '{self.snippet(f.ti, f.tj)}'; prescribed {med.frequency or med.dosage_text}.",
-                         subject=drug.canonical, record_text=_med_text(med), source=med.source, severity="medium")  # fmt: skip
+                         subject=drug.canonical, record_text=medication_line(med), source=med.source, severity="medium")  # fmt: skip
                 return
 
     # -- allergies --
@@ -206,7 +207,7 @@ class _Rules:
             if med.canonical and med.canonical in vocabulary.class_members(said.canonical):
                 self.add("allergy_class", said.ti, said.tj,
                          f"Allergy to {said.canonical} said; the record prescribes {med.medication.name}, one of them.",
-                         subject=said.canonical, record_text=_med_text(med.medication), source=med.medication.source)  # fmt: skip
+                         subject=said.canonical, record_text=medication_line(med.medication), source=med.medication.source)  # fmt: skip
 
     def allergy_classes(self) -> None:
         """Any drug said (not as an allergy) or prescribed that a recorded allergy covers by class."""
@@ -234,7 +235,7 @@ class _Rules:
                 if cls:
                     self.add("allergy_class", 0, 0,
                              f"The record prescribes {med.medication.name} and records an allergy to {allergy.allergy.substance} ({cls}).",
-                             subject=cls, record_text=f"{_med_text(med.medication)}; allergy: {allergy.allergy.substance}",
+                             subject=cls, record_text=f"{medication_line(med.medication)}; allergy: {allergy.allergy.substance}",
                              source=med.medication.source)  # fmt: skip
 
     # -- results --
@@ -296,12 +297,6 @@ class _Rules:
                              f"{self.snippet(hit, hit + len(parts))} was discussed; it is not on the problem list.",
                              subject=canonical, record_text=f"Problem list: {names}", source=None, severity="medium")  # fmt: skip
                     break
-
-
-def _med_text(med) -> str:
-    from clarke_desktop.agent.context import medication_line
-
-    return medication_line(med)
 
 
 def _allergy_matches(recorded: RecordedAllergy, said: DrugMention) -> bool:

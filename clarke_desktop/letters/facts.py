@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from clarke_desktop.agent.context import allergy_line, medication_line
+from clarke_desktop.record_lines import allergy_line, medication_line
 from clarke_desktop.schemas import LabResult, PatientContext
 
 

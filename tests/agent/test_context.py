@@ -15,13 +15,13 @@ from clarke_desktop.agent.context import (
     PatientMissing,
     add_model_judgement,
     build_context,
-    context_as_text,
     judgement_turns,
     retrieve_context,
 )
 from clarke_desktop.fhir.client import FhirUnavailable
 from clarke_desktop.letters.facts import render_facts
 from clarke_desktop.llm.base import LlmError
+from clarke_desktop.record_lines import context_as_text
 
 GOLD = Path(__file__).resolve().parents[1] / "data" / "gold_facts"
 

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from scripted_engine import ScriptedEngine
 
-from clarke_desktop.agent.context import medication_line, retrieve_context
+from clarke_desktop.agent.context import retrieve_context
 from clarke_desktop.letters.facts import lab_fact_line, render_facts
 from clarke_desktop.letters.templates import DOCUMENT_TYPES, document_spec, render_document
 from clarke_desktop.letters.writer import (
@@ -19,6 +19,7 @@ from clarke_desktop.letters.writer import (
     write_document,
 )
 from clarke_desktop.llm.base import ContextTooLong
+from clarke_desktop.record_lines import medication_line
 from clarke_desktop.schemas import Clinician, Transcript
 
 TRANSCRIPT = (
