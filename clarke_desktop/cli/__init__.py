@@ -36,7 +36,13 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 @cli.group()
 def models() -> None:
-    """Model packs: pack, install, status, verify, export MedASR."""
+    """Model packs: pack, install, status, verify, export MedASR.
+
+    \b
+    Example:
+      clarke-desktop models status
+      clarke-desktop models verify --json
+    """
 
 
 # Importing the submodule clarke_desktop.cli.models rebinds the package attribute `models` to that

@@ -385,7 +385,13 @@ def _pending_writebacks(store: Any, apply_: bool) -> list[dict[str, Any]]:
 
 @click.group("audit")
 def audit() -> None:
-    """The hash-chained audit log: verify it, or list its entries."""
+    """The hash-chained audit log: verify it, or list its entries.
+
+    \b
+    Example:
+      clarke-desktop audit verify
+      clarke-desktop audit show --consultation CONSULTATION_ID
+    """
 
 
 @audit.command("verify")
