@@ -8,8 +8,6 @@ Written atomically and readable by the user only.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -131,20 +129,9 @@ def _bundled_clinic_clinician() -> dict[str, Any]:
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
-    path = path or paths.settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(settings.model_dump_json(indent=2))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from clarke_desktop.files import atomic_write
+
+    return atomic_write(path or paths.settings_path(), settings.model_dump_json(indent=2))
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -224,6 +224,7 @@ class Transcript(BaseModel):
 
 
 DocumentType = Literal["clinic", "soap", "referral", "patient"]
+DOCUMENT_TYPES: tuple[DocumentType, ...] = get_args(DocumentType)  # the one list of document types
 
 
 class ModelInfo(BaseModel):

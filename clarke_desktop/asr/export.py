@@ -26,8 +26,8 @@ from clarke_desktop.asr.model_dir import (
     VOCAB_FILE,
     Vocabulary,
     graph_file,
-    sha256_file,
 )
+from clarke_desktop.files import file_sha256
 
 log = logging.getLogger("clarke_desktop.asr.export")
 
@@ -285,7 +285,7 @@ def export_medasr(
             "frame_seconds": 4 * features.HOP_LENGTH / features.SAMPLE_RATE,
             "parity": parity,
             "exported_with": {"torch": torch.__version__, "transformers": transformers.__version__},
-            "sha256": {name: sha256_file(staging / name) for name in files},
+            "sha256": {name: file_sha256(staging / name) for name in files},
         }
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
         staging.chmod(0o755)  # mkdtemp makes it private; a per-machine install is read by every user

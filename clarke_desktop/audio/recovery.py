@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import soundfile as sf
 import soxr
 
 from clarke_desktop.audio.sidecar import TARGET_RATE, is_locked, write_sidecar
+from clarke_desktop.files import replace_durably
 from clarke_desktop.schemas import utc_now_iso
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,7 @@ def convert_raw_to_wav(raw_path: Path, samplerate: int, wav_path: Path) -> Path:
                 dst.write(np.clip(out, -1.0, 1.0))
             if last:
                 break
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, wav_path)
+    replace_durably(tmp, wav_path)
     return wav_path
 
 

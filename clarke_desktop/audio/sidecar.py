@@ -6,11 +6,12 @@ neither imports the other. Portable: the lock is filelock's (fcntl on POSIX, msv
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
+
+from clarke_desktop.files import atomic_write
 
 TARGET_RATE = 16_000  # what recordings are stored at (MedASR's rate)
 SIDECAR_VERSION = 1
@@ -18,18 +19,7 @@ SIDECAR_VERSION = 1
 
 def write_sidecar(path: Path, data: dict[str, Any]) -> None:
     """Atomic replace + fsync, so a crash leaves either the old or the new sidecar, never half."""
-    tmp = path.with_suffix(".json.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    if os.name == "posix":  # the rename itself is made durable by syncing the folder (POSIX only)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    atomic_write(path, json.dumps(data, indent=2))
 
 
 def lock_path(sidecar: Path) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from clarke_desktop.schemas import ClinicalDocument, Clinician, Transcript
+from clarke_desktop.schemas import DOCUMENT_TYPES, ClinicalDocument, Clinician, Transcript
 
 EXIT_NO_ANSWER = 3  # the loop ended cleanly without an answer (rounds used up, invalid model output)
 
@@ -115,7 +115,7 @@ def document_json(doc: ClinicalDocument) -> dict[str, Any]:
     help="Consultation transcript: UTF-8 text, or a Transcript JSON with word timings.",
 )
 @click.option(
-    "--type", "doc_type", type=click.Choice(["clinic", "soap", "referral", "patient"]), default="clinic",
+    "--type", "doc_type", type=click.Choice(DOCUMENT_TYPES), default="clinic",
     show_default=True, help="Document to write.",
 )  # fmt: skip
 @click.option(

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from clarke_desktop.schemas import Transcript
+from clarke_desktop.schemas import DOCUMENT_TYPES, Transcript
 
 EXIT_PIPELINE = 1
 EXIT_TRANSCRIPT_REQUIRED = 2
@@ -61,7 +61,7 @@ def read_transcript_file(path: Path) -> Transcript:
 @click.option(
     "--type",
     "doc_type",
-    type=click.Choice(["clinic", "soap", "referral", "patient"]),
+    type=click.Choice(DOCUMENT_TYPES),
     default="clinic",
     show_default=True,
 )

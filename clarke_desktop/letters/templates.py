@@ -7,10 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from clarke_desktop.schemas import ClinicalDocument, DocumentType
+from clarke_desktop.schemas import DOCUMENT_TYPES, ClinicalDocument, DocumentType
 from clarke_desktop.templates import TemplateError, render_template, templates_dir
-
-DOCUMENT_TYPES: tuple[DocumentType, ...] = ("clinic", "soap", "referral", "patient")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ Resolution order for a role ("ehr_agent" or "letter_writer"):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -62,20 +61,16 @@ def embedded_model_path() -> Path:
 
 
 def _sha256(path: Path) -> str:
-    # Remember verified hashes by size+mtime so the 250 MB file is hashed once, not every start.
-    stamp = path.with_suffix(path.suffix + ".sha256")
-    st = path.stat()
-    key = f"{st.st_size}:{st.st_mtime_ns}"
-    if stamp.is_file():
-        recorded = stamp.read_text(encoding="utf-8").split()
-        if len(recorded) == 2 and recorded[0] == key:
-            return recorded[1]
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    stamp.write_text(f"{key} {digest.hexdigest()}\n", encoding="utf-8")
-    return digest.hexdigest()
+    """The embedded GGUF's sha256, hashed once and then remembered (the one model hash cache)."""
+    from clarke_desktop.files import file_sha256
+    from clarke_desktop.modelpack.hashing import HashCache
+
+    cache = HashCache()
+    sha = cache.get(path)
+    if sha is None:
+        sha = file_sha256(path)
+        cache.put(path, sha)
+    return sha
 
 
 # -- installed packs ---------------------------------------------------------------------------

@@ -6,29 +6,14 @@ the file's absolute path and only trusted while its size and mtime (ns) are unch
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from clarke_desktop import paths
-
-BLOCK = 8 * 1024 * 1024
-Progress = Callable[[int], None]  # called with the number of bytes just processed
-
-
-def sha256_file(path: Path, progress: Progress | None = None) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(BLOCK):
-            digest.update(block)
-            if progress:
-                progress(len(block))
-    return digest.hexdigest()
+from clarke_desktop.files import BLOCK, Progress, atomic_write
 
 
 def copy_with_sha256(src: Path, dst: Path, progress: Progress | None = None) -> tuple[int, str]:
@@ -84,13 +69,4 @@ class HashCache:
         with self._lock:
             data = self._read()
             data[self._key(path)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".model-hashes.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(data, fh, indent=1, sort_keys=True)
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True))

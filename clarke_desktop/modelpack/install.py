@@ -19,8 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clarke_desktop import paths
+from clarke_desktop.files import Progress
 from clarke_desktop.modelpack.errors import ModelPackError
-from clarke_desktop.modelpack.hashing import HashCache, Progress, copy_with_sha256
+from clarke_desktop.modelpack.hashing import HashCache, copy_with_sha256
 from clarke_desktop.modelpack.manifest import (
     ROLE_MANIFEST,
     FileRecord,

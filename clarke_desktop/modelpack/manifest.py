@@ -8,12 +8,11 @@ Both record, per file, the relative path, the size in bytes and the sha256.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, Field, field_validator
 
+from clarke_desktop.files import atomic_write
 from clarke_desktop.modelpack.errors import ModelPackError
 
 PACK_FORMAT = "clarke-desktop-model-pack"
@@ -85,15 +84,8 @@ class PackManifest(BaseModel):
 
 
 def write_json_atomic(path: Path, model: BaseModel) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    if os.name == "posix":
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; manifests are not secret (the directory decides access)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(model.model_dump_json(indent=2))
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    # manifests are not secret: the directory decides access
+    atomic_write(path, model.model_dump_json(indent=2) + "\n", mode=0o644)
 
 
 def read_pack_manifest(pack_dir: Path) -> PackManifest:

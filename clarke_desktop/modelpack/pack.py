@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from clarke_desktop import __version__
+from clarke_desktop.files import Progress
 from clarke_desktop.modelpack.catalogue import CatalogueEntry, catalogue_entry
 from clarke_desktop.modelpack.errors import ModelPackError
-from clarke_desktop.modelpack.hashing import Progress, copy_with_sha256
+from clarke_desktop.modelpack.hashing import copy_with_sha256
 from clarke_desktop.modelpack.manifest import (
     PACK_MANIFEST,
     ROLE_MANIFEST,

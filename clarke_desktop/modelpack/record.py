@@ -11,8 +11,9 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from clarke_desktop.files import file_sha256
 from clarke_desktop.modelpack.catalogue import catalogue_entry
-from clarke_desktop.modelpack.hashing import HashCache, sha256_file
+from clarke_desktop.modelpack.hashing import HashCache
 from clarke_desktop.modelpack.manifest import ROLE_MANIFEST, FileRecord, RoleManifest, write_json_atomic
 
 
@@ -26,7 +27,7 @@ def record_installed(role: str, role_dir: Path) -> RoleManifest:
         rel = path.relative_to(role_dir).as_posix()
         if rel == ROLE_MANIFEST:
             continue
-        sha = sha256_file(path)
+        sha = file_sha256(path)
         cache.put(path, sha)
         st = os.stat(path)
         records.append(FileRecord(path=rel, size=st.st_size, sha256=sha, installed_mtime_ns=st.st_mtime_ns))

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clarke_desktop import paths
+from clarke_desktop.files import Progress, file_sha256
 from clarke_desktop.modelpack.errors import ModelPackError
-from clarke_desktop.modelpack.hashing import HashCache, Progress, sha256_file
+from clarke_desktop.modelpack.hashing import HashCache
 from clarke_desktop.modelpack.manifest import FileRecord, RoleManifest, read_role_manifest
 
 # Per-file statuses.
@@ -131,7 +132,7 @@ def _check_file(
             **base,
         )
     if full:
-        actual = sha256_file(path, progress)
+        actual = file_sha256(path, progress)
         if actual == rec.sha256:
             cache.put(path, actual)
     else:

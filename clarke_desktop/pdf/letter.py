@@ -28,6 +28,7 @@ from reportlab.pdfgen import canvas as rl_canvas
 from reportlab.platypus import KeepTogether, ListFlowable, ListItem, Paragraph, SimpleDocTemplate, Spacer
 
 from clarke_desktop.config import Settings
+from clarke_desktop.files import replace_durably
 from clarke_desktop.schemas import ClinicalDocument, Demographics, PatientContext
 
 DEMO_MARKING = "DEMO MODEL \u2014 NOT FOR CLINICAL USE"
@@ -260,9 +261,7 @@ def render_letter_pdf(
         creator="Clarke Desktop",
     )
     doc.build(story, canvasmaker=canvasmaker)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, out_path)
+    replace_durably(Path(tmp), Path(out_path))
     return out_path
 
 

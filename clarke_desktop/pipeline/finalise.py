@@ -13,9 +13,10 @@ from pathlib import Path
 
 from clarke_desktop.config import Settings
 from clarke_desktop.fhir.client import FhirClient, FhirError
+from clarke_desktop.files import file_sha256
 from clarke_desktop.pdf import SignatureInfo, render_letter_pdf
 from clarke_desktop.schemas import ClinicalDocument
-from clarke_desktop.store import AppStore, AudioRecord, SignOffRecord, StoreError, file_sha256
+from clarke_desktop.store import AppStore, AudioRecord, SignOffRecord, StoreError
 from clarke_desktop.writeback import write_back
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,6 @@ from clarke_desktop.store.app import (
     UnresolvedDiscrepancies,
     context_resource_versions,
     document_sha256,
-    file_sha256,
 )
 from clarke_desktop.store.audit import AuditEntry, AuditEvent, AuditProblem, VerifyReport
 from clarke_desktop.store.db import Database, StoreError
@@ -37,5 +36,4 @@ __all__ = [
     "VerifyReport",
     "context_resource_versions",
     "document_sha256",
-    "file_sha256",
 ]

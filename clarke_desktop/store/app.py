@@ -8,7 +8,6 @@ rows; a signed letter changes only through an addendum version.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import sqlite3
 import uuid
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from clarke_desktop import paths
+from clarke_desktop.files import file_sha256
 from clarke_desktop.schemas import (
     ClinicalDocument,
     ConsultationStatus,
@@ -118,14 +118,6 @@ class AudioRecord:
 
 def document_sha256(document: ClinicalDocument) -> str:
     return sha256_text(document.model_dump_json())
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class AppStore:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clarke_desktop.files import atomic_write
 from clarke_desktop.schemas import utc_now_iso
 
 GENESIS = "0" * 64
@@ -153,14 +152,7 @@ class AuditLog:
             self._replace_anchor(seq, digest)
 
     def _replace_anchor(self, seq: int, digest: str) -> None:
-        self.anchor_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".audit-head-", dir=self.anchor_path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"seq": seq, "hash": digest}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.anchor_path)
+        atomic_write(self.anchor_path, json.dumps({"seq": seq, "hash": digest}))
 
     def read_anchor(self) -> dict[str, Any] | None:
         try:

@@ -18,8 +18,8 @@ def test_a_stopped_recording_is_recorded_with_its_length_hash_and_audit(monkeypa
     import clarke_desktop.audio.devices as devices
     import clarke_desktop.audio.recorder as recorder
     from clarke_desktop.audio.recorder import PacedTestStream, Recorder
+    from clarke_desktop.files import file_sha256
     from clarke_desktop.gui.core_backend import CoreBackend
-    from clarke_desktop.store.app import file_sha256
 
     tone = (0.3 * 32767 * np.sin(2 * np.pi * 440 * np.arange(48_000 * 5) / 48_000)).astype(np.int16)
 

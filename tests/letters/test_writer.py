@@ -10,7 +10,7 @@ from scripted_engine import ScriptedEngine
 
 from clarke_desktop.agent.context import retrieve_context
 from clarke_desktop.letters.facts import lab_fact_line, render_facts
-from clarke_desktop.letters.templates import DOCUMENT_TYPES, document_spec, render_document
+from clarke_desktop.letters.templates import document_spec, render_document
 from clarke_desktop.letters.writer import (
     LetterEvent,
     clean_narrative,
@@ -20,7 +20,7 @@ from clarke_desktop.letters.writer import (
 )
 from clarke_desktop.llm.base import ContextTooLong
 from clarke_desktop.record_lines import medication_line
-from clarke_desktop.schemas import Clinician, Transcript
+from clarke_desktop.schemas import DOCUMENT_TYPES, Clinician, Transcript
 
 TRANSCRIPT = (
     "Good afternoon Mrs Thompson. Your HbA1c has gone up from 48 to 55 mmol/mol. "

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from clarke_desktop.files import file_sha256
 from clarke_desktop.modelpack import load_catalogue
-from clarke_desktop.modelpack.hashing import sha256_file
 
 
 def test_every_role_has_licence_vram_precision_and_source() -> None:
@@ -28,4 +28,4 @@ def test_embedded_gguf_hash_and_size_match_the_assembled_file(tmp_path: Path) ->
     spec = load_catalogue()["embedded"].files[0]
     assembled = gguf_pkg.assemble(tmp_path / spec.expected_name)
     assert assembled.stat().st_size == spec.size_bytes
-    assert sha256_file(assembled) == spec.sha256
+    assert file_sha256(assembled) == spec.sha256

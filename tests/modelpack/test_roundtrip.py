@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from clarke_desktop import modelpack
+from clarke_desktop.files import file_sha256
 from clarke_desktop.modelpack import ModelPackError, build_pack, install_pack, locate, verify_role
-from clarke_desktop.modelpack.hashing import sha256_file
 
 
 def _pack(stage: Path, tmp_path: Path) -> Path:
@@ -27,7 +27,7 @@ def test_pack_records_every_file_with_size_and_sha256(stage: Path, tmp_path: Pat
     asr_files = {f["path"]: f for f in by_role["asr"]["files"]}
     assert set(asr_files) == {"medasr.onnx", "tokenizer.json"}
     onnx = stage / "asr" / "medasr.onnx"
-    assert asr_files["medasr.onnx"]["sha256"] == sha256_file(onnx)
+    assert asr_files["medasr.onnx"]["sha256"] == file_sha256(onnx)
     assert asr_files["medasr.onnx"]["size"] == onnx.stat().st_size
     assert [f["path"] for f in by_role["letter_writer"]["files"]] == ["medgemma-27b-text-it-Q4_K_M.gguf"]
     assert "Health AI Developer Foundations" in by_role["letter_writer"]["licence"]
@@ -80,11 +80,11 @@ def test_truncated_file_is_refused_and_named(stage: Path, tmp_path: Path, models
 def test_failed_reinstall_keeps_previous_install(stage: Path, tmp_path: Path, models_env: Path) -> None:
     pack = _pack(stage, tmp_path)
     install_pack(pack)
-    before = sha256_file(models_env / "asr" / "medasr.onnx")
+    before = file_sha256(models_env / "asr" / "medasr.onnx")
     (pack / "asr" / "tokenizer.json").write_text('{"vocab": ["tampered"]}')
     with pytest.raises(ModelPackError, match="tokenizer.json"):
         install_pack(pack)
-    assert sha256_file(models_env / "asr" / "medasr.onnx") == before
+    assert file_sha256(models_env / "asr" / "medasr.onnx") == before
     assert verify_role("asr", full=True).ok
 
 
@@ -207,7 +207,7 @@ def test_a_role_that_cannot_be_placed_puts_back_the_roles_already_swapped(
     """No mixed install: when the last role cannot be swapped in (Windows keeps a loaded model
     locked), the roles already swapped return to their previous version."""
     install_pack(_pack(stage, tmp_path))
-    before = {p.relative_to(models_env): sha256_file(p) for p in models_env.rglob("*") if p.is_file()}
+    before = {p.relative_to(models_env): file_sha256(p) for p in models_env.rglob("*") if p.is_file()}
     (stage / "asr" / "medasr.onnx").write_bytes(os.urandom(300_000))  # a new version of every role
     (stage / "medgemma-1.5-4b-it-Q4_K_M.gguf").write_bytes(b"GGUF" + os.urandom(200_000))
     (stage / "medgemma-27b-text-it-Q4_K_M.gguf").write_bytes(b"GGUF" + os.urandom(500_000))
@@ -223,7 +223,7 @@ def test_a_role_that_cannot_be_placed_puts_back_the_roles_already_swapped(
     with monkeypatch.context() as patched, pytest.raises(ModelPackError, match="nothing was changed"):
         patched.setattr(Path, "rename", locked)
         install_pack(new_pack)
-    after = {p.relative_to(models_env): sha256_file(p) for p in models_env.rglob("*") if p.is_file()}
+    after = {p.relative_to(models_env): file_sha256(p) for p in models_env.rglob("*") if p.is_file()}
     assert after == before
     for role in modelpack.ROLES:
         result = verify_role(role, full=True)
