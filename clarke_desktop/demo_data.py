@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from clarke_desktop import paths
 from clarke_desktop.fhir.client import FhirClient, FhirError, FhirNotFound
 from clarke_desktop.schemas import Clinician, ClinicPatient
+from clarke_desktop.uk_format import nhs_number
 
 log = logging.getLogger(__name__)
 
@@ -331,11 +332,6 @@ def patient_display_name(resource: dict[str, Any]) -> str:
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 
 
-def format_nhs_number(value: str) -> str:
-    d = value.replace(" ", "")
-    return f"{d[:3]} {d[3:6]} {d[6:]}" if len(d) == 10 else value
-
-
 def clinic_patient(
     patient: dict[str, Any], day: date, time: str, summary: str, appt_id: str | None
 ) -> ClinicPatient:
@@ -352,7 +348,7 @@ def clinic_patient(
         dob = b.strftime("%d/%m/%Y")
     return ClinicPatient(
         id=patient["id"],
-        nhs_number=format_nhs_number(nhs) if nhs else "not recorded",
+        nhs_number=nhs_number(nhs),
         name=patient_display_name(patient),
         date_of_birth=dob,
         age=age,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFrame,
@@ -18,16 +16,6 @@ from PySide6.QtWidgets import (
 )
 
 TONES = ("ok", "demo", "warn", "bad", "info", "neutral", "rec")
-
-
-def uk_date(value: str | None) -> str:
-    """ISO dates (2026-01-10, 2026-01-10T09:00:00Z) as UK clinicians write them: 10/01/2026."""
-    if not value:
-        return ""
-    m = re.match(r"^(\d{4})-(\d{2})-(\d{2})", value)
-    if not m:
-        return value
-    return f"{m.group(3)}/{m.group(2)}/{m.group(1)}"
 
 
 def repolish(widget: QWidget) -> None:

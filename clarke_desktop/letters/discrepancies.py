@@ -28,9 +28,9 @@ from clarke_desktop.clinical_text.record import RecordedAllergy, RecordedMedicin
 from clarke_desktop.clinical_text.spans import SpanMaker
 from clarke_desktop.clinical_text.tokens import tokenize
 from clarke_desktop.clinical_text.units import same_amount
-from clarke_desktop.letters.facts import uk_date
 from clarke_desktop.record_lines import medication_line
 from clarke_desktop.schemas import Discrepancy, PatientContext, SoundAlikeFlag, SourceRef, Transcript
+from clarke_desktop.uk_format import record_date
 
 _ALLERGY_DENIALS = (
     "no allergies", "no known allergies", "no drug allergies", "no known drug allergies", "nkda",
@@ -263,9 +263,9 @@ class _Rules:
                     lab = recorded[0].lab
                     unit = f" {lab.unit}" if lab.unit else ""
                     self.add("lab_value", test.ti, q.tj,
-                             f"{lab.name}: value said {self.snippet(q.ti, q.tj)}; recorded {lab.value}{unit} on {uk_date(lab.date)}"
+                             f"{lab.name}: value said {self.snippet(q.ti, q.tj)}; recorded {lab.value}{unit} on {record_date(lab.date)}"
                              + (f" (previously {lab.previous_value})" if lab.previous_value else "") + ".",
-                             subject=test.test, record_text=f"{lab.name} {lab.value}{unit} ({uk_date(lab.date)})",
+                             subject=test.test, record_text=f"{lab.name} {lab.value}{unit} ({record_date(lab.date)})",
                              source=lab.source)  # fmt: skip
                     break
 

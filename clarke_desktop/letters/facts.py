@@ -10,18 +10,7 @@ from collections.abc import Callable
 
 from clarke_desktop.record_lines import allergy_line, medication_line
 from clarke_desktop.schemas import LabResult, PatientContext
-
-
-def uk_date(iso: str | None) -> str:
-    """2026-01-15 -> 15/01/2026, 2026-01 -> 01/2026; anything else is returned as recorded."""
-    if not iso:
-        return "undated"
-    parts = iso[:10].split("-")
-    if len(parts) == 3 and all(p.isdigit() for p in parts):
-        return f"{parts[2]}/{parts[1]}/{parts[0]}"
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
-        return f"{parts[1]}/{parts[0]}"
-    return iso
+from clarke_desktop.uk_format import record_date
 
 
 def _unavailable(context: PatientContext, label: str) -> bool:
@@ -30,9 +19,9 @@ def _unavailable(context: PatientContext, label: str) -> bool:
 
 def lab_fact_line(lab: LabResult) -> str:
     unit = f" {lab.unit}" if lab.unit else ""
-    line = f"{lab.name}: {lab.value}{unit} ({uk_date(lab.date)})"
+    line = f"{lab.name}: {lab.value}{unit} ({record_date(lab.date)})"
     if lab.previous_value is not None:
-        line += f"; previously {lab.previous_value}{unit} ({uk_date(lab.previous_date)})"
+        line += f"; previously {lab.previous_value}{unit} ({record_date(lab.previous_date)})"
         if lab.trend:
             line += f", {lab.trend}"
     if lab.reference_range:
@@ -51,7 +40,7 @@ def investigations(context: PatientContext) -> tuple[str, list[str]]:
     for report in context.recent_imaging:
         summary = (report.summary or "no conclusion recorded").rstrip()
         ending = "" if summary.endswith((".", "!", "?")) else "."  # a recorded conclusion keeps its own stop
-        lines.append(f"{report.type} ({uk_date(report.date)}): {summary}{ending}")
+        lines.append(f"{report.type} ({record_date(report.date)}): {summary}{ending}")
         sources.append(report.source.reference)
     if _unavailable(context, "Results") or _unavailable(context, "Imaging"):
         lines.append("Some results could not be retrieved from the record; check the record directly.")
@@ -88,7 +77,7 @@ def problems(context: PatientContext) -> tuple[str, list[str]]:
     if not context.problem_list:
         return "No active problems recorded.", []
     return (
-        "\n".join(p.name + (f" (since {uk_date(p.onset)})" if p.onset else "") for p in context.problem_list),
+        "\n".join(p.name + (f" (since {record_date(p.onset)})" if p.onset else "") for p in context.problem_list),
         [p.source.reference for p in context.problem_list],
     )
 

@@ -24,7 +24,7 @@ from typing import Literal
 from clarke_desktop.cancel import CancelToken
 from clarke_desktop.letters.discrepancies import detect_discrepancies
 from clarke_desktop.letters.fact_check import fact_check, record_sources
-from clarke_desktop.letters.facts import render_facts, uk_date
+from clarke_desktop.letters.facts import render_facts
 from clarke_desktop.letters.templates import DocumentSpec, SectionSpec, document_spec
 from clarke_desktop.llm.base import ContextTooLong, InvalidModelOutput, LlmEngine, Turn
 from clarke_desktop.llm.prompt import neutralise, render_text
@@ -38,6 +38,7 @@ from clarke_desktop.schemas import (
     Transcript,
 )
 from clarke_desktop.templates import prompt_template_version, render_prompt
+from clarke_desktop.uk_format import uk_date
 
 DEFAULT_SECTION_TOKENS = 512
 PART_SUMMARY_TOKENS = 384

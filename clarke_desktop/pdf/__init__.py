@@ -3,9 +3,7 @@
 from clarke_desktop.pdf.letter import (
     DEMO_MARKING,
     SignatureInfo,
-    format_nhs_number,
-    format_uk_date,
     render_letter_pdf,
 )
 
-__all__ = ["DEMO_MARKING", "SignatureInfo", "format_nhs_number", "format_uk_date", "render_letter_pdf"]
+__all__ = ["DEMO_MARKING", "SignatureInfo", "render_letter_pdf"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -30,6 +29,7 @@ from reportlab.platypus import KeepTogether, ListFlowable, ListItem, Paragraph, 
 from clarke_desktop.config import Settings
 from clarke_desktop.files import replace_durably
 from clarke_desktop.schemas import ClinicalDocument, Demographics, PatientContext
+from clarke_desktop.uk_format import nhs_number, uk_date
 
 DEMO_MARKING = "DEMO MODEL \u2014 NOT FOR CLINICAL USE"
 NHS_BLUE = colors.HexColor("#005EB8")
@@ -76,24 +76,8 @@ def _register_fonts() -> tuple[str, str]:
     return "Helvetica", "Helvetica-Bold"  # pragma: no cover - reportlab always ships Vera
 
 
-def format_nhs_number(value: str | None) -> str:
-    if not value:
-        return "not recorded"
-    digits = "".join(ch for ch in value if ch.isdigit())
-    return f"{digits[:3]} {digits[3:6]} {digits[6:]}" if len(digits) == 10 else value
-
-
-def format_uk_date(value: str | None) -> str:
-    """ISO date or timestamp -> DD/MM/YYYY; anything else is printed as given."""
-    if not value:
-        return "not recorded"
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%d/%m/%Y")
-    except ValueError:
-        try:
-            return date.fromisoformat(value).strftime("%d/%m/%Y")
-        except ValueError:
-            return value
+def _date(value: str | None) -> str:
+    return uk_date(value, "not recorded")
 
 
 def _text(value: str) -> str:
@@ -198,7 +182,7 @@ def render_letter_pdf(
     story.append(Paragraph(_text("\n".join(line for line in head_lines if line)), styles.head_right))
     story.append(Spacer(1, 6 * mm))
 
-    story.append(Paragraph(_text(f"Date: {format_uk_date(document.letter_date)}"), styles.body))
+    story.append(Paragraph(_text(f"Date: {_date(document.letter_date)}"), styles.body))
     addressee_lines = _addressee_lines(document, demographics)
     story.append(Paragraph(_text("\n".join(addressee_lines)), styles.body))
     story.append(Spacer(1, 3 * mm))
@@ -206,8 +190,8 @@ def render_letter_pdf(
     story.append(Paragraph(_text(salutation), styles.body))
 
     re_line = (
-        f"Re: {patient}, DOB {format_uk_date(document.patient_dob)}, "
-        f"NHS No. {format_nhs_number(document.nhs_number)}"
+        f"Re: {patient}, DOB {_date(document.patient_dob)}, "
+        f"NHS No. {nhs_number(document.nhs_number)}"
     )
     address = demographics.address if demographics and demographics.address else None
     story.append(Paragraph(_text(re_line + (f"\n{address}" if address else "")), styles.re_line))
@@ -241,7 +225,7 @@ def render_letter_pdf(
     cc = f"cc: {patient} (patient)" + (f", {address}" if address else "")
     story.append(Paragraph(_text(cc), styles.small))
 
-    footer = f"{patient} \u00b7 NHS No. {format_nhs_number(document.nhs_number)}"
+    footer = f"{patient} \u00b7 NHS No. {nhs_number(document.nhs_number)}"
     if signature is None:
         footer += " \u00b7 DRAFT"
     canvasmaker = _page_canvas_factory(regular, bold, demo, footer)

@@ -23,8 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clarke_desktop.gui.widgets import button, card, clear_layout, label, notice, scroll_page, uk_date
+from clarke_desktop.gui.widgets import button, card, clear_layout, label, notice, scroll_page
 from clarke_desktop.schemas import Allergy, LabResult, PatientContext
+from clarke_desktop.uk_format import uk_date
 
 TREND_ARROWS = {"rising": "↑", "falling": "↓", "stable": "→"}
 

@@ -1,0 +1,31 @@
+"""Dates and NHS numbers as UK clinicians write them, one way for the screens, letters and PDFs."""
+
+from __future__ import annotations
+
+import re
+
+_ISO = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?")
+
+
+def uk_date(value: str | None, missing: str = "") -> str:
+    """2026-01-15 or 2026-01-15T09:00:00Z -> 15/01/2026; 2026-01 -> 01/2026; anything else as given."""
+    if not value:
+        return missing
+    m = _ISO.match(value)
+    if not m:
+        return value
+    year, month, day = m.groups()
+    return f"{day}/{month}/{year}" if day else f"{month}/{year}"
+
+
+def record_date(value: str | None) -> str:
+    """A record's date in a letter: "undated" when the record has none."""
+    return uk_date(value, "undated")
+
+
+def nhs_number(value: str | None, missing: str = "not recorded") -> str:
+    """10 digits as 3-3-4 ("999 001 0013"); anything else as given."""
+    if not value:
+        return missing
+    digits = "".join(ch for ch in value if ch.isdigit())
+    return f"{digits[:3]} {digits[3:6]} {digits[6:]}" if len(digits) == 10 else value
