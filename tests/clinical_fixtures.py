@@ -70,12 +70,23 @@ class FailingFhir:
         return getattr(self.inner, name)
 
 
+class _LiveEngine:
+    """The registry's current engine for a role, looked up at each use: a test that shuts models down
+    (close_all) must not leave later tests holding a closed engine."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+
+    def __getattr__(self, name: str):
+        from clarke_desktop.llm.registry import get_engine
+
+        return getattr(get_engine(self.role), name)
+
+
 @pytest.fixture(scope="session")
 def embedded_engine():
     """The product's engine for the letter/EHR roles: with no MedGemma installed, the embedded
     Gemma 3 270M GGUF (real llama.cpp inference), flagged as a demo model."""
-    from clarke_desktop.llm.registry import get_engine
-
-    engine = get_engine("letter_writer")
+    engine = _LiveEngine("letter_writer")
     assert engine.info.demo, "tests expect the embedded demo model (no model pack installed)"
     return engine

@@ -188,6 +188,14 @@ class LlamaCppEngine(CompletesFromStream):
             if self._model is not None:
                 llama_cpp.llama_model_free(self._model)
                 self._model = None
+                self._vocab = None
+
+    def _require_open(self) -> None:
+        """A closed engine raises instead of handing freed native memory to llama.cpp (a crash)."""
+        if self._model is None:
+            raise LlmError(
+                f"The model {self.info.name} was closed (the app changed models or is shutting down); retry."
+            )
 
     def __enter__(self) -> LlamaCppEngine:
         return self
@@ -203,6 +211,7 @@ class LlamaCppEngine(CompletesFromStream):
 
     def tokenize(self, text: str, *, special: bool = False) -> list[int]:
         """Token ids without BOS; `special=True` only for our own control scaffolding."""
+        self._require_open()
         data = text.encode("utf-8")
         capacity = len(data) + 8
         buffer = (llama_cpp.llama_token * capacity)()
@@ -227,6 +236,7 @@ class LlamaCppEngine(CompletesFromStream):
         return ids[0] if len(ids) == 1 else None
 
     def _piece(self, token: int, buffer: ctypes.Array) -> bytes:
+        self._require_open()
         n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
         if n < 0:
             buffer = ctypes.create_string_buffer(-n)
@@ -354,6 +364,7 @@ class LlamaCppEngine(CompletesFromStream):
         literal_ids: np.ndarray | None = None,
     ) -> Iterator[str]:
         with self._lock:
+            self._require_open()
             if self._model is None:
                 raise LlmError(f"{self.info.name} has been closed")
             stats = GenerationStats(prompt_tokens=len(tokens))

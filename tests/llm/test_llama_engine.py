@@ -239,3 +239,14 @@ def test_decode_failures_map_to_out_of_memory_only_when_memory_ran_out(engine: L
     with pytest.raises(ModelOutOfMemory, match="out of memory"):
         engine._check_decode(-3)
     _llama_log.clear_recent()
+
+
+def test_a_closed_engine_raises_instead_of_crashing(gguf_path: Path) -> None:
+    # The registry frees every model at shutdown and when models change: a holder that uses its
+    # engine afterwards must get an error, never freed native memory (it segfaulted before).
+    engine = LlamaCppEngine(gguf_path)
+    engine.close()
+    with pytest.raises(LlmError, match="was closed"):
+        engine.tokenize("metformin")
+    with pytest.raises(LlmError, match="was closed"):
+        engine.complete(PROMPT, max_tokens=4)
