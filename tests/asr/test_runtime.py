@@ -17,9 +17,10 @@ from click.testing import CliRunner
 
 from clarke_desktop.asr import session as session_module
 from clarke_desktop.asr.base import AsrModelMissing
-from clarke_desktop.asr.model_dir import open_model_dir, sha256_file
+from clarke_desktop.asr.model_dir import open_model_dir
 from clarke_desktop.asr.transcriber import OnnxTranscriber, load_transcriber
 from clarke_desktop.cli import cli
+from clarke_desktop.files import file_sha256
 
 pytestmark = pytest.mark.export
 
@@ -29,7 +30,7 @@ def test_export_writes_graphs_vocabulary_and_verifiable_metadata(tiny_model):
     assert meta["precisions"] == ["fp32", "fp16", "int8"]
     assert set(meta["sha256"]) == {"model.fp32.onnx", "model.fp16.onnx", "model.int8.onnx", "vocab.json"}
     for name, digest in meta["sha256"].items():
-        assert sha256_file(tiny_model / name) == digest
+        assert file_sha256(tiny_model / name) == digest
     assert meta["parity"]["fp32"]["max_abs_diff"] < 1e-3
     assert meta["parity"]["fp32"]["argmax_agreement"] == 1.0
     vocab = open_model_dir(tiny_model).vocabulary
