@@ -50,9 +50,10 @@ class MicBackend(FakeBackend):
         self._log("start_recording")
         return RecordingSession(make, None)
 
-    def recording_stopped(self, consultation_id, wav_path, live, cancel):
+    def recording_stopped(self, consultation_id, wav_path, live, cancel, *, duration_s=0.0):
         self._log("recording_stopped")
         self.wav = wav_path
+        self.duration_s = duration_s
         return Transcript(text="Transcribed consultation.", origin="asr", duration_s=1.0)
 
 
@@ -96,6 +97,7 @@ def test_record_pause_resume_stop(styled_app, qtbot, tmp_path, monkeypatch):
 
         info = soundfile.info(str(backend.wav))  # a real WAV with what was recorded, pause excluded
         assert info.duration >= 1.0, info
+        assert backend.duration_s == pytest.approx(info.duration, abs=0.1)  # the length reaches the backend
         assert c.generate_button.isEnabled()
     finally:
         w.runner.shutdown()
