@@ -45,7 +45,7 @@ def fhir_db_is_named() -> bool:
     """Whether the user named another store (CLARKE_FHIR_DB): the app then never seeds or books
     demo data into it; only the user's own actions write there."""
     named = os.environ.get("CLARKE_FHIR_DB")
-    return bool(named) and Path(named).resolve() != own_fhir_db_path().resolve()
+    return named is not None and named != "" and Path(named).resolve() != own_fhir_db_path().resolve()
 
 
 def app_db_path() -> Path:

@@ -45,7 +45,7 @@ class WriteBackResult:
     composition: str
 
 
-def _validated(model: type, resource: dict[str, Any]) -> dict[str, Any]:
+def _validated(model: Any, resource: dict[str, Any]) -> dict[str, Any]:
     try:
         model.model_validate(resource)
     except ValidationError as exc:

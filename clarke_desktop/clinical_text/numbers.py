@@ -146,9 +146,9 @@ def parse_spoken(tokens: list[Token], i: int) -> ParsedNumber | None:
     w = _Words(tokens, i)
     if w.peek() == "a" and w.peek(1) in {"hundred", "thousand"}:  # "a hundred and twenty"
         w.items[w.pos] = ("one", w.items[w.pos][1])
-    digits = _digit_sequence(w)
-    if digits is not None:
-        return digits
+    repeated = _digit_sequence(w)
+    if repeated is not None:
+        return repeated
     if w.peek() in {"a", "half"}:
         if w.peek() == "half" or (w.peek() == "a" and w.peek(1) == "half"):
             if w.peek() == "a":

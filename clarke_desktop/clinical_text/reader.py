@@ -13,6 +13,7 @@ Not facts: list numbering ("1."), numbers inside names ("type 2", "stage 3a", "G
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
@@ -279,7 +280,7 @@ def _class_said(words: list[str], i: int, j: int, drug: tuple[str, int] | None) 
     return status_of(words, i, j) is Status.ALLERGY
 
 
-def _read_dates(reading: Reading, locale: str, take) -> None:
+def _read_dates(reading: Reading, locale: str, take: Callable[[int, int], None]) -> None:
     starts = {t.start: k for k, t in enumerate(reading.tokens)}
     ends = {t.end: k for k, t in enumerate(reading.tokens)}
     for d in find_dates(reading.text, locale=locale):

@@ -24,7 +24,13 @@ from clarke_desktop.clinical_text import lexicon, vocabulary
 from clarke_desktop.clinical_text.compare import comparable, same_value
 from clarke_desktop.clinical_text.context import FAMILY, NEGATION, TAKING, Status, preceding
 from clarke_desktop.clinical_text.reader import DrugMention, Reading, TestMention, read
-from clarke_desktop.clinical_text.record import RecordedAllergy, RecordedMedicine, RecordFacts, read_record
+from clarke_desktop.clinical_text.record import (
+    RecordedAllergy,
+    RecordedMedicine,
+    RecordedValue,
+    RecordFacts,
+    read_record,
+)
 from clarke_desktop.clinical_text.spans import SpanMaker
 from clarke_desktop.clinical_text.tokens import tokenize
 from clarke_desktop.clinical_text.units import same_amount
@@ -330,7 +336,7 @@ def _taken_today(reading: Reading, test: TestMention) -> bool:
     return any(w in {"today", "now"} for w in reading.words[test.tj : end + 3])
 
 
-def _within_reference(value: Decimal, recorded) -> bool:
+def _within_reference(value: Decimal, recorded: list[RecordedValue]) -> bool:
     """ "Your best should be around 450": a value the record's reference range names."""
     for r in recorded:
         if r.lab.reference_range and any(q.value == value for q in read(r.lab.reference_range).quantities):

@@ -24,6 +24,7 @@ from clarke_desktop.clinical_text.reader import (
     DateSpan,
     DrugMention,
     Quantity,
+    Reading,
     TestMention,
     bound_quantities,
     read,
@@ -36,7 +37,9 @@ from clarke_desktop.schemas import (
     DocumentSection,
     Evidence,
     FactCheckItem,
+    Medication,
     PatientContext,
+    SourceRef,
     Transcript,
 )
 
@@ -75,11 +78,11 @@ class Sources:
         return Evidence(kind="transcript", span=self.spans(start, end), text=self.said.text[start:end])
 
 
-def _record_evidence(source, text: str) -> Evidence:
+def _record_evidence(source: SourceRef | None, text: str) -> Evidence:
     return Evidence(kind="record", source=source, text=text)
 
 
-def _med_text(med) -> str:
+def _med_text(med: Medication) -> str:
     return " ".join(x for x in (med.name, med.dose, med.frequency) if x) or med.name
 
 
@@ -139,7 +142,7 @@ _ALLERGY_TALK = frozenset(
 )
 
 
-def _allergy_talk(reading, d: DrugMention) -> bool:
+def _allergy_talk(reading: Reading, d: DrugMention) -> bool:
     """Said as an allergy, or named shortly after an allergy question ("Any allergies?" "Only penicillin.")."""
     return d.status is Status.ALLERGY or any(
         w in _ALLERGY_TALK for w in reading.words[max(0, d.ti - 25) : d.ti]
@@ -311,8 +314,8 @@ def check_text(text: str, src: Sources) -> list[Fact]:
     for f in letter.frequencies:
         if f.ti not in drug_freqs:
             add("frequency", f.ti, f.tj, _frequency_support(f, None, src))
-    for d in letter.durations:
-        add("number", d.ti, d.tj, _duration_support(d, src))
+    for duration in letter.durations:
+        add("number", duration.ti, duration.tj, _duration_support(duration, src))
     return sorted(facts, key=lambda f: (f.start, f.end))
 
 

@@ -55,7 +55,7 @@ def document_spec(doc_type: str) -> DocumentSpec:
             )
             for s in raw["sections"]
         )
-        return DocumentSpec(doc_type=doc_type, label=raw["label"], voice=raw["voice"], sections=sections)  # type: ignore[arg-type]
+        return DocumentSpec(doc_type=doc_type, label=raw["label"], voice=raw["voice"], sections=sections)
     except FileNotFoundError as exc:
         raise TemplateError(f"{path} is missing.") from exc
     except (KeyError, TypeError, json.JSONDecodeError) as exc:

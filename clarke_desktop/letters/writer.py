@@ -116,7 +116,7 @@ def _split_by_tokens(engine: LlmEngine, text: str, limit: int) -> list[str]:
         if engine.count_tokens(sentence) <= limit:
             pieces.append(sentence)
             continue
-        words, current = sentence.split(), []
+        words, current = sentence.split(), list[str]()
         for word in words:
             if current and engine.count_tokens(" ".join([*current, word])) > limit:
                 pieces.append(" ".join(current))
@@ -401,7 +401,7 @@ def write_document(
         model=engine.info,
         prompt_template_version=prompt_template_version(),
         warnings=warnings,
-        **_header(doc_type, context, clinician),
+        **_header(doc_type, context, clinician),  # type: ignore[arg-type]  # addressee, salutation, sign_off: str
     )
     if on_event:
         on_event(LetterEvent("stage", text="Checking for discrepancies"))

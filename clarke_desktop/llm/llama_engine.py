@@ -187,7 +187,7 @@ class LlamaCppEngine(CompletesFromStream):
             self._free_context()
             if self._model is not None:
                 llama_cpp.llama_model_free(self._model)
-                self._model = None
+                self._model = None  # type: ignore[assignment]  # closed: _require_open() guards every use
                 self._vocab = None
 
     def _require_open(self) -> None:

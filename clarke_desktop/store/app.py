@@ -295,7 +295,7 @@ class AppStore:
                 duration_s=transcript.duration_s,
                 sha256=digest,
             )
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)
 
     def latest_transcript(self, consultation_id: str) -> Transcript | None:
         rows = self.db.query(
@@ -321,7 +321,7 @@ class AppStore:
                 fhir_resources=context_resource_versions(context),
                 warnings=len(context.retrieval_warnings),
             )
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)
 
     def latest_context(self, consultation_id: str) -> PatientContext | None:
         rows = self.db.query(
@@ -749,7 +749,7 @@ class _Tx:
             "INSERT INTO audio(consultation_id, path, source, sha256, created_at) VALUES (?, ?, ?, ?, ?)",
             (consultation_id, str(path), source, sha256, utc_now_iso()),
         )
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)
 
     def require_editable(self, consultation_id: str) -> None:
         row = self.conn.execute(
