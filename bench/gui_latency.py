@@ -35,11 +35,11 @@ def main() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("CLARKE_DATA_DIR", tempfile.mkdtemp(prefix="clarke-bench-"))
 
+    from gui_probe import LoopLatencyProbe
     from PySide6.QtWidgets import QApplication
 
     from clarke_desktop.gui.app import build_window, make_application
     from clarke_desktop.gui.core_backend import CoreBackend
-    from clarke_desktop.gui.latency import LoopLatencyProbe
 
     threads: dict[str, int] = {}
 

@@ -367,16 +367,8 @@ def check_vram(gpus: list[Gpu], installed: list[dict]) -> Check:
 
 
 def check_audio() -> Check:
-    try:
-        from clarke_desktop.audio.devices import MicrophoneUnavailable, list_input_devices
-    except ImportError:  # audio subsystem not built into this copy
-        return Check(
-            "audio",
-            "Microphone",
-            WARN,
-            "audio subsystem not available in this build",
-            "Reinstall Clarke Desktop.",
-        )
+    from clarke_desktop.audio.devices import MicrophoneUnavailable, list_input_devices
+
     try:
         devices = list_input_devices()
     except MicrophoneUnavailable as exc:

@@ -52,12 +52,7 @@ _models_group = models
 
 def _register() -> None:
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"clarke_desktop.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"clarke_desktop.cli.{name}":
-                continue  # subsystem not built into this copy
-            raise
+        module = importlib.import_module(f"clarke_desktop.cli.{name}")
         for command in getattr(module, "COMMANDS", ()):
             cli.add_command(command)
         for command in getattr(module, "MODELS_COMMANDS", ()):

@@ -290,31 +290,28 @@ def recover(apply_: bool, as_json: bool) -> None:
             if apply_:
                 entry["recovered_status"] = store.mark_recovered(record.id, actor="recovery").value
             drafts.append(entry)
-        try:
-            from clarke_desktop.audio import recovery as audio_recovery
-        except ImportError:
-            audio_recovery = None
-        if audio_recovery is not None:
-            for orphan in audio_recovery.find_orphans(paths.recordings_dir()):
-                item: dict[str, Any] = {
-                    "recording_id": orphan.recording_id,
-                    "consultation_id": orphan.consultation_id,
-                    "started_at": orphan.started_at,
-                    "duration_s": round(orphan.duration_s, 2),
-                    "raw_file": str(orphan.raw_path),
-                }
-                if apply_:
-                    try:
-                        wav = audio_recovery.recover(orphan)
-                        item["wav"] = str(wav)
-                        if orphan.consultation_id:
-                            try:
-                                store.import_audio(orphan.consultation_id, wav, actor="recovery")
-                            except NotFound:
-                                item["note"] = "consultation not in this database"
-                    except (OSError, ValueError) as exc:
-                        item["error"] = str(exc)
-                recordings.append(item)
+        from clarke_desktop.audio import recovery as audio_recovery
+
+        for orphan in audio_recovery.find_orphans(paths.recordings_dir()):
+            item: dict[str, Any] = {
+                "recording_id": orphan.recording_id,
+                "consultation_id": orphan.consultation_id,
+                "started_at": orphan.started_at,
+                "duration_s": round(orphan.duration_s, 2),
+                "raw_file": str(orphan.raw_path),
+            }
+            if apply_:
+                try:
+                    wav = audio_recovery.recover(orphan)
+                    item["wav"] = str(wav)
+                    if orphan.consultation_id:
+                        try:
+                            store.import_audio(orphan.consultation_id, wav, actor="recovery")
+                        except NotFound:
+                            item["note"] = "consultation not in this database"
+                except (OSError, ValueError) as exc:
+                    item["error"] = str(exc)
+            recordings.append(item)
     finally:
         store.close()
     if as_json:

@@ -483,17 +483,13 @@ class CoreBackend:
     def ask_assistant(
         self, patient_id: str, question: str, step: Callable[[AssistantStep], None], cancel: CancelToken
     ) -> AssistantAnswer:
-        try:
-            from clarke_desktop.agent import assistant as chart
-        except ImportError as exc:
-            raise RuntimeError("The chart assistant is not part of this build yet.") from exc
+        from clarke_desktop.agent import assistant as chart
+
         return chart_answer(chart, self, patient_id, question, step, cancel)
 
     def decide_proposal(self, patient_id: str, proposal_id: str, approve: bool) -> Proposal:
-        try:
-            from clarke_desktop.agent import assistant as chart
-        except ImportError as exc:
-            raise RuntimeError("The chart assistant is not part of this build yet.") from exc
+        from clarke_desktop.agent import assistant as chart
+
         return chart_decide(chart, self, patient_id, proposal_id, approve)
 
     # --- settings & diagnostics ---------------------------------------------------------------

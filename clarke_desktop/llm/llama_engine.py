@@ -296,20 +296,6 @@ class LlamaCppEngine(CompletesFromStream):
 
         return validate_with_retries(attempt, schema, retries=retries, model_name=self.info.name)
 
-    def generate_text_constrained(
-        self, turns: list[Turn], schema: type[BaseModel], *, max_tokens: int, temperature: float = 0.0
-    ) -> str:
-        """Grammar-constrained text without validation (benchmarks and diagnostics)."""
-        return "".join(
-            self._stream_text(
-                self.prompt_tokens(turns),
-                max_tokens=max_tokens,
-                temperature=temperature,
-                grammar=gbnf_for(schema),
-                literal_ids=self._literal_token_ids(schema),
-            )
-        )
-
     def _literal_token_ids(self, schema: type[BaseModel]) -> np.ndarray:
         """Every single token that spells a piece of text the schema's grammar can force (a key
         name, an enum value): tried right after the model's top candidates when it is rejected."""

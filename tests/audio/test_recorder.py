@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from paced_stream import PacedTestStream
 
-from clarke_desktop.audio.recorder import PacedTestStream, Recorder
+from clarke_desktop.audio.recorder import Recorder
 from clarke_desktop.audio.recovery import find_orphans, recover
 
 RATE = 48_000
@@ -78,7 +79,9 @@ CHILD = textwrap.dedent(
     import sys, time
     import numpy as np
     sys.path.insert(0, {repo!r})
-    from clarke_desktop.audio.recorder import PacedTestStream, Recorder
+    sys.path.insert(0, {repo!r} + "/tests")
+    from clarke_desktop.audio.recorder import Recorder
+    from paced_stream import PacedTestStream
     rate = 48000
     t = np.arange(rate * 30) / rate
     sig = (0.3 * 32767 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)

@@ -9,6 +9,20 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).parent))
 
+def _load_bench_module(name: str) -> None:
+    """bench/<name>.py importable by name (bench/ itself stays off sys.path: its fhir.py would shadow
+    the fhir.resources package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[2] / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
+_load_bench_module("gui_probe")  # the event-loop latency probe, shared with bench/gui_latency.py
+
 import pytest  # noqa: E402
 
 

@@ -15,9 +15,11 @@ pytestmark = pytest.mark.gui
 
 
 def test_a_stopped_recording_is_recorded_with_its_length_hash_and_audit(monkeypatch) -> None:
+    from paced_stream import PacedTestStream
+
     import clarke_desktop.audio.devices as devices
     import clarke_desktop.audio.recorder as recorder
-    from clarke_desktop.audio.recorder import PacedTestStream, Recorder
+    from clarke_desktop.audio.recorder import Recorder
     from clarke_desktop.files import file_sha256
     from clarke_desktop.gui.core_backend import CoreBackend
 

@@ -47,8 +47,9 @@ def real_window(styled_app, qtbot):
 
 
 def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_property):
+    from gui_probe import LoopLatencyProbe
+
     from clarke_desktop.fhir.local import LocalFhirClient
-    from clarke_desktop.gui.latency import LoopLatencyProbe
     from clarke_desktop.paths import fhir_db_path
 
     w = real_window

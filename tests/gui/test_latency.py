@@ -33,8 +33,9 @@ class StreamingBackend(FakeBackend):
 
 
 def test_event_loop_keeps_turning_while_the_letter_streams(styled_app, qtbot, record_property):
+    from gui_probe import LoopLatencyProbe
+
     from clarke_desktop.gui.app import build_window
-    from clarke_desktop.gui.latency import LoopLatencyProbe
 
     backend = StreamingBackend()
     w = build_window(backend)

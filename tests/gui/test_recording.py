@@ -32,7 +32,9 @@ class MicBackend(FakeBackend):
         self.consented.append(consultation_id)
 
     def start_recording(self, consultation_id, device):
-        from clarke_desktop.audio.recorder import PacedTestStream, Recorder
+        from paced_stream import PacedTestStream
+
+        from clarke_desktop.audio.recorder import Recorder
 
         t = np.arange(48_000 * 20) / 48_000
         tone = (0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)

@@ -23,7 +23,9 @@ RECORDING = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from clarke_desktop.audio.recorder import PacedTestStream, Recorder
+    sys.path.insert(0, {tests!r})
+    from clarke_desktop.audio.recorder import Recorder
+    from paced_stream import PacedTestStream
     from clarke_desktop import paths
 
     tone = (8000 * np.sin(np.arange(48000 * 30) * 2 * np.pi * 440 / 48000)).astype(np.int16)
@@ -57,7 +59,7 @@ def test_recover_lists_then_settles_drafts_and_recordings(data_dir: Path) -> Non
         store.set_status(recording, ConsultationStatus.RECORDING)
 
     proc = subprocess.Popen(
-        [sys.executable, "-c", RECORDING, recording],
+        [sys.executable, "-c", RECORDING.format(tests=str(Path(__file__).resolve().parents[1])), recording],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "CLARKE_DATA_DIR": str(data_dir)},
