@@ -106,51 +106,19 @@ def medical_words() -> frozenset[str]:
 
 # What a date can be the date of, by group: a date is bound to the event said with it, and two
 # mentions of one date support each other only when their events agree.
-EVENTS: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "scan",
-            "ct",
-            "mri",
-            "x-ray",
-            "xray",
-            "ultrasound",
-            "echo",
-            "echocardiogram",
-            "angiogram",
-            "angiography",
-            "mammogram",
-            "imaging",
-            "dexa",
-        ),
-        "imaging",
-    ),  # fmt: skip
-    **dict.fromkeys(("bloods", "blood", "results", "result", "test", "tests", "level", "levels"), "bloods"),
-    **dict.fromkeys(
-        (
-            "endoscopy",
-            "colonoscopy",
-            "gastroscopy",
-            "biopsy",
-            "operation",
-            "surgery",
-            "procedure",
-            "section",
-            "caesarean",
-            "replacement",
-        ),
-        "procedure",
-    ),  # fmt: skip
-    **dict.fromkeys(("admission", "admitted", "discharged", "a&e"), "admission"),
-    **dict.fromkeys(
-        ("appointment", "review", "clinic", "visit", "seen", "follow-up", "followup"), "appointment"
-    ),
-    **dict.fromkeys(("vaccine", "vaccination", "jab", "booster", "immunisation"), "vaccine"),
-    **dict.fromkeys(("born", "birth", "dob", "birthday"), "birth"),
-    **dict.fromkeys(("lmp", "period"), "period"),
-    **dict.fromkeys(("diagnosed", "diagnosis"), "diagnosis"),
-    **dict.fromkeys(("started", "commenced", "stopped"), "medicine"),
-    **dict.fromkeys(
-        ("fall", "fell", "injury", "accident", "attack", "stroke", "mi", "infarction"), "incident"
-    ),
-}
+_EVENT_GROUPS: dict[str, tuple[str, ...]] = {
+    "imaging": ("scan", "ct", "mri", "x-ray", "xray", "ultrasound", "echo", "echocardiogram", "angiogram",
+                "angiography", "mammogram", "imaging", "dexa"),
+    "bloods": ("bloods", "blood", "results", "result", "test", "tests", "level", "levels"),
+    "procedure": ("endoscopy", "colonoscopy", "gastroscopy", "biopsy", "operation", "surgery", "procedure",
+                  "section", "caesarean", "replacement"),
+    "admission": ("admission", "admitted", "discharged", "a&e"),
+    "appointment": ("appointment", "review", "clinic", "visit", "seen", "follow-up", "followup"),
+    "vaccine": ("vaccine", "vaccination", "jab", "booster", "immunisation"),
+    "birth": ("born", "birth", "dob", "birthday"),
+    "period": ("lmp", "period"),
+    "diagnosis": ("diagnosed", "diagnosis"),
+    "medicine": ("started", "commenced", "stopped"),
+    "incident": ("fall", "fell", "injury", "accident", "attack", "stroke", "mi", "infarction"),
+}  # fmt: skip
+EVENTS: dict[str, str] = {word: group for group, words in _EVENT_GROUPS.items() for word in words}

@@ -7,6 +7,7 @@ year). Repeated numbers stay separate ("five five" is two fives, "twenty twenty"
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -102,6 +103,18 @@ def _below_hundred(w: _Words) -> int | None:
     return None
 
 
+def _and_rest(w: _Words, part: Callable[[_Words], int | None]) -> int | None:
+    """What follows "hundred" or "thousand", with an optional "and"; the cursor is restored when
+    nothing numeric follows ("a hundred and ten" -> 10; "a hundred and then" -> None)."""
+    save = w.pos
+    if w.peek() == "and":
+        w.take()
+    rest = part(w)
+    if rest is None:
+        w.pos = save
+    return rest
+
+
 def _below_thousand(w: _Words) -> int | None:
     start = w.pos
     first = _below_hundred(w)
@@ -109,15 +122,7 @@ def _below_thousand(w: _Words) -> int | None:
         return None
     if w.peek() == "hundred" and first < 10:
         w.take()
-        value = first * 100
-        save = w.pos
-        if w.peek() == "and":
-            w.take()
-        rest = _below_hundred(w)
-        if rest is None:
-            w.pos = save
-            return value
-        return value + rest
+        return first * 100 + (_and_rest(w, _below_hundred) or 0)
     # "one thirty" (130), "one oh five" (105): how readings and doses are said.
     if 1 <= first <= 9 and w.pos - start == 1:
         save = w.pos
@@ -162,15 +167,7 @@ def parse_spoken(tokens: list[Token], i: int) -> ParsedNumber | None:
     total = Decimal(value)
     if w.peek() == "thousand":
         w.take()
-        total = Decimal(value * 1000)
-        save = w.pos
-        if w.peek() == "and":
-            w.take()
-        rest = _below_thousand(w)
-        if rest is None:
-            w.pos = save
-        else:
-            total += rest
+        total = Decimal(value * 1000 + (_and_rest(w, _below_thousand) or 0))
     if w.peek() == "point" and (w.peek(1) in UNITS_WORDS):
         w.take()
         digits = ""

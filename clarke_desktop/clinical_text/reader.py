@@ -188,24 +188,18 @@ def _read(text: str, dialogue: bool, locale: str, extra_tests: dict[tuple[str, .
             and (i == 0 or (tokens[i - 1].is_word and unit_at(words, i - 1) is None))
         ):
             freq = None  # lower-case "od"/"on" after a word is a typo or a preposition ("loss od appetite")
-        if freq and not any(taken[freq.ti : freq.tj]):
-            reading.frequencies.append(freq)
-            take(freq.ti, freq.tj)
-            i = freq.tj
+        span = _amount_at(reading, i, taken, freq)
+        if span is None:
+            i += 1
             continue
-        duration = duration_at(words, tokens, i)
-        if duration and not any(taken[duration.ti : duration.tj]):
-            reading.durations.append(duration)
-            take(duration.ti, duration.tj)
-            i = duration.tj
-            continue
-        quantity = _quantity_at(reading, i, taken)
-        if quantity:
-            reading.quantities.append(quantity)
-            take(quantity.ti, quantity.tj)
-            i = quantity.tj
-            continue
-        i += 1
+        if isinstance(span, Frequency):
+            reading.frequencies.append(span)
+        elif isinstance(span, Duration):
+            reading.durations.append(span)
+        else:
+            reading.quantities.append(span)
+        take(span.ti, span.tj)
+        i = span.tj
     _read_allergens(reading, taken)
     _allergy_headings(reading)
     _share_list_status(reading)
@@ -266,6 +260,18 @@ def _share_list_status(reading: Reading) -> None:
             and all(w in {"and", "with", "or", ",", "plus", "/", "the", "a"} for w in gap)
         ):
             after.status = before.status
+
+
+def _amount_at(
+    reading: Reading, i: int, taken: list[bool], freq: Frequency | None
+) -> Frequency | Duration | Quantity | None:
+    """The first of a frequency, a duration or a quantity that starts at token i and overlaps
+    nothing read already."""
+    fits = [freq, duration_at(reading.words, reading.tokens, i)]
+    for found in fits:
+        if found is not None and not any(taken[found.ti : found.tj]):
+            return found
+    return _quantity_at(reading, i, taken)
 
 
 def _name_boundary(tokens: list[Token], i: int, j: int) -> bool:
