@@ -6,7 +6,7 @@ The same calls work against either, so a clinic can point the app at its hospita
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 Params = Mapping[str, str | Sequence[str]] | str  # dict (a list value = repeated parameter) or raw query
@@ -58,3 +58,25 @@ class FhirClient(Protocol):
     def patient_compartment(self, patient_id: str) -> list[dict[str, Any]]: ...
 
     def close(self) -> None: ...
+
+
+MAX_PAGES = 10_000  # a guard against a paging loop, far beyond any patient record
+
+
+def follow_pages(
+    bundle: dict[str, Any], next_page: Callable[[str], dict[str, Any]], what: str
+) -> list[dict[str, Any]]:
+    """Every matching resource of a searchset, following its `next` links (one paging loop for
+    the local store and a hospital server alike)."""
+    out: list[dict[str, Any]] = []
+    for _ in range(MAX_PAGES):
+        out += [
+            e["resource"]
+            for e in bundle.get("entry", [])
+            if e.get("search", {}).get("mode", "match") == "match"
+        ]
+        nxt = next((link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"), None)
+        if not nxt:
+            return out
+        bundle = next_page(nxt)
+    raise FhirError(f"{what} did not finish after {MAX_PAGES} pages")

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from clarke_desktop.fhir.client import FhirError, FhirInvalid, FhirNotFound, FhirUnavailable, Params
+from clarke_desktop.fhir.client import (
+    FhirError,
+    FhirInvalid,
+    FhirNotFound,
+    FhirUnavailable,
+    Params,
+    follow_pages,
+)
 from local_fhir import (
     Conflict,
     FhirStoreError,
@@ -22,7 +29,6 @@ from local_fhir import (
 
 T = TypeVar("T")
 BASE_URL = "urn:local-fhir"
-MAX_PAGES = 10_000  # a guard against a paging loop, far beyond any patient record
 
 
 @contextmanager
@@ -69,22 +75,11 @@ class LocalFhirClient:
         return self._call(self._store.search, resource_type, params or {}, BASE_URL)
 
     def search_all(self, resource_type: str, params: Params | None = None) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        bundle = self.search(resource_type, params)
-        for _ in range(MAX_PAGES):
-            out += [
-                e["resource"]
-                for e in bundle.get("entry", [])
-                if e.get("search", {}).get("mode", "match") == "match"
-            ]
-            nxt = next(
-                (link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"), None
-            )
-            if not nxt:
-                return out
-            parts = urlsplit(nxt)
-            bundle = self.search(parts.path.rsplit("/", 1)[-1], parts.query)
-        raise FhirError(f"search {resource_type} did not finish after {MAX_PAGES} pages")
+        def next_page(url: str) -> dict[str, Any]:
+            parts = urlsplit(url)
+            return self.search(parts.path.rsplit("/", 1)[-1], parts.query)
+
+        return follow_pages(self.search(resource_type, params), next_page, f"search {resource_type}")
 
     def create(self, resource: dict[str, Any]) -> dict[str, Any]:
         return self._call(self._store.create, resource)

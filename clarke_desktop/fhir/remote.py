@@ -7,10 +7,16 @@ from typing import Any
 
 import httpx
 
-from clarke_desktop.fhir.client import FhirError, FhirInvalid, FhirNotFound, FhirUnavailable, Params
+from clarke_desktop.fhir.client import (
+    FhirError,
+    FhirInvalid,
+    FhirNotFound,
+    FhirUnavailable,
+    Params,
+    follow_pages,
+)
 
 FHIR_JSON = "application/fhir+json"
-MAX_PAGES = 10_000
 
 
 def _query(params: Params | None) -> list[tuple[str, str]] | str:
@@ -96,20 +102,7 @@ class RemoteFhirClient:
         return self._json(self._request("GET", resource_type, params=query))
 
     def _follow(self, bundle: dict[str, Any], what: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for _ in range(MAX_PAGES):
-            out += [
-                e["resource"]
-                for e in bundle.get("entry", [])
-                if e.get("search", {}).get("mode", "match") == "match"
-            ]
-            nxt = next(
-                (link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"), None
-            )
-            if not nxt:
-                return out
-            bundle = self._json(self._request("GET", nxt))
-        raise FhirError(f"{what} did not finish after {MAX_PAGES} pages")
+        return follow_pages(bundle, lambda url: self._json(self._request("GET", url)), what)
 
     def search_all(self, resource_type: str, params: Params | None = None) -> list[dict[str, Any]]:
         return self._follow(self.search(resource_type, params), f"search {resource_type}")
