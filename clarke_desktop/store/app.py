@@ -335,23 +335,36 @@ class AppStore:
         self, consultation_id: str, document: ClinicalDocument, *, actor: str | None = None
     ) -> int:
         model = document.model
+        return self._new_version(
+            consultation_id, document, "generated", actor, None, AuditEvent.LETTER_GENERATED,
+            status=ConsultationStatus.REVIEW,
+            model=model.name if model else None,
+            model_file=model.file if model else None,
+            model_sha256=model.sha256 if model else None,
+            demo_model=bool(model and model.demo),
+            prompt_template_version=document.prompt_template_version,
+            discrepancies=len(document.discrepancies),
+        )  # fmt: skip
+
+    def _new_version(
+        self,
+        consultation_id: str,
+        document: ClinicalDocument,
+        version_kind: str,
+        actor: str | None,
+        note: str | None,
+        event: AuditEvent,
+        *,
+        status: ConsultationStatus | None = None,
+        **data: Any,
+    ) -> int:
+        """A new committed letter version of an editable consultation, audited with its hash."""
         with self._tx() as tx:
             tx.require_editable(consultation_id)
-            version = tx.add_version(consultation_id, document, "generated", actor, None)
-            tx.set_status(consultation_id, ConsultationStatus.REVIEW)
-            tx.event(
-                AuditEvent.LETTER_GENERATED,
-                consultation_id,
-                actor,
-                version=version,
-                sha256=document_sha256(document),
-                model=model.name if model else None,
-                model_file=model.file if model else None,
-                model_sha256=model.sha256 if model else None,
-                demo_model=bool(model and model.demo),
-                prompt_template_version=document.prompt_template_version,
-                discrepancies=len(document.discrepancies),
-            )
+            version = tx.add_version(consultation_id, document, version_kind, actor, note)
+            if status is not None:
+                tx.set_status(consultation_id, status)
+            tx.event(event, consultation_id, actor, version=version, sha256=document_sha256(document), **data)
         return version
 
     def save_edit(
@@ -364,18 +377,9 @@ class AppStore:
         note: str | None = None,
     ) -> int:
         """Autosave: every call is a new committed version (durable before it returns)."""
-        with self._tx() as tx:
-            tx.require_editable(consultation_id)
-            version = tx.add_version(consultation_id, document, "edit", actor, note)
-            tx.event(
-                AuditEvent.LETTER_EDITED,
-                consultation_id,
-                actor,
-                version=version,
-                section=section_key,
-                sha256=document_sha256(document),
-            )
-        return version
+        return self._new_version(
+            consultation_id, document, "edit", actor, note, AuditEvent.LETTER_EDITED, section=section_key
+        )
 
     def edit_section(
         self, consultation_id: str, section_key: str, content: str, *, actor: str | None = None
@@ -394,20 +398,10 @@ class AppStore:
         model_sha256: str | None = None,
         prompt_template_version: str | None = None,
     ) -> int:
-        with self._tx() as tx:
-            tx.require_editable(consultation_id)
-            version = tx.add_version(consultation_id, document, "regenerate", actor, section_key)
-            tx.event(
-                AuditEvent.SECTION_REGENERATED,
-                consultation_id,
-                actor,
-                version=version,
-                section=section_key,
-                sha256=document_sha256(document),
-                model_sha256=model_sha256,
-                prompt_template_version=prompt_template_version,
-            )
-        return version
+        return self._new_version(
+            consultation_id, document, "regenerate", actor, section_key, AuditEvent.SECTION_REGENERATED,
+            section=section_key, model_sha256=model_sha256, prompt_template_version=prompt_template_version,
+        )  # fmt: skip
 
     def resolve_discrepancy(
         self,
@@ -429,21 +423,11 @@ class AppStore:
         if target is None:
             raise NotFound(f"consultation {consultation_id} has no discrepancy {discrepancy_id}")
         target.resolution = Resolution(action=action, reason=reason, by=actor)
-        with self._tx() as tx:
-            tx.require_editable(consultation_id)
-            version = tx.add_version(consultation_id, base, "resolution", actor, discrepancy_id)
-            tx.event(
-                AuditEvent.DISCREPANCY_RESOLVED,
-                consultation_id,
-                actor,
-                version=version,
-                discrepancy=discrepancy_id,
-                kind=target.kind,
-                action=action,
-                reason_sha256=sha256_text(reason) if reason else None,
-                sha256=document_sha256(base),
-            )
-        return version
+        return self._new_version(
+            consultation_id, base, "resolution", actor, discrepancy_id, AuditEvent.DISCREPANCY_RESOLVED,
+            discrepancy=discrepancy_id, kind=target.kind, action=action,
+            reason_sha256=sha256_text(reason) if reason else None,
+        )  # fmt: skip
 
     def latest_letter(self, consultation_id: str) -> LetterVersion | None:
         versions = self._versions(consultation_id, latest_only=True)
