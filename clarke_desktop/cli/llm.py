@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -36,21 +35,6 @@ def _read_transcript(path: Path) -> Transcript:
     if not text.strip():
         raise click.ClickException(f"transcript file {path} is empty")
     return Transcript(text=text.strip(), origin="imported_text")
-
-
-def _open_fhir():
-    """The app's FHIR database (created from the bundled dataset on first use)."""
-    from clarke_desktop.demo_data import ensure_database
-    from clarke_desktop.fhir.local import LocalFhirClient
-
-    found = ensure_database()
-    if isinstance(found, LocalFhirClient):
-        return found
-    if isinstance(found, str | Path):
-        return LocalFhirClient(found)
-    from clarke_desktop import paths
-
-    return LocalFhirClient(paths.fhir_db_path())
 
 
 def _engine(role: str):
@@ -139,43 +123,21 @@ def letter(
 
     Example: clarke-desktop letter --patient pt-001 --transcript consult.txt --json
     """
-    from clarke_desktop.agent.context import PatientMissing, build_context
-    from clarke_desktop.fhir.client import FhirError
     from clarke_desktop.letters.templates import render_document
-    from clarke_desktop.letters.writer import LetterEvent, write_document
-    from clarke_desktop.llm.base import LlmError
-    from clarke_desktop.templates import TemplateError
+    from clarke_desktop.session.errors import SessionError
+    from clarke_desktop.session.letter import write_letter
 
-    transcript = _read_transcript(transcript_path)
-    timings: dict[str, float] = {}
+    def progress(event: Any) -> None:
+        if not as_json and event.kind == "section_started":
+            click.echo(f"... {event.text}", err=True)
+
     try:
-        fhir = _open_fhir()
-        try:
-            ehr = None if no_flags else _engine("ehr_agent")
-            context = build_context(fhir, patient_id, engine=ehr, timings=timings)
-        finally:
-            fhir.close()
-        writer = _engine("letter_writer")
-
-        def progress(event: LetterEvent) -> None:
-            if not as_json and event.kind == "section_started":
-                click.echo(f"... {event.text}", err=True)
-
-        doc = write_document(
-            transcript,
-            context,
-            writer,
-            doc_type=doc_type,  # type: ignore[arg-type]
-            clinician=_clinician(),
-            letter_date=date.today(),
-            max_tokens=max_tokens,
-            on_event=progress,
-            timings=timings,
-        )
-    except PatientMissing as exc:
-        raise click.ClickException(f"{exc} Check the id (demo patients: pt-001 to pt-005).") from exc
-    except (FhirError, LlmError, TemplateError, ValueError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        doc = write_letter(
+            patient_id, _read_transcript(transcript_path), doc_type=doc_type, max_tokens=max_tokens,
+            with_flags=not no_flags, clinician=_clinician(), on_event=progress,
+        )  # fmt: skip
+    except SessionError as exc:
+        raise click.ClickException(exc.message) from exc
     if as_json:
         click.echo(json.dumps(document_json(doc), indent=2, ensure_ascii=False))
         return
@@ -221,7 +183,9 @@ def ask(patient_id: str, question: str, as_json: bool, max_rounds: int, max_toke
             click.echo(f"[{step.round}] {step.kind}: {step.summary}", err=True)
 
     try:
-        fhir = _open_fhir()
+        from clarke_desktop.session.letter import open_record
+
+        fhir = open_record()
         try:
             fhir.read("Patient", patient_id)
             result = run_ask(

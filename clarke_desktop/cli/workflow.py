@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -108,138 +107,40 @@ def run_consultation(
 
         clarke-desktop run-consultation --patient pt-001 --transcript visit.txt --sign-off "Dr S. Chen" --out letters --json
     """
-    from clarke_desktop.config import SettingsError, load_settings
-    from clarke_desktop.fhir.client import FhirError
-    from clarke_desktop.pipeline import (
-        ConsultationPipeline,
-        ConsultationRequest,
-        PipelineError,
-        TranscriptRequired,
-        apply_retention,
-        sign_off_and_export,
-    )
-    from clarke_desktop.pipeline.components import default_components, open_fhir
-    from clarke_desktop.store import AppStore, StoreError
+    from clarke_desktop.session.errors import SessionError
+    from clarke_desktop.session.headless import HeadlessRequest, run_headless
 
     if (audio_path is None) == (transcript_path is None):
         raise click.UsageError("give exactly one of --audio FILE or --transcript FILE")
     if audio_path is not None and not audio_path.exists():
         raise click.ClickException(f"audio file {audio_path} does not exist")
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
-    transcript = read_transcript_file(transcript_path) if transcript_path else None
+    request = HeadlessRequest(
+        patient_id=patient_id, signed_by=signed_by, out_dir=out_dir, doc_type=doc_type, audio_path=audio_path,
+        transcript=read_transcript_file(transcript_path) if transcript_path else None, aside=aside, strict=strict,
+        max_section_tokens=max_section_tokens,
+    )  # fmt: skip
 
     def progress(event: Any) -> None:
         if not as_json:
             _echo_err(f"[{event.stage.value:>20}] {event.progress_pct:3d}%  {event.message}")
 
     try:
-        store = AppStore()
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
-    pipeline = ConsultationPipeline(
-        default_components(settings), settings=settings, store=store, actor=signed_by
-    )
-    try:
-        apply_retention(store, settings)
-        record = store.create_consultation(patient_id, clinician=signed_by, doc_type=doc_type)  # type: ignore[arg-type]
-        if audio_path is not None:
-            store.import_audio(record.id, audio_path, actor=signed_by)
-        request = ConsultationRequest(
-            consultation_id=record.id,
-            patient_id=patient_id,
-            doc_type=doc_type,  # type: ignore[arg-type]
-            audio_path=audio_path,
-            transcript=transcript,
-            aside=aside,
-            max_section_tokens=max_section_tokens,
-        )
-        started = time.perf_counter()
-        try:
-            result = pipeline.run(request, on_progress=progress)
-        except TranscriptRequired as exc:
-            _echo_err(f"Error: {exc}")
-            _echo_err("Re-run with --transcript FILE.")
-            sys.exit(EXIT_TRANSCRIPT_REQUIRED)
-        except PipelineError as exc:
-            raise click.ClickException(f"{exc.message} (consultation {record.id})") from exc
-        pipeline_s = time.perf_counter() - started
-
-        open_ids = [d.id for d in result.document.discrepancies if d.resolution is None]
-        if strict and open_ids:
-            _echo_err(
-                f"Not signed: {len(open_ids)} discrepancies need review ({', '.join(open_ids)}); "
-                f"the draft is saved as consultation {record.id}."
-            )
-            sys.exit(EXIT_UNRESOLVED)
-
-        started = time.perf_counter()
-        try:
-            fhir = open_fhir(settings)
-        except FhirError as exc:
-            _echo_err(f"Warning: the FHIR store is unavailable ({exc}); the letter will not be written back.")
-            fhir = None
-        try:
-            final = sign_off_and_export(
-                store, record.id, signed_by, out_dir, settings=settings, fhir=fhir, headless=not strict
-            )
-        finally:
-            if fhir is not None:
-                fhir.close()
-        finalise_s = time.perf_counter() - started
-        head_seq, head_hash = store.audit_head()
-        latest = store.letter_version(record.id, final.version).document
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        pipeline.close()
-        store.close()
-
-    summary = {
-        "consultation_id": record.id,
-        "patient_id": patient_id,
-        "doc_type": doc_type,
-        "timings_s": {
-            **result.timings,
-            "sign_off_export_writeback": round(finalise_s, 4),
-            "total": round(pipeline_s + finalise_s, 4),
-        },
-        "inference_s": result.inference_s,
-        "model_load_s": result.load_s,
-        "attempts": result.attempts,
-        "warnings": [*result.warnings, *final.warnings],
-        "degraded": result.degraded,
-        "model": result.document.model.model_dump() if result.document.model else None,
-        "transcript": {"origin": result.transcript.origin, "words": result.transcript.word_count},
-        "discrepancies": [
-            {
-                "id": d.id,
-                "kind": d.kind,
-                "severity": d.severity,
-                "description": d.description,
-                "resolution": d.resolution.model_dump() if d.resolution else None,
-            }
-            for d in latest.discrepancies
-        ],
-        "auto_resolved": final.auto_resolved,
-        "letter_version": final.version,
-        "signed_by": final.signed_by,
-        "signed_at": final.signed_at,
-        "pdf": str(final.pdf_path),
-        "pdf_sha256": final.pdf_sha256,
-        "encounter": final.encounter,
-        "document_reference": final.document_reference,
-        "composition": final.composition,
-        "audit_head": {"seq": head_seq, "hash": head_hash},
-    }
+        summary = run_headless(request, progress)
+    except SessionError as exc:
+        _echo_err(f"Error: {exc.message}" if exc.exit_code != EXIT_UNRESOLVED else exc.message)
+        sys.exit(exc.exit_code)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
-        return
-    click.echo(f"Consultation {record.id}: signed by {final.signed_by} (version {final.version})")
-    click.echo(f"PDF: {final.pdf_path}")
-    click.echo(f"Written back: {final.document_reference or 'no'}")
+    else:
+        _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    click.echo(
+        f"Consultation {summary['consultation_id']}: signed by {summary['signed_by']} (version {summary['letter_version']})"
+    )
+    click.echo(f"PDF: {summary['pdf']}")
+    click.echo(f"Written back: {summary['document_reference'] or 'no'}")
     for stage, seconds in summary["timings_s"].items():
         click.echo(f"  {stage:<28} {seconds:8.2f} s")
     for warning in summary["warnings"]:
@@ -248,7 +149,7 @@ def run_consultation(
         click.echo(
             f"Discrepancy {d['id']} ({d['kind']}): {d['description']} -> {d['resolution']['action'] if d['resolution'] else 'open'}"
         )
-    click.echo(f"Audit head: {head_seq} {head_hash}")
+    click.echo(f"Audit head: {summary['audit_head']['seq']} {summary['audit_head']['hash']}")
 
 
 @click.command("recover")
@@ -265,55 +166,14 @@ def recover(apply_: bool, as_json: bool) -> None:
 
         clarke-desktop recover --apply
     """
-    from clarke_desktop import paths
-    from clarke_desktop.store import AppStore, NotFound, StoreError
+    from clarke_desktop.session.errors import SessionError
+    from clarke_desktop.session.recovery import recover_interrupted
 
     try:
-        store = AppStore()
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
-    drafts: list[dict[str, Any]] = []
-    recordings: list[dict[str, Any]] = []
-    writebacks: list[dict[str, Any]] = []
-    try:
-        writebacks = _pending_writebacks(store, apply_)
-        for record in store.interrupted():
-            latest = store.latest_letter(record.id)
-            entry: dict[str, Any] = {
-                "consultation_id": record.id,
-                "patient_id": record.patient_id,
-                "status": record.status.value,
-                "updated_at": record.updated_at,
-                "letter_version": latest.version if latest else None,
-                "autosaved_at": latest.created_at if latest else None,
-            }
-            if apply_:
-                entry["recovered_status"] = store.mark_recovered(record.id, actor="recovery").value
-            drafts.append(entry)
-        from clarke_desktop.audio import recovery as audio_recovery
-
-        for orphan in audio_recovery.find_orphans(paths.recordings_dir()):
-            item: dict[str, Any] = {
-                "recording_id": orphan.recording_id,
-                "consultation_id": orphan.consultation_id,
-                "started_at": orphan.started_at,
-                "duration_s": round(orphan.duration_s, 2),
-                "raw_file": str(orphan.raw_path),
-            }
-            if apply_:
-                try:
-                    wav = audio_recovery.recover(orphan)
-                    item["wav"] = str(wav)
-                    if orphan.consultation_id:
-                        try:
-                            store.import_audio(orphan.consultation_id, wav, actor="recovery")
-                        except NotFound:
-                            item["note"] = "consultation not in this database"
-                except (OSError, ValueError) as exc:
-                    item["error"] = str(exc)
-            recordings.append(item)
-    finally:
-        store.close()
+        found = recover_interrupted(apply=apply_)
+    except SessionError as exc:
+        raise click.ClickException(exc.message) from exc
+    drafts, recordings, writebacks = found["drafts"], found["recordings"], found["writebacks"]
     if as_json:
         click.echo(
             json.dumps({"drafts": drafts, "recordings": recordings, "writebacks": writebacks}, indent=2)
@@ -340,44 +200,6 @@ def recover(apply_: bool, as_json: bool) -> None:
         )
     if not apply_:
         click.echo("Run with --apply to recover these.")
-
-
-def _pending_writebacks(store: Any, apply_: bool) -> list[dict[str, Any]]:
-    """Signed letters the FHIR store never received (it was down at sign-off); retried with --apply."""
-    from clarke_desktop.config import SettingsError, load_settings
-    from clarke_desktop.fhir.client import FhirError
-    from clarke_desktop.pipeline import retry_writeback
-    from clarke_desktop.pipeline.components import open_fhir
-    from clarke_desktop.store import StoreError
-
-    pending = store.pending_writebacks()
-    items: list[dict[str, Any]] = [
-        {"consultation_id": p.consultation_id, "version": p.version, "signed_at": p.signed_at}
-        for p in pending
-    ]
-    if not apply_ or not pending:
-        return items
-    try:
-        settings = load_settings()
-        fhir = open_fhir(settings)
-    except (SettingsError, FhirError) as exc:
-        for item in items:
-            item["error"] = f"FHIR store unavailable: {exc}"
-        return items
-    try:
-        for signoff, item in zip(pending, items, strict=True):
-            try:
-                result = retry_writeback(store, signoff, settings=settings, fhir=fhir)
-            except StoreError as exc:
-                item["error"] = str(exc)
-                continue
-            if result.document_reference:
-                item["document_reference"] = result.document_reference
-            else:
-                item["error"] = "; ".join(result.warnings)
-    finally:
-        fhir.close()
-    return items
 
 
 @click.group("audit")

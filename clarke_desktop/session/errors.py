@@ -1,0 +1,25 @@
+"""Errors of a consultation flow that carry their own user-facing message and exit status."""
+
+from __future__ import annotations
+
+
+class SessionError(Exception):
+    """`message` is safe to show and says what to do; `exit_code` is what a command exits with."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TranscriptNeeded(SessionError):
+    """No speech recognition is installed: the flow needs a typed transcript."""
+
+    exit_code = 2
+
+
+class NotSigned(SessionError):
+    """Discrepancies are open and the flow was told not to resolve them itself."""
+
+    exit_code = 3
