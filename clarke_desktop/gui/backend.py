@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from clarke_desktop.cancel import CancelToken
 from clarke_desktop.gui.recording import RecordingSession
@@ -195,6 +195,11 @@ class Backend(Protocol):
         ...
 
     def demo_audio_path(self, patient_id: str) -> Path | None: ...
+
+    def interrupted_work(self, *, recover: bool = False) -> dict[str, list[dict[str, Any]]]:
+        """Drafts, recordings and write-backs a crash interrupted ({"drafts", "recordings",
+        "writebacks"}, as `clarke-desktop recover --json`); with `recover`, recovered too."""
+        ...
 
     def transcript_from_text(self, consultation_id: str, text: str) -> Transcript: ...
 

@@ -334,6 +334,11 @@ class CoreBackend:
             )
         return transcript
 
+    def interrupted_work(self, *, recover: bool = False) -> dict[str, list[dict[str, Any]]]:
+        from clarke_desktop.session.recovery import recover_interrupted
+
+        return recover_interrupted(apply=recover)
+
     # --- letter -------------------------------------------------------------------------------
     def generate(
         self,

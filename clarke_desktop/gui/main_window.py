@@ -377,6 +377,36 @@ class MainWindow(QMainWindow):
         demo_engine = bool(self.model_status and self.model_status.kind == "demo")
         self.demo_banner.setVisible(demo_doc or demo_engine)
 
+    # ------------------------------------------------------------------ recovery at start
+    def offer_recovery(self) -> None:
+        """After a crash: say what was interrupted (drafts, recordings, letters not yet in the
+        record) and recover it when the clinician agrees. Nothing is changed without asking."""
+
+        def found(work: dict[str, list[dict[str, Any]]]) -> None:
+            counts = [(len(work["drafts"]), "letter draft"), (len(work["recordings"]), "recording"),
+                      (len(work["writebacks"]), "signed letter not yet in the record")]  # fmt: skip
+            what = ", ".join(
+                f"{n} {noun}{'s' if n > 1 and not noun.startswith('signed') else ''}"
+                for n, noun in counts
+                if n
+            )
+            if not what:
+                return
+            answer = QMessageBox.question(
+                self, "Recover interrupted work",
+                f"Clarke was interrupted last time. Found: {what}.\n\nRecover it now? Drafts go back to review "
+                "with every autosaved edit; recordings are converted and attached to their consultation.",
+            )  # fmt: skip
+            if answer == QMessageBox.StandardButton.Yes:
+                self.runner.submit(
+                    lambda _s: self.backend.interrupted_work(recover=True),
+                    on_result=lambda _r: self.refresh_clinic(),
+                    on_error=lambda e: QMessageBox.warning(self, "Recovery", user_message(e)),
+                    key="recover",
+                )
+
+        self.runner.submit(lambda _s: self.backend.interrupted_work(), on_result=found, key="recover")
+
     # ------------------------------------------------------------------ status refresh
     def refresh_all(self) -> None:
         self.refresh_clinic()

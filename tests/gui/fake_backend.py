@@ -167,6 +167,14 @@ class FakeBackend:
     def start_recording(self, consultation_id, device):
         raise RuntimeError("no microphone in the fake")
 
+    interrupted: dict = {"drafts": [], "recordings": [], "writebacks": []}  # noqa: RUF012
+    recovered = False
+
+    def interrupted_work(self, *, recover=False):
+        self._log("interrupted_work")
+        self.recovered = self.recovered or recover
+        return self.interrupted
+
     def recording_stopped(self, consultation_id, wav_path, live, cancel, *, duration_s=0.0):
         raise RuntimeError("no microphone in the fake")
 

@@ -71,3 +71,21 @@ def test_changing_the_letter_model_takes_effect_at_the_next_run_and_shutdown_fre
     finally:
         backend.close()
     assert registry.loaded_engines() == []
+
+
+def test_the_backend_lists_and_recovers_an_interrupted_draft() -> None:
+    from clarke_desktop.gui.core_backend import CoreBackend
+    from clarke_desktop.schemas import ConsultationStatus
+
+    backend = CoreBackend()
+    try:
+        cid = backend.start_consultation("pt-002")
+        backend._store.set_status(cid, ConsultationStatus.PROCESSING)  # the app died while drafting
+        listed = backend.interrupted_work()
+        assert cid in [d["consultation_id"] for d in listed["drafts"]]
+        recovered = backend.interrupted_work(recover=True)
+        draft = next(d for d in recovered["drafts"] if d["consultation_id"] == cid)
+        assert draft["recovered_status"] == "waiting"
+        assert cid not in [d["consultation_id"] for d in backend.interrupted_work()["drafts"]]
+    finally:
+        backend.close()

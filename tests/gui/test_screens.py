@@ -201,3 +201,34 @@ def test_lab_range_and_trend_helpers():
     )
     assert trend_text(lab) == "↓ from 58 (02/07/2025)"
     assert trend_text(lab.model_copy(update={"previous_value": None})).startswith("—")
+
+
+def test_interrupted_work_is_offered_for_recovery_at_start(window, qtbot, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    backend = window.backend
+    backend.interrupted = {
+        "drafts": [{"consultation_id": "cons-pt-001"}],
+        "recordings": [{}],
+        "writebacks": [],
+    }
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes
+    )
+    window.offer_recovery()
+    qtbot.waitUntil(lambda: backend.recovered, timeout=5000)
+    assert "1 letter draft, 1 recording" in asked[0]
+
+
+def test_nothing_interrupted_asks_nothing(window, qtbot, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes
+    )
+    window.offer_recovery()
+    qtbot.waitUntil(lambda: any(name == "interrupted_work" for name, _ in window.backend.calls), timeout=5000)
+    qtbot.wait(200)
+    assert asked == [] and not window.backend.recovered
