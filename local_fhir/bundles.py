@@ -10,7 +10,6 @@ outcome per entry.
 from __future__ import annotations
 
 import re
-import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from local_fhir.errors import (
 from local_fhir.validation import problems
 
 if TYPE_CHECKING:
-    from local_fhir.store import Pending, Store
+    from local_fhir.store import Store, WriteSession
 
 _METHODS = ("DELETE", "POST", "PUT", "GET")  # the order R4 processes a transaction in
 _INSTANCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
@@ -188,9 +187,10 @@ def _reference_resolver(store: Store, mapping: dict[str, str]):
     return resolve
 
 
-def apply_transaction(store: Store, conn: sqlite3.Connection, bundle: dict[str, Any], pending: Pending,
-                      *, keep_ids: bool = False, base_url: str = "urn:local-fhir") -> dict[str, Any]:  # fmt: skip
-    """Run a transaction inside an open write transaction (the caller commits or rolls back)."""
+def apply_transaction(writes: WriteSession, bundle: dict[str, Any], *, keep_ids: bool = False,
+                      base_url: str = "urn:local-fhir") -> dict[str, Any]:  # fmt: skip
+    """Run a transaction inside an open write session (the caller's block commits or rolls back)."""
+    store = writes.store
     ops = _parse_entries(bundle)
     for op in ops:
         _resolve_target(store, op, keep_ids)
@@ -216,7 +216,7 @@ def apply_transaction(store: Store, conn: sqlite3.Connection, bundle: dict[str, 
             if op.method != method:
                 continue
             try:
-                _execute(store, conn, op, pending, base_url)
+                _execute(writes, op, base_url)
             except FhirStoreError as exc:
                 raise type(exc)(f"{_where(op)} ({op.method} {op.url}): {exc}", exc.outcome) from exc
     return {
@@ -229,19 +229,19 @@ def apply_transaction(store: Store, conn: sqlite3.Connection, bundle: dict[str, 
     }
 
 
-def _execute(store: Store, conn: sqlite3.Connection, op: Op, pending: Pending, base_url: str) -> None:
+def _execute(writes: WriteSession, op: Op, base_url: str) -> None:
     if op.method == "GET":
-        store._flush(conn, pending)  # searches must see this transaction's writes
-        op.result = _get(store, op.url, base_url)
+        writes.flush()  # searches must see this transaction's writes
+        op.result = _get(writes.store, op.url, base_url)
         op.response = {"status": _STATUS[200]}
     elif op.method == "DELETE":
         if not op.skip:
-            store._delete(conn, op.rtype, op.id)  # type: ignore[arg-type]
+            writes.delete(op.rtype, op.id)  # type: ignore[arg-type]
         op.response = {"status": _STATUS[204]}
     elif op.skip:  # POST with ifNoneExist that matched
         op.response = {"status": _STATUS[200], "location": f"{op.rtype}/{op.id}"}
     else:
-        written = store._put(conn, op.resource, pending, op.if_match)  # type: ignore[arg-type]
+        written = writes.put(op.resource, op.if_match)  # type: ignore[arg-type]
         version, created = written.version, written.created
         op.response = {
             "status": _STATUS[201 if created else 200],
@@ -269,8 +269,7 @@ def _batch(store: Store, bundle: dict[str, Any], base_url: str) -> dict[str, Any
     ops = _parse_entries(bundle)
     for op in ops:
         try:
-            pending: Pending = {}
-            with store._writing() as conn:
+            with store.write_session() as writes:
                 _resolve_target(store, op, keep_ids=False)
                 if op.method in ("POST", "PUT") and not op.skip:
                     where = _where(op, ".resource")
@@ -283,8 +282,7 @@ def _batch(store: Store, bundle: dict[str, Any], base_url: str) -> dict[str, Any
                             operation_outcome(found),
                         )
                     op.resource = resource
-                _execute(store, conn, op, pending, base_url)
-                store._flush(conn, pending)
+                _execute(writes, op, base_url)
         except FhirStoreError as exc:
             op.response = {"status": _STATUS.get(exc.status, f"{exc.status}"), "outcome": exc.outcome}
             op.result = None
@@ -307,8 +305,5 @@ def process_bundle(store: Store, bundle: dict[str, Any], base_url: str = "urn:lo
     if kind != "transaction":
         raise InvalidResource(f"Bundle.type is {kind!r}; only transaction and batch Bundles can be processed "
                               "(load other Bundles with import)")  # fmt: skip
-    pending: Pending = {}
-    with store._writing() as conn:
-        response = apply_transaction(store, conn, bundle, pending, base_url=base_url)
-        store._flush(conn, pending)
-    return response
+    with store.write_session() as writes:
+        return apply_transaction(writes, bundle, base_url=base_url)

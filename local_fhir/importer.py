@@ -32,7 +32,7 @@ from local_fhir.store import Prepared, prepare
 from local_fhir.validation import problems, warm
 
 if TYPE_CHECKING:
-    from local_fhir.store import Pending, Store
+    from local_fhir.store import Store
 
 SUFFIXES = (".json", ".ndjson", ".ndjson.gz")
 PARALLEL_BYTES = 4_000_000  # below this, starting worker processes costs more than it saves
@@ -322,18 +322,17 @@ def write_pieces(
         return import_file(store, first.path)
     prep, piece, written, chars = first, first, 0, 0
     try:
-        pending: Pending = {}
-        with store._writing() as conn:
+        with store.write_session() as writes:
             while True:
                 if piece is not first:
                     _merge(prep, piece)
                 if not (prep.error or prep.problems):  # once refused, only the problems matter
-                    absent = store._absent(conn, piece.items)
+                    absent = writes.absent(piece.items)
                     for item in piece.items:
-                        store._put_prepared(conn, item, pending, absent=absent)
+                        writes.put_prepared(item, absent=absent)
                         written += 1
                         if written % 5000 == 0:
-                            store._flush(conn, pending)
+                            writes.flush()
                 piece.items = []
                 if piece.last:
                     break
@@ -344,7 +343,6 @@ def write_pieces(
             _refuse_if_problems(prep)
             if prep.error:
                 raise _Refused
-            store._flush(conn, pending)
     except _Refused:
         return FileResult(prep.path, False, error=prep.error, outcome=prep.outcome)
     except FhirStoreError as exc:
@@ -364,17 +362,15 @@ def import_file(store: Store, path: Path) -> FileResult:
     try:
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist")
-        pending: Pending = {}
-        with store._writing() as conn:
+        with store.write_session() as writes:
             doc = loads_exact(path.read_bytes())
             if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
                 raise InvalidResource("the file is not a FHIR resource or Bundle (no resourceType)")
             bundle = _as_transaction(doc)
-            response = apply_transaction(store, conn, bundle, pending, keep_ids=True)
+            response = apply_transaction(writes, bundle, keep_ids=True)
             for entry, result in zip(bundle["entry"], response["entry"], strict=True):
                 if "location" in result["response"] and entry["request"]["method"] != "DELETE":
                     counts[entry["resource"]["resourceType"]] += 1
-            store._flush(conn, pending)
     except FhirStoreError as exc:
         return FileResult(path, False, error=str(exc), outcome=exc.outcome)
     except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:  # unreadable, not JSON, bad gzip

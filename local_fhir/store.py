@@ -139,6 +139,35 @@ def check_id(rid: str) -> None:
         raise InvalidResource(f"{rid!r} is not a valid FHIR id ([A-Za-z0-9-.]{{1,64}})")
 
 
+class WriteSession:
+    """One write transaction on a Store, for the transaction, batch and bulk-import writers:
+    writes in it are committed together or not at all, and their search-index rows are buffered
+    and flushed in bulk (before a search inside the transaction, and at commit)."""
+
+    def __init__(self, store: Store, conn: sqlite3.Connection) -> None:
+        self.store = store
+        self._conn = conn
+        self._pending: Pending = {}
+
+    def put(self, resource: dict[str, Any], if_match: str | None = None) -> Written:
+        """A validated resource that has an id: a new version, or the first one."""
+        return self.store._put(self._conn, resource, self._pending, if_match)
+
+    def put_prepared(self, item: Prepared, absent: set[tuple[str, str]] | None = None) -> Written:
+        return self.store._put_prepared(self._conn, item, self._pending, absent=absent)
+
+    def absent(self, items: Sequence[Prepared]) -> set[tuple[str, str]]:
+        """(type, id) of the items that have no row yet (one query per type)."""
+        return self.store._absent(self._conn, items)
+
+    def delete(self, rtype: str, rid: str) -> bool:
+        return self.store._delete(self._conn, rtype, rid)
+
+    def flush(self) -> None:
+        """Write the buffered index rows (searches inside the transaction must see its writes)."""
+        self.store._flush(self._conn, self._pending)
+
+
 class Store:
     """An R4 store in one SQLite file. `Store(path)` creates the schema when needed."""
 
@@ -284,6 +313,15 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def write_session(self) -> Iterator[WriteSession]:
+        """A write transaction for a bundle or a bulk import: committed (index rows flushed first)
+        when the block ends, rolled back if it raises."""
+        with self._writing() as conn:
+            session = WriteSession(self, conn)
+            yield session
+            session.flush()
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
