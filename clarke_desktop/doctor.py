@@ -367,22 +367,16 @@ def check_vram(gpus: list[Gpu], installed: list[dict]) -> Check:
 
 
 def check_audio() -> Check:
-    from clarke_desktop.audio.devices import MicrophoneUnavailable, list_input_devices
+    from clarke_desktop.audio.devices import survey_microphones
 
-    try:
-        devices = list_input_devices()
-    except MicrophoneUnavailable as exc:
+    survey = survey_microphones()
+    devices = survey.devices
+    if survey.problem:
         return Check(
-            "audio", "Microphone", WARN, str(exc), "Linux: install libportaudio2 (the .deb depends on it)."
-        )
-    except Exception as exc:  # PortAudio can fail in many host-specific ways: report, don't crash
-        return Check(
-            "audio",
-            "Microphone",
-            WARN,
-            f"PortAudio could not list devices: {exc}",
-            "Check the sound drivers; recordings can still be imported from files.",
-        )
+            "audio", "Microphone", WARN, survey.problem,
+            "Linux: install libportaudio2 (the .deb depends on it); check the sound drivers. Recordings can "
+            "still be imported from files.",
+        )  # fmt: skip
     if not devices:
         return Check(
             "audio",

@@ -61,18 +61,30 @@ def list_input_devices() -> list[InputDevice]:
     return devices
 
 
-def microphone_status() -> tuple[bool, str]:
-    """(usable, message) for status bars and `doctor`; never raises."""
+@dataclass(frozen=True)
+class MicrophoneSurvey:
+    """The input devices found, which one is the system default, and why none could be listed."""
+
+    devices: list[InputDevice]
+    default_index: int = -1
+    problem: str | None = None  # set when the devices could not be listed at all
+
+
+def survey_microphones() -> MicrophoneSurvey:
+    """Every input device, for the status bar, Settings and `doctor` alike; never raises (no
+    microphone is a normal state: the clinician can import audio or type)."""
     try:
         devices = list_input_devices()
     except MicrophoneUnavailable as exc:
-        return False, str(exc)
+        return MicrophoneSurvey([], problem=str(exc))
     except Exception as exc:  # PortAudio can fail in odd ways on broken audio stacks
-        log.warning("audio device query failed: %s", exc)
-        return False, f"Audio devices could not be listed ({exc}). You can still import audio or type."
-    if not devices:
-        return False, "No microphone found. Connect one, or import an audio file or type the transcript."
-    return True, f"{len(devices)} microphone(s) available"
+        log.warning("audio device query failed: %s", type(exc).__name__)
+        return MicrophoneSurvey([], problem=f"Audio devices could not be listed ({exc}).")
+    try:
+        default_index = int(load_sounddevice().default.device[0])
+    except Exception:
+        default_index = -1
+    return MicrophoneSurvey(devices, default_index)
 
 
 def choose_device(name: str | None = None, hostapi: str | None = None) -> InputDevice:

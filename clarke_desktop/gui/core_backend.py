@@ -214,19 +214,12 @@ class CoreBackend:
         return AsrStatus(True, f"MedASR at {found}")
 
     def microphones(self) -> MicStatus:
-        from clarke_desktop.audio.devices import MicrophoneUnavailable, list_input_devices, load_sounddevice
+        from clarke_desktop.audio.devices import survey_microphones
 
-        try:
-            devices = list_input_devices()
-        except MicrophoneUnavailable as exc:
-            return MicStatus([], str(exc))
-        except Exception as exc:  # broken audio stacks fail in odd ways; no mic is a normal state
-            return MicStatus([], f"Audio devices could not be listed ({exc}).")
-        try:
-            default_index = load_sounddevice().default.device[0]
-        except Exception:
-            default_index = -1
-        mics = [MicDevice(d.name, d.hostapi, d.index == default_index) for d in devices]
+        survey = survey_microphones()
+        if survey.problem:
+            return MicStatus([], survey.problem)
+        mics = [MicDevice(d.name, d.hostapi, d.index == survey.default_index) for d in survey.devices]
         if not mics:
             return MicStatus([], "No microphone found.")
         return MicStatus(mics, f"{len(mics)} microphone(s)")
