@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                     settings=settings,
                     fhir=fhir,
                     headless=True,
+                    allow_empty_sections=True,  # the demo model's refused text leaves sections empty
                 )
             finally:
                 fhir.close()

@@ -165,6 +165,9 @@ def drive(args: argparse.Namespace) -> int:
         item.reason.setText("Checked with the patient")
         item.dismiss_button.click()
     wait(lambda: window.review.sign_button.isEnabled(), 60, "sign-off to be allowed")
+    for card in window.review.cards.values():  # the clinician writes what the demo model did not
+        if not card.editor.isReadOnly() and not card.text().strip():
+            card.editor.setPlainText("Written by the clinician: the demo model's text for this section was refused.")
     window.review.tabs.setCurrentIndex(0)
     shot("08-review-ready-to-sign")
     window.sign_off()

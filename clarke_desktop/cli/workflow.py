@@ -80,6 +80,12 @@ def read_transcript_file(path: Path) -> Transcript:
     "'keep both' with reason 'headless run: reviewed in output'.",
 )
 @click.option(
+    "--allow-empty-sections",
+    is_flag=True,
+    help="Sign even when a section the letter writer should have written is empty (it refuses, exit 3, "
+    "naming the sections, by default); the PDF and the audit entry then say which were not written.",
+)
+@click.option(
     "--max-section-tokens",
     type=click.IntRange(16, 4096),
     help="Cap the tokens the letter model may write per section (quick runs on the demo model).",
@@ -94,6 +100,7 @@ def run_consultation(
     out_dir: Path,
     aside: str,
     strict: bool,
+    allow_empty_sections: bool,
     max_section_tokens: int | None,
     as_json: bool,
 ) -> None:
@@ -101,7 +108,10 @@ def run_consultation(
 
     Open discrepancies cannot be reviewed headless: by default each is resolved as "keep both"
     with the reason "headless run: reviewed in output" (audited, and listed in the output);
-    --strict refuses to sign instead.
+    --strict refuses to sign instead. A narrative section left empty (the model's text refused,
+    say) is never signed silently: exit 3 naming the sections, unless --allow-empty-sections.
+    Exit status: 0 signed; 1 an error (message on stderr); 2 a transcript is needed; 3 not signed
+    (open discrepancies with --strict, or empty sections); the draft is kept in every case.
 
     Example:
 
@@ -117,6 +127,7 @@ def run_consultation(
     request = HeadlessRequest(
         patient_id=patient_id, signed_by=signed_by, out_dir=out_dir, doc_type=doc_type, audio_path=audio_path,
         transcript=read_transcript_file(transcript_path) if transcript_path else None, aside=aside, strict=strict,
+        allow_empty_sections=allow_empty_sections,
         max_section_tokens=max_section_tokens,
     )  # fmt: skip
 

@@ -81,6 +81,9 @@ def progress_slot(ev: Any) -> Any:
 
 def user_message(exc: BaseException) -> str:
     """A clinician-safe message: our errors carry one; anything else gets a generic sentence."""
+    message = getattr(exc, "message", None)  # errors that carry their own user-facing message
+    if isinstance(message, str) and message.strip():
+        return message.strip()
     text = str(exc).strip()
     known = ("Error", "Missing", "Unavailable", "NotFound", "Invalid", "Required", "Unresolved", "Cancelled")
     if text and any(k in type(exc).__name__ for k in known):

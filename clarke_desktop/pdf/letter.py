@@ -196,12 +196,18 @@ def render_letter_pdf(
     address = demographics.address if demographics and demographics.address else None
     story.append(Paragraph(_text(re_line + (f"\n{address}" if address else "")), styles.re_line))
 
+    not_written = [s.heading for s in document.sections if not s.content.strip()]
     for section in document.sections:
+        if not section.content.strip():
+            continue  # never an empty heading: the sections not written are named below
         block = [Paragraph(_text(section.heading), styles.heading)]
         for para in _paragraphs(section.content):
             block.append(Paragraph(_text(para), styles.body))
         story.append(KeepTogether(block[:2]) if len(block) > 1 else block[0])
         story.extend(block[2:])
+
+    if not_written:
+        story.append(Paragraph(_text(f"Not written: {', '.join(not_written)}."), styles.body))
 
     if document.medications_list:
         story.append(Paragraph("Current medications", styles.heading))

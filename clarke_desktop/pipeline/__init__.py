@@ -1,6 +1,6 @@
 """Consultation workflow core (no Qt): transcribe -> context -> letter, then sign-off and outputs."""
 
-from clarke_desktop.pipeline.errors import PipelineError, StageTimeout, TranscriptRequired
+from clarke_desktop.pipeline.errors import EmptySections, PipelineError, StageTimeout, TranscriptRequired
 from clarke_desktop.pipeline.finalise import (
     HEADLESS_REASON,
     FinaliseResult,
@@ -20,6 +20,7 @@ from clarke_desktop.pipeline.run import (
 from clarke_desktop.pipeline.stages import StagePolicy, run_stage
 
 __all__ = [
+    "EmptySections",
     "DEFAULT_POLICIES",
     "HEADLESS_REASON",
     "Components",

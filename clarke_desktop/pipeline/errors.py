@@ -46,3 +46,15 @@ class StageTimeout(Exception):
         self.stage = stage
         self.seconds = seconds
         self.stuck = False
+
+
+class EmptySections(Exception):
+    """A letter is not signed while a section the clinician must write is empty."""
+
+    def __init__(self, headings: list[str]) -> None:
+        self.headings = headings
+        self.message = (
+            f"Not signed: {'this section is' if len(headings) == 1 else 'these sections are'} empty: "
+            f"{', '.join(headings)}. Write or regenerate {'it' if len(headings) == 1 else 'them'}, then sign."
+        )
+        super().__init__(self.message)

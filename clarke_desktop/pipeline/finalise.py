@@ -15,6 +15,7 @@ from clarke_desktop.config import Settings
 from clarke_desktop.fhir.client import FhirClient, FhirError
 from clarke_desktop.files import file_sha256
 from clarke_desktop.pdf import SignatureInfo, render_letter_pdf
+from clarke_desktop.pipeline.errors import EmptySections
 from clarke_desktop.schemas import ClinicalDocument
 from clarke_desktop.store import AppStore, AudioRecord, SignOffRecord, StoreError
 from clarke_desktop.writeback import write_back
@@ -57,6 +58,11 @@ def letter_filename(consultation_id: str, version: int) -> str:
     return f"{consultation_id}-v{version}.pdf"
 
 
+def empty_sections(document: ClinicalDocument) -> list[str]:
+    """Headings of the narrative sections with no text (the facts sections always have some)."""
+    return [s.heading for s in document.sections if s.kind == "narrative" and not s.content.strip()]
+
+
 def sign_off_and_export(
     store: AppStore,
     consultation_id: str,
@@ -66,9 +72,17 @@ def sign_off_and_export(
     settings: Settings,
     fhir: FhirClient | None,
     headless: bool = False,
+    allow_empty_sections: bool = False,
 ) -> FinaliseResult:
+    """Sign the latest version, print it to PDF, record the export and write it back. A narrative
+    section left empty refuses the sign-off (EmptySections) unless `allow_empty_sections`; then the
+    PDF and the audit entry say which sections were not written."""
+    latest = store.latest_letter(consultation_id)
+    empty = empty_sections(latest.document) if latest is not None else []
+    if empty and not allow_empty_sections:
+        raise EmptySections(empty)
     auto_resolved = resolve_open_discrepancies_headless(store, consultation_id, signed_by) if headless else []
-    signoff = store.sign_off(consultation_id, signed_by)
+    signoff = store.sign_off(consultation_id, signed_by, not_written=empty)
     letter = store.letter_version(consultation_id, signoff.version)
     context = store.latest_context(consultation_id)
     pdf_path = render_letter_pdf(

@@ -23,6 +23,7 @@ class HeadlessRequest:
     transcript: Transcript | None = None
     aside: str = ""
     strict: bool = False  # refuse to sign while discrepancies are open
+    allow_empty_sections: bool = False  # sign even with a narrative section left empty (PDF and audit say so)
     max_section_tokens: int | None = None
 
 
@@ -32,7 +33,7 @@ def run_headless(
     """Run the consultation and return its summary (the `run-consultation --json` document).
     Raises SessionError (TranscriptNeeded, NotSigned) with a message for the user."""
     from clarke_desktop.config import SettingsError, load_settings
-    from clarke_desktop.pipeline import ConsultationPipeline, apply_retention
+    from clarke_desktop.pipeline import ConsultationPipeline, EmptySections, apply_retention
     from clarke_desktop.pipeline.components import default_components
     from clarke_desktop.store import AppStore, StoreError
 
@@ -59,7 +60,10 @@ def run_headless(
                 f"the draft is saved as consultation {record.id}."
             )
         started = time.perf_counter()
-        final = _sign_and_export(store, record.id, request, settings)
+        try:
+            final = _sign_and_export(store, record.id, request, settings)
+        except EmptySections as exc:
+            raise NotSigned(f"{exc.message} The draft is saved as consultation {record.id}.") from exc
         finalise_s = time.perf_counter() - started
         head_seq, head_hash = store.audit_head()
         latest = store.letter_version(record.id, final.version).document
@@ -110,7 +114,7 @@ def _sign_and_export(store: Any, consultation_id: str, request: HeadlessRequest,
     try:
         return sign_off_and_export(
             store, consultation_id, request.signed_by, request.out_dir, settings=settings, fhir=fhir,
-            headless=not request.strict,
+            headless=not request.strict, allow_empty_sections=request.allow_empty_sections,
         )  # fmt: skip
     finally:
         if fhir is not None:

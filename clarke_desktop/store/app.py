@@ -470,8 +470,11 @@ class AppStore:
 
     # --- sign-off and addenda -------------------------------------------------------------
 
-    def sign_off(self, consultation_id: str, signed_by: str) -> SignOffRecord:
-        """Freeze the latest version. Refused while any discrepancy is unresolved."""
+    def sign_off(
+        self, consultation_id: str, signed_by: str, *, not_written: list[str] | None = None
+    ) -> SignOffRecord:
+        """Freeze the latest version. Refused while any discrepancy is unresolved. `not_written`:
+        headings of sections signed empty on purpose (recorded in the audit entry)."""
         if not signed_by.strip():
             raise StoreError("sign-off needs the signing clinician's name")
         latest = self.latest_letter(consultation_id)
@@ -501,6 +504,7 @@ class AppStore:
                 version=latest.version,
                 kind=kind,
                 sha256=latest.sha256,
+                not_written=not_written or None,
             )
         return SignOffRecord(consultation_id, latest.version, kind, signed_by, at, latest.sha256)
 

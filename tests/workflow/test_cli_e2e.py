@@ -53,6 +53,7 @@ def test_run_consultation_headless_end_to_end(tmp_path: Path, monkeypatch: pytes
             sys.executable, "-m", "clarke_desktop", "run-consultation",
             "--patient", "pt-001", "--transcript", str(transcript), "--type", "clinic",
             "--sign-off", "Dr S. Chen", "--out", str(out), "--max-section-tokens", "40", "--json",
+            "--allow-empty-sections",  # the demo model's text is refused whenever it copies its prompt
         ],
         capture_output=True, text=True, env=env, timeout=1700, cwd=REPO,
     )  # fmt: skip
