@@ -39,11 +39,11 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from clarke_desktop.gui.app import build_window, make_application
-    from clarke_desktop.gui.core_backend import CoreBackend
+    from clarke_desktop.session.service import ConsultationService
 
     threads: dict[str, int] = {}
 
-    class Recording(CoreBackend):
+    class Recording(ConsultationService):
         def generate(self, *a, **k):  # note where the pipeline ran
             threads["pipeline"] = threading.get_ident()
             return super().generate(*a, **k)

@@ -72,9 +72,9 @@ def build_window(backend: object | None = None):  # -> MainWindow, imported lazi
     from clarke_desktop.gui.tasks import TaskRunner
 
     if backend is None:
-        from clarke_desktop.gui.core_backend import CoreBackend
+        from clarke_desktop.session.service import ConsultationService
 
-        backend = CoreBackend()
+        backend = ConsultationService()
     runner = TaskRunner()
     window = MainWindow(backend, runner)  # type: ignore[arg-type]
     return window

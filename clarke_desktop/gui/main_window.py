@@ -28,15 +28,6 @@ from PySide6.QtWidgets import (
 )
 
 from clarke_desktop.cancel import Cancelled
-from clarke_desktop.gui.backend import (
-    AppSettings,
-    AsrStatus,
-    Backend,
-    MicStatus,
-    ModelStatus,
-    SectionEvent,
-)
-from clarke_desktop.gui.recording import RecordingSession
 from clarke_desktop.gui.screens.assistant import AssistantPanel
 from clarke_desktop.gui.screens.consultation import ConsultationScreen, fmt_elapsed
 from clarke_desktop.gui.screens.dashboard import DashboardScreen
@@ -55,6 +46,15 @@ from clarke_desktop.schemas import (
     PipelineProgress,
     Resolution,
     Transcript,
+)
+from clarke_desktop.session.recording import RecordingSession
+from clarke_desktop.session.views import (
+    AppSettings,
+    AsrStatus,
+    Backend,
+    MicStatus,
+    ModelStatus,
+    SectionEvent,
 )
 
 log = logging.getLogger(__name__)

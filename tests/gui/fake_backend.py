@@ -1,7 +1,7 @@
 """An in-memory Backend for testing the GUI's own logic (navigation, gating, threading).
 
 It is a fake *around* the core, never in place of the core's own tests: the full-flow test
-(test_full_flow.py) drives the real CoreBackend with the embedded models. Every call records
+(test_full_flow.py) drives the real ConsultationService with the embedded models. Every call records
 the thread it ran on, so tests can assert that nothing slow ran on the GUI thread.
 """
 
@@ -12,19 +12,6 @@ import time
 from pathlib import Path
 
 from clarke_desktop.cancel import CancelToken
-from clarke_desktop.gui.backend import (
-    AppSettings,
-    AsrStatus,
-    AssistantAnswer,
-    AssistantStep,
-    Check,
-    MicStatus,
-    ModelRow,
-    ModelStatus,
-    Proposal,
-    SectionEvent,
-    SignOffResult,
-)
 from clarke_desktop.schemas import (
     Allergy,
     ClinicalDocument,
@@ -47,6 +34,19 @@ from clarke_desktop.schemas import (
     SourceRef,
     Transcript,
     TranscriptSpan,
+)
+from clarke_desktop.session.views import (
+    AppSettings,
+    AsrStatus,
+    AssistantAnswer,
+    AssistantStep,
+    Check,
+    MicStatus,
+    ModelRow,
+    ModelStatus,
+    Proposal,
+    SectionEvent,
+    SignOffResult,
 )
 
 

@@ -1,4 +1,4 @@
-"""The clinic flow through the real window and the real CoreBackend (FHIR store, app store,
+"""The clinic flow through the real window and the real ConsultationService (FHIR store, app store,
 pipeline, letter writer, discrepancies, fact check, sign-off, PDF, write-back) with a scripted
 language model in place of the GGUF, so the glue is checked in seconds. The same flow with the
 real embedded model is test_full_flow.py (slow)."""
@@ -31,12 +31,12 @@ def _reply(turns) -> str:
 @pytest.fixture
 def window(styled_app, qtbot):
     from clarke_desktop.gui.app import build_window
-    from clarke_desktop.gui.core_backend import CoreBackend
     from clarke_desktop.pipeline import ConsultationPipeline
     from clarke_desktop.pipeline.components import default_components
+    from clarke_desktop.session.service import ConsultationService
     from clarke_desktop.store import AppStore
 
-    backend = CoreBackend()
+    backend = ConsultationService()
     engine = ScriptedEngine(default=_reply, demo=True, name="scripted demo")
     components = dataclasses.replace(
         default_components(backend._settings), engine=lambda role, attempt: engine

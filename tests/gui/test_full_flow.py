@@ -23,11 +23,11 @@ LETTER_TIMEOUT_MS = 1_500_000  # the embedded model on a shared 2-core CPU is sl
 @pytest.fixture
 def real_window(styled_app, qtbot):
     from clarke_desktop.gui.app import build_window
-    from clarke_desktop.gui.core_backend import CoreBackend
+    from clarke_desktop.session.service import ConsultationService
 
     calls: dict[str, int] = {}
 
-    class ThreadNoting(CoreBackend):
+    class ThreadNoting(ConsultationService):
         def generate(self, *a, **k):
             calls["generate"] = threading.get_ident()
             return super().generate(*a, **k)

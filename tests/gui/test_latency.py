@@ -11,7 +11,7 @@ import time
 import pytest
 from fake_backend import FakeBackend
 
-from clarke_desktop.gui.backend import SectionEvent
+from clarke_desktop.session.views import SectionEvent
 
 pytestmark = pytest.mark.gui
 

@@ -9,9 +9,9 @@ from fake_backend import FakeBackend
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from clarke_desktop.gui.backend import AsrStatus, MicDevice, MicStatus
-from clarke_desktop.gui.recording import RecordingSession
 from clarke_desktop.schemas import Transcript
+from clarke_desktop.session.recording import RecordingSession
+from clarke_desktop.session.views import AsrStatus, MicDevice, MicStatus
 
 pytestmark = pytest.mark.gui
 

@@ -50,10 +50,10 @@ def test_the_demo_dataset_never_seeds_a_named_store(named: Path) -> None:
 def test_the_app_opens_a_named_store_without_demo_patients_or_a_demo_clinic(named: Path) -> None:
     from clarke_desktop.agent.context import retrieve_context
     from clarke_desktop.fhir.local import LocalFhirClient
-    from clarke_desktop.gui.core_backend import CoreBackend
+    from clarke_desktop.session.service import ConsultationService
 
     before = _content(named)
-    backend = CoreBackend()
+    backend = ConsultationService()
     try:
         _clinician, patients = backend.clinic()
     finally:

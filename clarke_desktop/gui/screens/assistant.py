@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLineEdit, QListWidget, QTextBrowser, QVBoxLayout, QWidget
 
-from clarke_desktop.gui.backend import AssistantAnswer, AssistantStep, Proposal
 from clarke_desktop.gui.widgets import badge, button, clear_layout, label, notice, set_badge
+from clarke_desktop.session.views import AssistantAnswer, AssistantStep, Proposal
 
 STEP_WORDS = {
     "search": "Searched",

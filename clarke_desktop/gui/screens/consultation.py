@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clarke_desktop.gui.backend import DOC_TYPE_LABELS, AsrStatus, MicStatus
 from clarke_desktop.gui.screens.patient import patient_strip
 from clarke_desktop.gui.widgets import (
     badge,
@@ -26,6 +25,7 @@ from clarke_desktop.gui.widgets import (
     set_badge,
 )
 from clarke_desktop.schemas import PatientContext
+from clarke_desktop.session.views import DOC_TYPE_LABELS, AsrStatus, MicStatus
 
 
 def fmt_elapsed(seconds: float) -> str:

@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clarke_desktop.gui.backend import DOC_TYPE_LABELS, SectionEvent
 from clarke_desktop.gui.screens.patient import patient_strip
 from clarke_desktop.gui.widgets import (
     badge,
@@ -44,6 +43,7 @@ from clarke_desktop.schemas import (
     Resolution,
     Transcript,
 )
+from clarke_desktop.session.views import DOC_TYPE_LABELS, SectionEvent
 
 AUTOSAVE_MS = 700
 

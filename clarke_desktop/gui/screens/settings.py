@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clarke_desktop.gui.backend import AppSettings, Check, MicStatus, ModelStatus
 from clarke_desktop.gui.widgets import badge, button, clear_layout, label, notice, scroll_page
+from clarke_desktop.session.views import AppSettings, Check, MicStatus, ModelStatus
 
 LLM_BACKENDS = {
     "installed": "Installed MedGemma (falls back to the demo model if missing)",

@@ -9,8 +9,8 @@ from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from clarke_desktop.gui.backend import SignOffResult
 from clarke_desktop.gui.widgets import badge, button, card, clear_layout, label, notice, scroll_page
+from clarke_desktop.session.views import SignOffResult
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""CoreBackend's life cycle: a stopped recording is recorded (file, length, hash, audit), a change of
+"""ConsultationService's life cycle: a stopped recording is recorded (file, length, hash, audit), a change of
 letter model in Settings takes effect at the next run, and every model is freed at shutdown."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def test_a_stopped_recording_is_recorded_with_its_length_hash_and_audit(monkeypa
     import clarke_desktop.audio.recorder as recorder
     from clarke_desktop.audio.recorder import Recorder
     from clarke_desktop.files import file_sha256
-    from clarke_desktop.gui.core_backend import CoreBackend
+    from clarke_desktop.session.service import ConsultationService
 
     tone = (0.3 * 32767 * np.sin(2 * np.pi * 440 * np.arange(48_000 * 5) / 48_000)).astype(np.int16)
 
@@ -33,7 +33,7 @@ def test_a_stopped_recording_is_recorded_with_its_length_hash_and_audit(monkeypa
 
     monkeypatch.setattr(devices, "choose_device", lambda *a, **k: None)
     monkeypatch.setattr(recorder, "Recorder", TestRecorder)
-    backend = CoreBackend()
+    backend = ConsultationService()
     try:
         cid = backend.start_consultation("pt-001")
         backend.confirm_consent(cid)
@@ -53,10 +53,10 @@ def test_a_stopped_recording_is_recorded_with_its_length_hash_and_audit(monkeypa
 
 
 def test_changing_the_letter_model_takes_effect_at_the_next_run_and_shutdown_frees_models() -> None:
-    from clarke_desktop.gui.core_backend import CoreBackend
     from clarke_desktop.llm import registry
+    from clarke_desktop.session.service import ConsultationService
 
-    backend = CoreBackend()
+    backend = ConsultationService()
     try:
         first = backend.pipeline()
         registry.get_engine("letter_writer")  # the embedded model, really loaded
@@ -74,10 +74,10 @@ def test_changing_the_letter_model_takes_effect_at_the_next_run_and_shutdown_fre
 
 
 def test_the_backend_lists_and_recovers_an_interrupted_draft() -> None:
-    from clarke_desktop.gui.core_backend import CoreBackend
     from clarke_desktop.schemas import ConsultationStatus
+    from clarke_desktop.session.service import ConsultationService
 
-    backend = CoreBackend()
+    backend = ConsultationService()
     try:
         cid = backend.start_consultation("pt-002")
         backend._store.set_status(cid, ConsultationStatus.PROCESSING)  # the app died while drafting

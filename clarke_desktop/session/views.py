@@ -1,10 +1,11 @@
-"""What the GUI asks of the core, in one interface (no Qt here).
+"""What a front end asks of the application, in one interface, and the plain values it gets back
+(statuses, settings, section events, sign-off results). No Qt here.
 
-Every method is synchronous and may be slow: the GUI only ever calls them inside a
-`TaskRunner` worker. Streaming methods take plain callbacks which the worker turns into
-progress reports for the GUI thread. `CoreBackend` (core_backend.py) implements this on top of
-the real store, pipeline, agent and engines; tests may drive the screens with another
-implementation to check the logic *around* the core.
+Every method is synchronous and may be slow: the GUI only ever calls them inside a `TaskRunner`
+worker. Streaming methods take plain callbacks which the worker turns into progress reports for
+the GUI thread. `ConsultationService` (service.py) implements this on top of the real store,
+pipeline, agent and engines; tests may drive the screens with another implementation to check the
+logic *around* the core.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from clarke_desktop.cancel import CancelToken
-from clarke_desktop.gui.recording import RecordingSession
 from clarke_desktop.schemas import (
     ClinicalDocument,
     Clinician,
@@ -28,6 +28,7 @@ from clarke_desktop.schemas import (
     SourceRef,
     Transcript,
 )
+from clarke_desktop.session.recording import RecordingSession
 
 DOC_TYPE_LABELS: dict[str, str] = {
     "clinic": "Clinic letter",

@@ -1,7 +1,8 @@
-"""`Backend` on top of the real core: FHIR store, app store, pipeline, writer, ASR, recorder.
+"""The consultation service: the application on top of the real core (FHIR store, app store,
+pipeline, writer, ASR, recorder), owning the stores and the loaded models from start to `close()`.
 
-No Qt here. Every method runs in a TaskRunner worker. The app store connection is shared by the
-GUI-facing calls under a lock; the pipeline has its own connection (SQLite serialises the two).
+No Qt here. The GUI calls every method from a TaskRunner worker. The app store connection is shared
+by the front-end calls under a lock; the pipeline has its own connection (SQLite serialises the two).
 """
 
 from __future__ import annotations
@@ -15,7 +16,18 @@ from typing import Any
 
 from clarke_desktop import paths
 from clarke_desktop.cancel import CancelToken
-from clarke_desktop.gui.backend import (
+from clarke_desktop.schemas import (
+    ClinicalDocument,
+    Clinician,
+    ClinicPatient,
+    ConsultationStatus,
+    DocumentType,
+    PatientContext,
+    Resolution,
+    Transcript,
+)
+from clarke_desktop.session.recording import RecordingSession
+from clarke_desktop.session.views import (
     AppSettings,
     AsrStatus,
     AssistantAnswer,
@@ -30,24 +42,13 @@ from clarke_desktop.gui.backend import (
     SectionEvent,
     SignOffResult,
 )
-from clarke_desktop.gui.recording import RecordingSession
-from clarke_desktop.schemas import (
-    ClinicalDocument,
-    Clinician,
-    ClinicPatient,
-    ConsultationStatus,
-    DocumentType,
-    PatientContext,
-    Resolution,
-    Transcript,
-)
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_ROLE = "embedded"
 
 
-class CoreBackend:
+class ConsultationService:
     def __init__(self) -> None:
         from clarke_desktop.config import load_settings
         from clarke_desktop.store import AppStore
@@ -581,7 +582,7 @@ def _hardware() -> str:
 
 def chart_answer(
     chart: Any,
-    backend: CoreBackend,
+    backend: ConsultationService,
     patient_id: str,
     question: str,
     step: Callable[[AssistantStep], None],
@@ -625,7 +626,7 @@ def chart_answer(
 
 
 def chart_decide(
-    chart: Any, backend: CoreBackend, patient_id: str, proposal_id: str, approve: bool
+    chart: Any, backend: ConsultationService, patient_id: str, proposal_id: str, approve: bool
 ) -> Proposal:
     proposal = backend._proposals.get(proposal_id)
     if proposal is None:
@@ -643,4 +644,4 @@ def chart_decide(
     return Proposal(done.id, done.summary, done.resource_type, status)  # type: ignore[arg-type]
 
 
-__all__ = ["CoreBackend"]
+__all__ = ["ConsultationService"]

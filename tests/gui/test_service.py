@@ -1,4 +1,4 @@
-"""CoreBackend against the real core without the language model: the bundled FHIR store, the
+"""ConsultationService against the real core without the language model: the bundled FHIR store, the
 app store, model verification, settings and doctor checks."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ pytestmark = pytest.mark.gui
 
 @pytest.fixture(scope="module")
 def backend():
-    from clarke_desktop.gui.core_backend import CoreBackend
+    from clarke_desktop.session.service import ConsultationService
 
-    b = CoreBackend()
+    b = ConsultationService()
     yield b
     b.close()
 
@@ -81,9 +81,9 @@ def test_diagnostics_are_the_doctor_checks(backend):
 
 def test_start_up_applies_audio_retention(monkeypatch):
     import clarke_desktop.pipeline.finalise as finalise
-    from clarke_desktop.gui.core_backend import CoreBackend
+    from clarke_desktop.session.service import ConsultationService
 
     calls = []
     monkeypatch.setattr(finalise, "apply_retention", lambda store, settings: calls.append(settings) or [])
-    CoreBackend()
+    ConsultationService()
     assert len(calls) == 1 and calls[0].audio.retention_days == 28
