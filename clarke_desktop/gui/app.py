@@ -13,6 +13,7 @@ from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from clarke_desktop import paths
+from clarke_desktop.gui.widgets import WheelGuard
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ def make_application(argv: list[str]) -> QApplication:
     font.setPointSizeF(11)
     app.setFont(font)
     app.setStyleSheet(load_stylesheet())
+    if not app.findChildren(WheelGuard):
+        app.installEventFilter(WheelGuard(app))  # no value changes under a scrolling mouse
     return app
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -132,3 +136,23 @@ def clear_layout(layout: QLayout) -> None:
             w.deleteLater()
         elif item.layout() is not None:
             clear_layout(item.layout())
+
+
+class WheelGuard(QObject):
+    """A mouse wheel over a drop-down or a number box that does not have the keyboard focus scrolls
+    the page, never the value: scrolling Settings must not switch the letter model (it did)."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.Wheel and isinstance(obj, QComboBox | QAbstractSpinBox) and not obj.hasFocus():
+            area = _scroll_area_of(obj)
+            if area is not None:
+                QApplication.sendEvent(area.viewport(), event)
+            return True
+        return False
+
+
+def _scroll_area_of(widget: QWidget) -> QAbstractScrollArea | None:
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QAbstractScrollArea):
+        parent = parent.parentWidget()
+    return parent
