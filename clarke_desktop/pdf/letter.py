@@ -209,7 +209,8 @@ def render_letter_pdf(
     if not_written:
         story.append(Paragraph(_text(f"Not written: {', '.join(not_written)}."), styles.body))
 
-    if document.medications_list:
+    medications_section = any(s.key == "medications" and s.content.strip() for s in document.sections)
+    if document.medications_list and not medications_section:  # one medications block, never two
         story.append(Paragraph("Current medications", styles.heading))
         story.append(
             ListFlowable(
@@ -245,7 +246,8 @@ def render_letter_pdf(
         rightMargin=20 * mm,
         topMargin=15 * mm,
         bottomMargin=20 * mm,
-        title=f"Clinic letter - {document.consultation_id}",
+        title=f"Clinic letter - {document.consultation_id}"
+        + (f" (signed version {signature.version})" if signature else " (draft)"),
         author=clinician.name,
         subject="Clinic letter",
         creator="Clarke Desktop",
@@ -290,10 +292,7 @@ def _signature_block(
 ):
     clinician = settings.clinician
     name = signature.signed_by if signature else clinician.name
-    lines = ["Yours sincerely,", ""]
-    if document.sign_off and document.sign_off.strip() not in (name, ""):
-        lines.append(document.sign_off)
-    lines.append(name)
+    lines = ["Yours sincerely,", "", name]  # one signature: the signer's name and role, once
     role = ", ".join(v for v in (clinician.title, clinician.specialty) if v)
     if role:
         lines.append(role)
@@ -305,7 +304,7 @@ def _signature_block(
         label = "Addendum electronically signed" if signature.kind == "addendum" else "Electronically signed"
         block.append(
             Paragraph(
-                _text(f"{label} by {signature.signed_by} on {when} (version {signature.version})"),
+                _text(f"{label} by {signature.signed_by} on {when}"),  # the version is in the metadata
                 styles.small,
             )
         )

@@ -54,8 +54,11 @@ def resolve_open_discrepancies_headless(store: AppStore, consultation_id: str, a
     return ids
 
 
-def letter_filename(consultation_id: str, version: int) -> str:
-    return f"{consultation_id}-v{version}.pdf"
+def letter_filename(consultation_id: str, version: int, signed_at: str) -> str:
+    """The signed letter's file name: the consultation and when it was signed (the version number
+    is kept in the PDF's metadata and the database, not shown to the reader)."""
+    stamp = "".join(ch for ch in signed_at if ch.isdigit())[:14]
+    return f"{consultation_id}-signed-{stamp}.pdf"
 
 
 def empty_sections(document: ClinicalDocument) -> list[str]:
@@ -87,7 +90,7 @@ def sign_off_and_export(
     context = store.latest_context(consultation_id)
     pdf_path = render_letter_pdf(
         letter.document,
-        Path(out_dir) / letter_filename(consultation_id, signoff.version),
+        Path(out_dir) / letter_filename(consultation_id, signoff.version, signoff.signed_at),
         settings=settings,
         context=context,
         signature=SignatureInfo(signoff.signed_by, signoff.signed_at, signoff.version, signoff.kind),

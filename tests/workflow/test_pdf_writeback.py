@@ -18,6 +18,7 @@ from clarke_desktop.config import Settings
 from clarke_desktop.fhir.client import FhirInvalid
 from clarke_desktop.fhir.local import LocalFhirClient
 from clarke_desktop.pdf import DEMO_MARKING, SignatureInfo, render_letter_pdf
+from clarke_desktop.schemas import DocumentSection
 from clarke_desktop.writeback import build_composition, build_document_reference, write_back
 from local_fhir import Store
 
@@ -193,3 +194,30 @@ def test_patient_letter_is_addressed_home_without_the_practice_line() -> None:
     assert _addressee_lines(to_patient, demo) == ["Mrs M Thompson", "12 Oak Lane"]
     to_gp = to_patient.model_copy(update={"doc_type": "clinic", "addressee": "Dr R Patel"})
     assert _addressee_lines(to_gp, demo) == ["Dr R Patel", "Riverside Medical Centre"]
+
+
+def test_one_medications_block_one_signature_and_no_version_on_the_page(tmp_path: Path) -> None:
+    doc = samples.document("cons-1")
+    doc.sections.append(
+        DocumentSection(
+            key="medications",
+            heading="Current medications",
+            kind="facts",
+            content="Metformin 1 g twice daily",
+        )
+    )
+    doc.sign_off = "Dr S. Chen\nConsultant Diabetologist"  # what the writer puts in the document
+    pdf = render_letter_pdf(
+        doc, tmp_path / "letter.pdf", settings=_settings(), context=samples.context(),
+        signature=SignatureInfo("Dr S. Chen", "2026-02-13T14:08:00Z", 6),
+    )  # fmt: skip
+    text = _text(pdf)
+    assert text.count("Current medications") == 1  # the record's section, not a second list
+    assert text.count("Consultant Diabetologist") == 1 and "version" not in text.lower()
+    assert "(signed version 6)" in PdfReader(str(pdf)).metadata.title  # kept for the record
+
+
+def test_the_signed_file_name_has_no_version() -> None:
+    from clarke_desktop.pipeline.finalise import letter_filename
+
+    assert letter_filename("cons-1", 6, "2026-02-13T14:08:00Z") == "cons-1-signed-20260213140800.pdf"
