@@ -29,3 +29,20 @@ def nhs_number(value: str | None, missing: str = "not recorded") -> str:
         return missing
     digits = "".join(ch for ch in value if ch.isdigit())
     return f"{digits[:3]} {digits[3:6]} {digits[6:]}" if len(digits) == 10 else value
+
+
+# UCUM codes as a clinician writes the unit ("{score}" is a UCUM annotation: no unit at all).
+_UNIT_DISPLAY = {
+    "{score}": "", "{ratio}": "", "1": "", "10*9/L": "×10⁹/L", "10*12/L": "×10¹²/L", "10*6/L": "×10⁶/L",
+    "mm[Hg]": "mmHg", "umol/L": "µmol/L", "ug/L": "µg/L", "ug": "µg", "kg/m2": "kg/m²",
+    "mL/min/{1.73_m2}": "mL/min/1.73 m²", "mL/min/1.73m2": "mL/min/1.73 m²", "/min": "/min", "Cel": "°C",
+    "[degF]": "°F", "[IU]/L": "IU/L", "m[IU]/L": "mIU/L", "%{HbA1c}": "%", "{beats}/min": "beats/min",
+    "{breaths}/min": "breaths/min",
+}  # fmt: skip
+
+
+def unit_display(unit: str | None) -> str:
+    """A recorded (UCUM) unit in the form clinicians read: "10*9/L" -> "×10⁹/L", "{score}" -> ""."""
+    if not unit:
+        return ""
+    return _UNIT_DISPLAY.get(unit, unit)

@@ -93,6 +93,12 @@ def _drug_in(text: str) -> tuple[str | None, bool]:
     return (found, True) if found else (None, False)
 
 
+def no_known_allergy(substance: str) -> bool:
+    """A recorded "No known drug allergy" (SNOMED 409137002 and the like) is a statement, not an allergen."""
+    lowered = substance.lower().strip()
+    return "no known" in lowered or lowered in {"nkda", "nka", "no allergies", "no drug allergies"}
+
+
 def _medicine(med: Medication) -> RecordedMedicine:
     name = read(med.name)
     drugs = [d for d in name.drugs if not d.is_class]
@@ -121,8 +127,7 @@ def read_record(context: PatientContext) -> RecordFacts:
     for med in context.medications:
         facts.medicines.append(_medicine(med))
     for allergy in context.allergies:
-        lowered = allergy.substance.lower()
-        no_known = "no known" in lowered or lowered.strip() in {"nkda", "nka", "no allergies"}
+        no_known = no_known_allergy(allergy.substance)
         canonical, is_class = (None, False) if no_known else _drug_in(allergy.substance)
         facts.allergies.append(RecordedAllergy(allergy, canonical, is_class, no_known))
     for lab in [*context.recent_labs, *context.vital_signs]:

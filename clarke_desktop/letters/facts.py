@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from clarke_desktop.record_lines import allergy_line, medication_line
 from clarke_desktop.schemas import LabResult, PatientContext
-from clarke_desktop.uk_format import record_date
+from clarke_desktop.uk_format import record_date, unit_display
 
 
 def _unavailable(context: PatientContext, label: str) -> bool:
@@ -18,7 +18,8 @@ def _unavailable(context: PatientContext, label: str) -> bool:
 
 
 def lab_fact_line(lab: LabResult) -> str:
-    unit = f" {lab.unit}" if lab.unit else ""
+    shown = unit_display(lab.unit)
+    unit = f" {shown}" if shown else ""
     line = f"{lab.name}: {lab.value}{unit} ({record_date(lab.date)})"
     if lab.previous_value is not None:
         line += f"; previously {lab.previous_value}{unit} ({record_date(lab.previous_date)})"

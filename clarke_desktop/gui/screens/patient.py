@@ -23,9 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from clarke_desktop.clinical_text.record import no_known_allergy
 from clarke_desktop.gui.widgets import button, card, clear_layout, label, notice, scroll_page
 from clarke_desktop.schemas import Allergy, LabResult, PatientContext
-from clarke_desktop.uk_format import uk_date
+from clarke_desktop.uk_format import uk_date, unit_display
 
 TREND_ARROWS = {"rising": "↑", "falling": "↓", "stable": "→"}
 
@@ -77,6 +78,8 @@ class AllergyBanner(QFrame):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(16, 10, 16, 10)
         lay.setSpacing(4)
+        nkda = [a for a in allergies if no_known_allergy(a.substance)]
+        allergies = [a for a in allergies if not no_known_allergy(a.substance)]  # a statement is no alarm
         if allergies:
             self.setObjectName("allergyBanner")
             title = QLabel(f"⚠  ALLERGIES ({len(allergies)})")
@@ -100,10 +103,12 @@ class AllergyBanner(QFrame):
             self.setAccessibleName("Allergies: " + "; ".join(a.substance for a in allergies))
         else:
             self.setObjectName("nkdaBanner")
-            t = QLabel("No known allergies recorded")
+            t = QLabel("No known drug allergies" if nkda else "No known allergies recorded")
+            if nkda:
+                t.setToolTip(f"Recorded: {nkda[0].substance} ({nkda[0].source.reference})")
             t.setStyleSheet("font-weight: 700; font-size: 12pt; color: #5A6178;")
             lay.addWidget(t)
-            self.setAccessibleName("No known allergies recorded")
+            self.setAccessibleName(t.text())
 
 
 class LabTable(QTableWidget):
@@ -122,7 +127,7 @@ class LabTable(QTableWidget):
             cells = (
                 lab.name,
                 f"{lab.value}{'  ' + flag if flag else ''}",
-                lab.unit or "",
+                unit_display(lab.unit),
                 lab.reference_range or "—",
                 uk_date(lab.date),
                 trend_text(lab),
@@ -319,12 +324,13 @@ def patient_strip(ctx: PatientContext | None, name: str) -> QWidget:
                 "caption",
             )
         )
-        if ctx.allergies:
-            chip = QLabel("⚠ ALLERGIES: " + ", ".join(a.substance for a in ctx.allergies))
+        real = [a for a in ctx.allergies if not no_known_allergy(a.substance)]
+        if real:
+            chip = QLabel("⚠ ALLERGIES: " + ", ".join(a.substance for a in real))
             chip.setStyleSheet(
                 "background: #C0392B; color: white; font-weight: 800; border-radius: 10px; padding: 3px 12px;"
             )
-            chip.setAccessibleName("Allergies: " + ", ".join(a.substance for a in ctx.allergies))
+            chip.setAccessibleName("Allergies: " + ", ".join(a.substance for a in real))
         else:
             chip = QLabel("No known allergies")
             chip.setStyleSheet(
