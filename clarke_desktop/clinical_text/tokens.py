@@ -14,7 +14,7 @@ _TOKEN = re.compile(
     r"|\d+(?:\.\d+)?"  # 7 / 7.5
     r"|[xX](?=\d)"  # "x6/day": times
     r"|[^\W\d_][^\W_]*(?:['’\-][^\W_]+)*"  # words (any script), with digits inside names
-    r"|[/%.,;:?!()\-+<>=~*^°\n]"
+    r"|[/%.,;:?!()\-+<>=~*^°×\n]"
 )
 SENTENCE_END = frozenset({".", "?", "!", "\n"})
 CLAUSE_END = SENTENCE_END | {";", ":"}

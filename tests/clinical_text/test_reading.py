@@ -183,3 +183,13 @@ def test_offsets_are_code_points_in_the_text_as_given() -> None:
     assert reading.snippet(drug.ti, drug.tj) == "metformin"
     start, end = reading.span(drug.doses[0].ti, drug.doses[0].tj)
     assert text[start:end] == "500 mg"
+
+
+def test_counts_per_litre_in_every_written_form_are_one_unit() -> None:
+    reading = read("WCC 7.2 ×10⁹/L, platelets 250 x10^9/L, RBC 4.5 ×10¹²/L")
+    assert [(t.test, [(q.value, q.unit) for q in t.values]) for t in reading.tests] == [
+        ("white cell count", [(Decimal("7.2"), "10*9/L")]),
+        ("platelets", [(Decimal("250"), "10*9/L")]),
+    ]
+    assert [(q.value, q.unit) for q in reading.quantities if q.unit == "10*12/L"] == [(Decimal("4.5"), "10*12/L")]
+    assert not [q for q in reading.quantities if q.value == 10]  # the "10" of the unit is no value
