@@ -324,7 +324,13 @@ class MainWindow(QMainWindow):
         sc("Ctrl+3", lambda: self.navigate("consultation"))
         sc("Ctrl+4", lambda: self.navigate("letter"))
         sc("F5", self.refresh_all)
+        sc("Ctrl+F", self._find_patient)
         sc("Escape", lambda: self.current_page() == "processing" and self.cancel_pipeline())
+
+    def _find_patient(self) -> None:
+        self.navigate("dashboard")
+        self.dashboard.search.setFocus()
+        self.dashboard.search.selectAll()
 
     # ------------------------------------------------------------------ navigation
     def current_page(self) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from clarke_desktop.gui.widgets import badge, clear_layout, label, notice, repolish, scroll_page
 from clarke_desktop.schemas import Clinician, ClinicPatient, ConsultationStatus
@@ -22,9 +22,10 @@ STATUS_LOOK: dict[ConsultationStatus, tuple[str, str]] = {
 
 
 class PatientRow(QFrame):
-    """One appointment; click or Enter opens the patient."""
+    """One appointment; click or Enter opens the patient; Up and Down move between rows."""
 
     activated = Signal(str)
+    step = Signal(str, int)  # patient id, -1 up / +1 down
 
     def __init__(self, patient: ClinicPatient, status: ConsultationStatus) -> None:
         super().__init__()
@@ -70,7 +71,22 @@ class PatientRow(QFrame):
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
             self.activated.emit(self.patient.id)
             return
+        if event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            self.step.emit(self.patient.id, -1 if event.key() == Qt.Key.Key_Up else 1)
+            return
         super().keyPressEvent(event)
+
+    def matches(self, query: str) -> bool:
+        """Name, NHS number (spaces ignored) or date of birth contain the query."""
+        q = query.strip().lower()
+        if not q:
+            return True
+        p = self.patient
+        if "/" in q:  # a date of birth, or part of one
+            return q in p.date_of_birth
+        if q.replace(" ", "").isdigit():  # an NHS number, or part of one (spaces ignored)
+            return q.replace(" ", "") in p.nhs_number.replace(" ", "")
+        return q in p.name.lower()
 
 
 class DashboardScreen(QWidget):
@@ -96,6 +112,13 @@ class DashboardScreen(QWidget):
         self.counts = label("", "caption")
         head.addWidget(self.counts, 0, Qt.AlignmentFlag.AlignBottom)
         self._lay.addLayout(head)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Find a patient: name, NHS number or date of birth (Ctrl+F)")
+        self.search.setAccessibleName("Find a patient in today's clinic")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self._filter)
+        self.search.returnPressed.connect(self._open_only_match)
+        self._lay.addWidget(self.search)
         self._list = QVBoxLayout()
         self._list.setSpacing(8)
         self._lay.addLayout(self._list)
@@ -106,7 +129,8 @@ class DashboardScreen(QWidget):
                 "caption",
             )
         )
-        outer.addWidget(scroll_page(body))
+        self._scroll = scroll_page(body)
+        outer.addWidget(self._scroll)
 
     def show_error(self, message: str) -> None:
         clear_layout(self._list)
@@ -119,6 +143,7 @@ class DashboardScreen(QWidget):
         statuses: dict[str, ConsultationStatus],
         current: str | None = None,
     ) -> None:
+        keep_scroll = self._scroll.verticalScrollBar().value()  # a refresh never moves the list under the mouse
         clear_layout(self._list)
         self.rows.clear()
         who = ", ".join(x for x in (clinician.name, clinician.specialty) if x)
@@ -131,10 +156,39 @@ class DashboardScreen(QWidget):
             signed += status == ConsultationStatus.SIGNED_OFF
             row = PatientRow(p, status)
             row.activated.connect(self.open_patient)
+            row.step.connect(self._step)
             row.set_current(p.id == current)
             self.rows[p.id] = row
             self._list.addWidget(row)
         self.counts.setText(f"{len(patients)} patients  ·  {signed} signed off")
+        self._filter(self.search.text())
         if self.rows:
             target = self.rows.get(current or "") or next(iter(self.rows.values()))
             target.setFocus()
+            QTimer.singleShot(0, lambda: self._restore(keep_scroll, target))
+
+    def _restore(self, value: int, target: PatientRow) -> None:
+        self._scroll.verticalScrollBar().setValue(value)
+        self._scroll.ensureWidgetVisible(target)
+
+    def _visible(self) -> list[PatientRow]:
+        return [r for r in self.rows.values() if not r.isHidden()]
+
+    def _filter(self, query: str) -> None:
+        for row in self.rows.values():
+            row.setVisible(row.matches(query))
+
+    def _open_only_match(self) -> None:
+        visible = self._visible()
+        if len(visible) == 1:  # only an unambiguous match opens from the search box
+            self.open_patient.emit(visible[0].patient.id)
+        elif visible:
+            visible[0].setFocus()
+
+    def _step(self, patient_id: str, direction: int) -> None:
+        visible = self._visible()
+        ids = [r.patient.id for r in visible]
+        if patient_id in ids:
+            target = visible[max(0, min(len(visible) - 1, ids.index(patient_id) + direction))]
+            target.setFocus()
+            self._scroll.ensureWidgetVisible(target)
