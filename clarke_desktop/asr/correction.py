@@ -195,10 +195,9 @@ class Edit:
 
 
 def _split_edit(
-    text: str, spans: list[re.Match[str]], i: int, terms: Sequence[Term]
+    text: str, spans: list[re.Match[str]], i: int, by_key: dict[str, Term]
 ) -> tuple[Edit, int] | None:
     """A name cut into 2-4 words, rejoined when the letters are exactly a record term or known drug."""
-    by_key = {t.key: t for t in terms}
     for n in range(min(MAX_SPLIT, len(spans) - i), 1, -1):
         group = spans[i : i + n]
         gaps = [text[a.end() : b.start()] for a, b in zip(group, group[1:], strict=False)]
@@ -222,10 +221,11 @@ def _split_edit(
 def plan_edits(text: str, terms: Sequence[Term]) -> list[Edit]:
     """The corrections and flags for `text`, in order, with char offsets into it."""
     spans = list(_WORD_RE.finditer(text))
+    by_key = {t.key: t for t in terms}
     edits: list[Edit] = []
     i = 0
     while i < len(spans):
-        split = _split_edit(text, spans, i, terms)
+        split = _split_edit(text, spans, i, by_key)
         if split:
             edits.append(split[0])
             i += split[1]

@@ -75,9 +75,7 @@ def _batch_lines(path: Path) -> Iterator[tuple[int, str]]:
         sys.exit(EXIT_BATCH_UNREADABLE)
     with handle:
         try:
-            for n, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield n, line
+            yield from enumerate(handle, start=1)  # a blank line is answered too (with its error)
         except UnicodeDecodeError as exc:
             click.echo(f"Error: batch file {path} is not UTF-8 text (byte {exc.start})", err=True)
             sys.exit(EXIT_BATCH_UNREADABLE)
@@ -178,11 +176,12 @@ def verify_object(
     item_id: Any, transcript: str, letter: str, context: PatientContext | None, locale: str = "GB"
 ) -> dict[str, Any]:
     from clarke_desktop.letters.discrepancies import detect_discrepancies
-    from clarke_desktop.letters.fact_check import verify_letter
+    from clarke_desktop.letters.fact_check import Sources, check_text
 
     said = Transcript(text=transcript, origin="imported_text")
-    facts = verify_letter(letter, said, context, locale=locale) if letter else []
-    found = detect_discrepancies(said, context) if context is not None else []
+    sources = Sources.of(said, context, locale=locale)  # read once for both checks
+    facts = check_text(letter, sources) if letter else []
+    found = detect_discrepancies(said, context, sources=sources) if context is not None else []
     return {
         "id": item_id,
         "facts": [

@@ -34,12 +34,13 @@ class DateMention:
     start: int
     end: int
 
-    def matches(self, other_iso: str) -> bool:
-        """Same date, or one is a less precise form of the other (2024-03 and 2024-03-15)."""
-        a, b = self.iso, other_iso
-        if a.startswith("--") or b.startswith("--"):
-            return a[-5:] == b[-5:] and len(a) >= 5 and len(b) >= 10 or a == b
-        return a == b or b.startswith(a + "-") or a.startswith(b + "-")
+
+def same_date(written: str, other: str) -> bool:
+    """Whether `other` (said or recorded) is the date `written`: equal, one a less precise form of
+    the other (2024-03 and 2024-03-15), or a day without a year (--03-15) on that day of any year."""
+    if written == other or other.startswith(written + "-") or written.startswith(other + "-"):
+        return True
+    return written.startswith("--") and other.endswith(written[1:])
 
 
 def find_dates(text: str, *, locale: str = "GB") -> list[DateMention]:

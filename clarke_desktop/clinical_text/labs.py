@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 
+from clarke_desktop.clinical_text.tokens import tokenize
+
 # canonical -> aliases (lowercase, as tokens are joined by single spaces)
 TESTS: dict[str, tuple[str, ...]] = {
     "HbA1c": ("hba1c", "a1c", "haemoglobin a1c", "hemoglobin a1c", "glycated haemoglobin", "glycated hemoglobin",
@@ -73,9 +75,7 @@ _RECORD_HINTS: tuple[tuple[str, str], ...] = (
 _ALIAS_TO_TEST: dict[tuple[str, ...], str] = {}
 for _test, _aliases in TESTS.items():
     for _alias in (_test.lower(), *_aliases):
-        from clarke_desktop.clinical_text.tokens import tokenize as _tokenize
-
-        _ALIAS_TO_TEST.setdefault(tuple(t.lower for t in _tokenize(_alias)), _test)
+        _ALIAS_TO_TEST.setdefault(tuple(t.lower for t in tokenize(_alias)), _test)
 _BY_FIRST: dict[str, list[tuple[str, ...]]] = {}
 for _key in _ALIAS_TO_TEST:
     _BY_FIRST.setdefault(_key[0], []).append(_key)
@@ -105,8 +105,6 @@ def test_at(
 @cache
 def canonical_test(record_name: str) -> str:
     """The canonical test a recorded name is, or the recorded name itself when unknown."""
-    from clarke_desktop.clinical_text.tokens import tokenize
-
     words = tuple(t.lower for t in tokenize(record_name))
     if words in _ALIAS_TO_TEST:
         return _ALIAS_TO_TEST[words]

@@ -267,10 +267,11 @@ def _amount_at(
 ) -> Frequency | Duration | Quantity | None:
     """The first of a frequency, a duration or a quantity that starts at token i and overlaps
     nothing read already."""
-    fits = [freq, duration_at(reading.words, reading.tokens, i)]
-    for found in fits:
-        if found is not None and not any(taken[found.ti : found.tj]):
-            return found
+    if freq is not None and not any(taken[freq.ti : freq.tj]):
+        return freq
+    duration = duration_at(reading.words, reading.tokens, i)
+    if duration is not None and not any(taken[duration.ti : duration.tj]):
+        return duration
     return _quantity_at(reading, i, taken)
 
 

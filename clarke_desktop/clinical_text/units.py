@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from clarke_desktop.clinical_text.tokens import tokenize
+
 # canonical unit -> written/spoken forms (each a tuple of lowercase tokens)
 UNITS: dict[str, tuple[tuple[str, ...], ...]] = {
     "mmol/mol": (("mmol", "/", "mol"), ("millimoles", "per", "mole"), ("millimole", "per", "mole"),
@@ -84,8 +86,6 @@ def canonical_unit(text: str | None) -> str | None:
     """A recorded unit ("mmol/mol", "mg/dL", "%") in its canonical form, None when unknown."""
     if not text:
         return None
-    from clarke_desktop.clinical_text.tokens import tokenize
-
     words = [t.lower for t in tokenize(text)]
     found = unit_at(words, 0)
     if found and found[1] == len(words):

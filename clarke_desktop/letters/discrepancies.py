@@ -29,11 +29,10 @@ from clarke_desktop.clinical_text.record import (
     RecordedMedicine,
     RecordedValue,
     RecordFacts,
-    read_record,
 )
-from clarke_desktop.clinical_text.spans import SpanMaker
 from clarke_desktop.clinical_text.tokens import tokenize
 from clarke_desktop.clinical_text.units import same_amount
+from clarke_desktop.letters.fact_check import Sources
 from clarke_desktop.record_lines import medication_line
 from clarke_desktop.schemas import Discrepancy, PatientContext, SoundAlikeFlag, SourceRef, Transcript
 from clarke_desktop.uk_format import record_date
@@ -46,11 +45,11 @@ _ALLERGY_DENIALS = (
 
 
 class _Rules:
-    def __init__(self, transcript: Transcript, record: RecordFacts) -> None:
-        self.transcript = transcript
-        self.said: Reading = read(transcript.text, dialogue=True)
+    def __init__(self, sources: Sources, record: RecordFacts) -> None:
+        self.transcript = sources.transcript
+        self.said: Reading = sources.said
         self.record = record
-        self.spans = SpanMaker(transcript)
+        self.spans = sources.spans
         self.items: list[Discrepancy] = []
         self._seen: set[tuple[str, int, str]] = set()
 
@@ -377,11 +376,14 @@ def _speech_recognition(rules: _Rules) -> None:
         ))  # fmt: skip
 
 
-def detect_discrepancies(transcript: Transcript | str, context: PatientContext) -> list[Discrepancy]:
-    """All discrepancies between the consultation and the record, in transcript order."""
-    if isinstance(transcript, str):
-        transcript = Transcript(text=transcript, origin="typed")
-    rules = _Rules(transcript, read_record(context))
+def detect_discrepancies(
+    transcript: Transcript | str, context: PatientContext, *, sources: Sources | None = None
+) -> list[Discrepancy]:
+    """All discrepancies between the consultation and the record, in transcript order. `sources`:
+    the transcript and this record already read (shared with the fact check)."""
+    src = sources if sources is not None and sources.record is not None else Sources.of(transcript, context)
+    assert src.record is not None
+    rules = _Rules(src, src.record)
     _speech_recognition(rules)
     rules.medicines()
     rules.allergies()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from clarke_desktop.clinical_text import vocabulary
 from clarke_desktop.clinical_text.compare import same_value
 from clarke_desktop.clinical_text.context import Status
-from clarke_desktop.clinical_text.dates import MONTHS
+from clarke_desktop.clinical_text.dates import MONTHS, same_date
 from clarke_desktop.clinical_text.frequency import Duration, Frequency
 from clarke_desktop.clinical_text.reader import (
     DateSpan,
@@ -32,12 +32,12 @@ from clarke_desktop.clinical_text.reader import (
 from clarke_desktop.clinical_text.record import RecordFacts, read_record
 from clarke_desktop.clinical_text.spans import SpanMaker
 from clarke_desktop.clinical_text.units import same_amount
+from clarke_desktop.record_lines import medication_line
 from clarke_desktop.schemas import (
     ClinicalDocument,
     DocumentSection,
     Evidence,
     FactCheckItem,
-    Medication,
     PatientContext,
     SourceRef,
     Transcript,
@@ -73,6 +73,15 @@ class Sources:
         for t in self.said.tests:
             self.tests[t.test].append(t)
 
+    @classmethod
+    def of(
+        cls, transcript: Transcript | str, context: PatientContext | None, *, locale: str = "GB"
+    ) -> Sources:
+        """Read a transcript (typed text when given a string) and, when given, the record."""
+        if isinstance(transcript, str):
+            transcript = Transcript(text=transcript, origin="typed")
+        return cls(transcript, read_record(context) if context else None, locale=locale)
+
     def said_span(self, ti: int, tj: int) -> Evidence:
         start, end = self.said.span(ti, tj)
         return Evidence(kind="transcript", span=self.spans(start, end), text=self.said.text[start:end])
@@ -80,10 +89,6 @@ class Sources:
 
 def _record_evidence(source: SourceRef | None, text: str) -> Evidence:
     return Evidence(kind="record", source=source, text=text)
-
-
-def _med_text(med: Medication) -> str:
-    return " ".join(x for x in (med.name, med.dose, med.frequency) if x) or med.name
 
 
 # --- support, one rule per kind ----------------------------------------------------------------
@@ -98,7 +103,7 @@ def _dose_support(dose: Quantity, drug: str | None, src: Sources) -> list[Eviden
                     found.append(src.said_span(min(said.ti, q.ti), max(said.tj, q.tj)))
         for med in src.record.medicine(drug) if src.record else []:
             if any(same_amount(q.value, q.unit, dose.value, dose.unit) for q in [*med.doses, *med.strengths]):
-                found.append(_record_evidence(med.medication.source, _med_text(med.medication)))
+                found.append(_record_evidence(med.medication.source, medication_line(med.medication)))
         return found
     for q in src.said.quantities:  # a dose written without its drug: the same amount said as a dose
         if q.is_dose and same_amount(q.value, q.unit, dose.value, dose.unit):
@@ -115,7 +120,7 @@ def _frequency_support(freq: Frequency, drug: str | None, src: Sources) -> list[
                     found.append(src.said_span(min(said.ti, f.ti), max(said.tj, f.tj)))
         for med in src.record.medicine(drug) if src.record else []:
             if any(freq.same_as(f) for f in med.frequencies):
-                found.append(_record_evidence(med.medication.source, _med_text(med.medication)))
+                found.append(_record_evidence(med.medication.source, medication_line(med.medication)))
         return found
     return [src.said_span(f.ti, f.tj) for f in src.said.frequencies if freq.same_as(f)]
 
@@ -129,7 +134,7 @@ def _drug_support(drug: DrugMention, src: Sources) -> list[Evidence]:
         found += [src.said_span(d.ti, d.tj) for d in src.drugs.get(as_class, [])]
     if src.record:
         found += [
-            _record_evidence(m.medication.source, _med_text(m.medication))
+            _record_evidence(m.medication.source, medication_line(m.medication))
             for m in src.record.medicine(drug.canonical)
         ]
         found += [_record_evidence(a.allergy.source, a.allergy.substance) for a in src.record.allergies
@@ -221,9 +226,7 @@ def _date_support(date: DateSpan, src: Sources) -> list[Evidence]:
     iso = date.iso
     found = []
     for d in src.said.dates:
-        same = d.iso == iso or iso.startswith(d.iso + "-") or d.iso.startswith(iso + "-")
-        same = same or (iso.startswith("--") and d.iso.endswith(iso[1:]))
-        if same and date.same_event(d.event):
+        if same_date(iso, d.iso) and date.same_event(d.event):
             found.append(src.said_span(d.ti, d.tj))
     year = iso[:4] if iso[:4].isdigit() else None
     if year and not found:  # "August of twenty nineteen": the year said as words, the month named nearby
@@ -236,11 +239,7 @@ def _date_support(date: DateSpan, src: Sources) -> list[Evidence]:
     if src.record:
         tests = {v.test for v in src.record.values}
         for recorded, source, shown in src.record.dates:
-            same = (
-                recorded == iso
-                or recorded.startswith(iso + "-")
-                or (iso.startswith("--") and recorded.endswith(iso[1:]))
-            )
+            same = same_date(iso, recorded)
             if same and date.event in tests:  # a result's date: only that test's dates
                 same = any(
                     value_date[:10] == recorded
@@ -324,9 +323,7 @@ def verify_letter(
 ) -> list[Fact]:
     """Facts of a whole letter (headings included) against the transcript and, when given, the
     record. `locale` "US" reads numeric dates month-first."""
-    if isinstance(transcript, str):
-        transcript = Transcript(text=transcript, origin="typed")
-    return check_text(letter, Sources(transcript, read_record(context) if context else None, locale=locale))
+    return check_text(letter, Sources.of(transcript, context, locale=locale))
 
 
 def fact_check(
@@ -335,11 +332,11 @@ def fact_check(
     context: PatientContext,
     *,
     keys: set[str] | None = None,
+    sources: Sources | None = None,
 ) -> list[FactCheckItem]:
-    """Fact-check the narrative sections (only `keys` when given), in document order."""
-    if isinstance(transcript, str):
-        transcript = Transcript(text=transcript, origin="typed")
-    src = Sources(transcript, read_record(context))
+    """Fact-check the narrative sections (only `keys` when given), in document order. `sources`:
+    the transcript and record already read (shared with the discrepancy rules)."""
+    src = sources or Sources.of(transcript, context)
     items: list[FactCheckItem] = []
     for section in doc.sections:
         if section.kind == "narrative" and (keys is None or section.key in keys):

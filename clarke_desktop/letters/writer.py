@@ -23,7 +23,7 @@ from typing import Literal
 
 from clarke_desktop.cancel import CancelToken
 from clarke_desktop.letters.discrepancies import detect_discrepancies
-from clarke_desktop.letters.fact_check import fact_check, record_sources
+from clarke_desktop.letters.fact_check import Sources, fact_check, record_sources
 from clarke_desktop.letters.facts import render_facts
 from clarke_desktop.letters.templates import DocumentSpec, SectionSpec, document_spec
 from clarke_desktop.llm.base import ContextTooLong, InvalidModelOutput, LlmEngine, Turn
@@ -406,10 +406,11 @@ def write_document(
     if on_event:
         on_event(LetterEvent("stage", text="Checking for discrepancies"))
     stage = time.perf_counter()
-    doc.discrepancies = detect_discrepancies(transcript, context)
+    read_once = Sources.of(transcript, context)  # the transcript and the record, read once for both checks
+    doc.discrepancies = detect_discrepancies(transcript, context, sources=read_once)
     timings["discrepancies_s"] = round(time.perf_counter() - stage, 4)
     stage = time.perf_counter()
-    doc.fact_check = fact_check(doc, transcript, context)
+    doc.fact_check = fact_check(doc, transcript, context, sources=read_once)
     timings["fact_check_s"] = round(time.perf_counter() - stage, 4)
     _cite_sources(doc)
     timings["letter_total_s"] = round(time.perf_counter() - started, 4)

@@ -124,3 +124,11 @@ def test_every_safety_command_documents_its_contract_with_an_example() -> None:
         help_text = " ".join(CliRunner().invoke(cli, [name, "--help"]).stdout.split())
         assert "Example:" in help_text and "--batch" in help_text and "--json" in help_text
         assert "Offsets are code-point positions" in help_text and "Exit status" in help_text
+
+
+def test_a_blank_line_in_a_batch_is_answered_too(tmp_path: Path) -> None:
+    batch = tmp_path / "in.jsonl"
+    line = json.dumps({"id": "a", "transcript": "x", "letter": "", "patient": None})
+    batch.write_text(f"{line}\n\n{line}\n", encoding="utf-8")
+    out = [json.loads(x) for x in run("verify", "--batch", str(batch), "--json").stdout.splitlines()]
+    assert [o.get("id") for o in out] == ["a", None, "a"] and "line 2" in out[1]["error"]
