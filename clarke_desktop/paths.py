@@ -23,11 +23,14 @@ def _ensure_private_dir(path: Path) -> Path:
     return path
 
 
+def _private_dir(variable: str, default: str) -> Path:
+    """The directory named by the environment `variable`, else `default`; created private."""
+    return _ensure_private_dir(Path(os.environ.get(variable) or default))
+
+
 def data_dir() -> Path:
     """The user's data directory: databases, recordings, drafts, logs, settings."""
-    override = os.environ.get("CLARKE_DATA_DIR")
-    base = Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR))
-    return _ensure_private_dir(base)
+    return _private_dir("CLARKE_DATA_DIR", platformdirs.user_data_dir(APP_NAME, APP_AUTHOR))
 
 
 def fhir_db_path() -> Path:
@@ -81,9 +84,7 @@ def model_dirs() -> list[Path]:
 
 def cache_dir() -> Path:
     """Derived, re-creatable files (assembled embedded GGUF, hash cache)."""
-    override = os.environ.get("CLARKE_CACHE_DIR")
-    base = Path(override) if override else Path(platformdirs.user_cache_dir(APP_NAME, APP_AUTHOR))
-    return _ensure_private_dir(base)
+    return _private_dir("CLARKE_CACHE_DIR", platformdirs.user_cache_dir(APP_NAME, APP_AUTHOR))
 
 
 def resources_dir() -> Path:

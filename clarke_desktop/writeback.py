@@ -45,24 +45,47 @@ class WriteBackResult:
     composition: str
 
 
+@dataclass(frozen=True)
+class SignedLetter:
+    """A signed letter version as the record shows it: what its DocumentReference and its
+    Composition both say about the letter, its patient, encounter, signer and time."""
+
+    document: ClinicalDocument
+    version: int
+    patient_id: str
+    encounter_ref: str
+    signed_by: str
+    signed_at: str
+    clinician: ClinicianSettings
+
+    @property
+    def identifier(self) -> dict[str, Any]:
+        return {"system": CONSULTATION_SYSTEM, "value": f"{self.document.consultation_id}/v{self.version}"}
+
+    @property
+    def doc_type(self) -> dict[str, Any]:
+        code, display = DOC_TYPE_CODES.get(self.document.doc_type, DOC_TYPE_CODES["clinic"])
+        return {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display}
+
+    @property
+    def author(self) -> dict[str, Any]:
+        """The signer; identified by GMC number when it is the configured clinician."""
+        ref: dict[str, Any] = {"display": self.signed_by}
+        if self.clinician.gmc_number and self.signed_by == self.clinician.name:
+            ref["identifier"] = {"system": GMC_SYSTEM, "value": self.clinician.gmc_number}
+        return ref
+
+    @property
+    def subject(self) -> dict[str, Any]:
+        return {"reference": f"Patient/{self.patient_id}"}
+
+
 def _validated(model: Any, resource: dict[str, Any]) -> dict[str, Any]:
     try:
         model.model_validate(resource)
     except ValidationError as exc:
         raise FhirInvalid(f"{resource['resourceType']} for write-back is not valid FHIR R4: {exc}") from exc
     return resource
-
-
-def _author(clinician: ClinicianSettings, signed_by: str) -> dict[str, Any]:
-    ref: dict[str, Any] = {"display": signed_by}
-    if clinician.gmc_number and signed_by == clinician.name:
-        ref["identifier"] = {"system": GMC_SYSTEM, "value": clinician.gmc_number}
-    return ref
-
-
-def _doc_type(document: ClinicalDocument) -> dict[str, Any]:
-    code, display = DOC_TYPE_CODES.get(document.doc_type, DOC_TYPE_CODES["clinic"])
-    return {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display}
 
 
 def build_encounter(
@@ -86,29 +109,20 @@ def build_encounter(
 
 
 def build_document_reference(
-    document: ClinicalDocument,
-    pdf_path: Path,
-    *,
-    patient_id: str,
-    encounter_ref: str,
-    signed_by: str,
-    signed_at: str,
-    clinician: ClinicianSettings,
-    version: int,
-    replaces: str | None = None,
+    letter: SignedLetter, pdf_path: Path, *, replaces: str | None = None
 ) -> dict[str, Any]:
     data = Path(pdf_path).read_bytes()
     resource: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "status": "current",
         "docStatus": "final",
-        "identifier": [{"system": CONSULTATION_SYSTEM, "value": f"{document.consultation_id}/v{version}"}],
-        "type": _doc_type(document),
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "date": signed_at,
-        "author": [_author(clinician, signed_by)],
-        "authenticator": _author(clinician, signed_by),
-        "description": f"{_doc_type(document)['text']} for {document.patient_name}",
+        "identifier": [letter.identifier],
+        "type": letter.doc_type,
+        "subject": letter.subject,
+        "date": letter.signed_at,
+        "author": [letter.author],
+        "authenticator": letter.author,
+        "description": f"{letter.doc_type['text']} for {letter.document.patient_name}",
         "content": [
             {
                 "attachment": {
@@ -119,11 +133,11 @@ def build_document_reference(
                     # FHIR R4 Attachment.hash is the base64 of the SHA-1 digest.
                     "hash": base64.b64encode(hashlib.sha1(data).digest()).decode("ascii"),
                     "title": Path(pdf_path).name,
-                    "creation": signed_at,
+                    "creation": letter.signed_at,
                 }
             }
         ],
-        "context": {"encounter": [{"reference": encounter_ref}]},
+        "context": {"encounter": [{"reference": letter.encounter_ref}]},
     }
     if replaces:
         resource["relatesTo"] = [{"code": "appends", "target": {"reference": replaces}}]
@@ -137,17 +151,9 @@ def _section_div(text: str) -> str:
 
 
 def build_composition(
-    document: ClinicalDocument,
-    *,
-    patient_id: str,
-    encounter_ref: str,
-    signed_by: str,
-    signed_at: str,
-    clinician: ClinicianSettings,
-    version: int,
-    document_reference: str | None = None,
-    replaces: str | None = None,
+    letter: SignedLetter, *, document_reference: str | None = None, replaces: str | None = None
 ) -> dict[str, Any]:
+    document = letter.document
     sections: list[dict[str, Any]] = [
         {"title": s.heading, "text": {"status": "generated", "div": _section_div(s.content)}}
         for s in document.sections
@@ -166,15 +172,15 @@ def build_composition(
         )
     resource: dict[str, Any] = {
         "resourceType": "Composition",
-        "identifier": {"system": CONSULTATION_SYSTEM, "value": f"{document.consultation_id}/v{version}"},
+        "identifier": letter.identifier,
         "status": "final",
-        "type": _doc_type(document),
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "encounter": {"reference": encounter_ref},
-        "date": signed_at,
-        "author": [_author(clinician, signed_by)],
-        "title": f"{_doc_type(document)['text']}: {document.patient_name}",
-        "attester": [{"mode": "legal", "time": signed_at, "party": _author(clinician, signed_by)}],
+        "type": letter.doc_type,
+        "subject": letter.subject,
+        "encounter": {"reference": letter.encounter_ref},
+        "date": letter.signed_at,
+        "author": [letter.author],
+        "title": f"{letter.doc_type['text']}: {document.patient_name}",
+        "attester": [{"mode": "legal", "time": letter.signed_at, "party": letter.author}],
         "section": sections,
     }
     relates: list[dict[str, Any]] = []
@@ -224,29 +230,17 @@ def write_back(
             clinician=signed_by,
         )
         encounter_ref = add(encounter)
-    doc_ref = build_document_reference(
-        document,
-        pdf_path,
+    letter = SignedLetter(
+        document=document,
+        version=version,
         patient_id=patient_id,
         encounter_ref=encounter_ref,
         signed_by=signed_by,
         signed_at=signed_at,
         clinician=clinician,
-        version=version,
-        replaces=replaces,
     )
-    doc_ref_url = add(doc_ref)
-    composition = build_composition(
-        document,
-        patient_id=patient_id,
-        encounter_ref=encounter_ref,
-        signed_by=signed_by,
-        signed_at=signed_at,
-        clinician=clinician,
-        version=version,
-        document_reference=doc_ref_url,
-    )
-    add(composition)
+    doc_ref_url = add(build_document_reference(letter, pdf_path, replaces=replaces))
+    add(build_composition(letter, document_reference=doc_ref_url))
     response = client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
     locations = {}
     for sent, got in zip(entries, response.get("entry", []), strict=True):

@@ -187,6 +187,14 @@ def _reference_resolver(store: Store, mapping: dict[str, str]):
     return resolve
 
 
+def _prepare_resource(op: Op, resolve: Callable[[str, str], str]) -> list[dict[str, Any]]:
+    """Give a POST or PUT entry's resource its id and resolved references; return what is invalid in it."""
+    where = _where(op, ".resource")
+    op.resource = rewrite_references(op.resource, resolve, where)
+    op.resource["id"] = op.id
+    return problems(op.resource, where)
+
+
 def apply_transaction(writes: WriteSession, bundle: dict[str, Any], *, keep_ids: bool = False,
                       base_url: str = "urn:local-fhir") -> dict[str, Any]:  # fmt: skip
     """Run a transaction inside an open write session (the caller's block commits or rolls back)."""
@@ -202,11 +210,7 @@ def apply_transaction(writes: WriteSession, bundle: dict[str, Any], *, keep_ids:
     errors: list[dict[str, Any]] = []
     for op in ops:
         if op.method in ("POST", "PUT") and not op.skip:
-            where = _where(op, ".resource")
-            resource = rewrite_references(op.resource, resolve, where)
-            resource["id"] = op.id
-            errors += problems(resource, where)
-            op.resource = resource
+            errors += _prepare_resource(op, resolve)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise InvalidResource(f"transaction refused: {errors[0]['diagnostics']} at {errors[0]['expression'][0]}{more}",
@@ -219,14 +223,7 @@ def apply_transaction(writes: WriteSession, bundle: dict[str, Any], *, keep_ids:
                 _execute(writes, op, base_url)
             except FhirStoreError as exc:
                 raise type(exc)(f"{_where(op)} ({op.method} {op.url}): {exc}", exc.outcome) from exc
-    return {
-        "resourceType": "Bundle",
-        "type": "transaction-response",
-        "entry": [
-            {"response": op.response, **({"resource": op.result} if op.result is not None else {})}
-            for op in ops
-        ],
-    }
+    return _response_bundle("transaction-response", ops)
 
 
 def _execute(writes: WriteSession, op: Op, base_url: str) -> None:
@@ -272,23 +269,24 @@ def _batch(store: Store, bundle: dict[str, Any], base_url: str) -> dict[str, Any
             with store.write_session() as writes:
                 _resolve_target(store, op, keep_ids=False)
                 if op.method in ("POST", "PUT") and not op.skip:
-                    where = _where(op, ".resource")
-                    resource = rewrite_references(op.resource, _reference_resolver(store, {}), where)
-                    resource["id"] = op.id
-                    found = problems(resource, where)
+                    found = _prepare_resource(op, _reference_resolver(store, {}))
                     if found:
                         raise InvalidResource(
                             f"{found[0]['diagnostics']} at {found[0]['expression'][0]}",
                             operation_outcome(found),
                         )
-                    op.resource = resource
                 _execute(writes, op, base_url)
         except FhirStoreError as exc:
             op.response = {"status": _STATUS.get(exc.status, f"{exc.status}"), "outcome": exc.outcome}
             op.result = None
+    return _response_bundle("batch-response", ops)
+
+
+def _response_bundle(bundle_type: str, ops: list[Op]) -> dict[str, Any]:
+    """The response Bundle: an entry per request entry, in order, with what it returned."""
     return {
         "resourceType": "Bundle",
-        "type": "batch-response",
+        "type": bundle_type,
         "entry": [
             {"response": op.response, **({"resource": op.result} if op.result is not None else {})}
             for op in ops

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -395,15 +395,24 @@ class SearchBuilder:
                 args.append(rid)
         return conds, args, False, 1
 
-    def _date(self, param: SearchParam, modifier: str, values: list[str], name: str):
+    @staticmethod
+    def _compared(
+        kind: str, modifier: str, values: list[str], name: str, cond: Callable[[str], tuple[str, list[Any]]]
+    ):
+        """Date, number and quantity parameters: no modifiers, a comparison (eq, lt, ge...) per value."""
         if modifier:
-            raise UnsupportedSearch(f"modifier :{modifier} is not supported on date parameter {name}")
+            raise UnsupportedSearch(f"modifier :{modifier} is not supported on {kind} parameter {name}")
         conds, args = [], []
         for v in values:
-            c, a = self._date_cond(v, "x.low", "x.high", name)
+            c, a = cond(v)
             conds.append(c)
             args += a
         return conds, args, False, 6
+
+    def _date(self, param: SearchParam, modifier: str, values: list[str], name: str):
+        return self._compared(
+            "date", modifier, values, name, lambda v: self._date_cond(v, "x.low", "x.high", name)
+        )
 
     @staticmethod
     def _date_cond(value: str, low: str, high: str, name: str) -> tuple[str, list[Any]]:
@@ -457,33 +466,25 @@ class SearchBuilder:
         }
         return table[prefix]
 
+    def _quantity_cond(self, value: str, name: str) -> tuple[str, list[Any]]:
+        number, _, rest = value.partition("|")
+        system, _, code = rest.partition("|")
+        c, a = self._number_cond(number, "x.value", name)
+        if system and code:
+            return f"({c}) AND x.system = ? AND x.code = ?", [*a, system, code]
+        if code:
+            return f"({c}) AND (x.code = ? OR x.unit = ?)", [*a, code, code]
+        if system:
+            return f"({c}) AND x.system = ?", [*a, system]
+        return c, a
+
     def _number(self, param: SearchParam, modifier: str, values: list[str], name: str):
-        if modifier:
-            raise UnsupportedSearch(f"modifier :{modifier} is not supported on number parameter {name}")
-        conds, args = [], []
-        for v in values:
-            c, a = self._number_cond(v, "x.value", name)
-            conds.append(c)
-            args += a
-        return conds, args, False, 6
+        return self._compared(
+            "number", modifier, values, name, lambda v: self._number_cond(v, "x.value", name)
+        )
 
     def _quantity(self, param: SearchParam, modifier: str, values: list[str], name: str):
-        if modifier:
-            raise UnsupportedSearch(f"modifier :{modifier} is not supported on quantity parameter {name}")
-        conds, args = [], []
-        for v in values:
-            number, _, rest = v.partition("|")
-            system, _, code = rest.partition("|")
-            c, a = self._number_cond(number, "x.value", name)
-            if system and code:
-                c, a = f"({c}) AND x.system = ? AND x.code = ?", [*a, system, code]
-            elif code:
-                c, a = f"({c}) AND (x.code = ? OR x.unit = ?)", [*a, code, code]
-            elif system:
-                c, a = f"({c}) AND x.system = ?", [*a, system]
-            conds.append(c)
-            args += a
-        return conds, args, False, 6
+        return self._compared("quantity", modifier, values, name, lambda v: self._quantity_cond(v, name))
 
     def _uri(self, param: SearchParam, modifier: str, values: list[str], name: str):
         conds, args = [], []

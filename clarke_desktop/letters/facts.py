@@ -6,11 +6,14 @@ When a search failed, the section says the record could not be read instead of "
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from clarke_desktop.record_lines import allergy_line, medication_line
-from clarke_desktop.schemas import LabResult, PatientContext
+from clarke_desktop.schemas import Allergy, LabResult, Medication, PatientContext, Problem
 from clarke_desktop.uk_format import record_date, unit_display
+
+_Fact = TypeVar("_Fact", Medication, Allergy, Problem)
 
 
 def _unavailable(context: PatientContext, label: str) -> bool:
@@ -50,37 +53,41 @@ def investigations(context: PatientContext) -> tuple[str, list[str]]:
     return "\n".join(lines), sources
 
 
+def _listed(
+    context: PatientContext,
+    items: Sequence[_Fact],
+    line: Callable[[_Fact], str],
+    *,
+    label: str,
+    record: str,
+    none: str,
+) -> tuple[str, list[str]]:
+    """One line per item of a record list. `label` names the list in the retrieval warnings;
+    `record` says what could not be read when its search failed; `none` is said for an empty list."""
+    if _unavailable(context, label):
+        return f"The {record} could not be retrieved; check the record directly.", []
+    if not items:
+        return none, []
+    return "\n".join(line(item) for item in items), [item.source.reference for item in items]
+
+
 def medications(context: PatientContext) -> tuple[str, list[str]]:
-    if _unavailable(context, "Medications"):
-        return "The medication record could not be retrieved; check the record directly.", []
-    if not context.medications:
-        return "No current medications recorded.", []
-    return (
-        "\n".join(f"{medication_line(m)}" for m in context.medications),
-        [m.source.reference for m in context.medications],
-    )
+    return _listed(context, context.medications, medication_line, label="Medications",
+                   record="medication record", none="No current medications recorded.")  # fmt: skip
 
 
 def allergies(context: PatientContext) -> tuple[str, list[str]]:
-    if _unavailable(context, "Allergies"):
-        return "The allergy record could not be retrieved; check the record directly.", []
-    if not context.allergies:
-        return "No allergies recorded.", []
-    return (
-        "\n".join(allergy_line(a) for a in context.allergies),
-        [a.source.reference for a in context.allergies],
-    )
+    return _listed(context, context.allergies, allergy_line, label="Allergies",
+                   record="allergy record", none="No allergies recorded.")  # fmt: skip
+
+
+def _problem_line(problem: Problem) -> str:
+    return problem.name + (f" (since {record_date(problem.onset)})" if problem.onset else "")
 
 
 def problems(context: PatientContext) -> tuple[str, list[str]]:
-    if _unavailable(context, "Problem list"):
-        return "The problem list could not be retrieved; check the record directly.", []
-    if not context.problem_list:
-        return "No active problems recorded.", []
-    return (
-        "\n".join(p.name + (f" (since {record_date(p.onset)})" if p.onset else "") for p in context.problem_list),
-        [p.source.reference for p in context.problem_list],
-    )
+    return _listed(context, context.problem_list, _problem_line, label="Problem list",
+                   record="problem list", none="No active problems recorded.")  # fmt: skip
 
 
 RENDERERS: dict[str, Callable[[PatientContext], tuple[str, list[str]]]] = {

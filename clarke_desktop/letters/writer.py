@@ -64,6 +64,8 @@ OnEvent = Callable[[LetterEvent], None]
 
 @dataclass
 class PreparedTranscript:
+    """The transcript text a section is written from: the transcript, or a summary of it."""
+
     text: str
     is_summary: bool = False
     warnings: list[str] = field(default_factory=list)
@@ -84,9 +86,8 @@ def section_turns(
     spec: DocumentSpec,
     section: SectionSpec,
     context: PatientContext,
-    transcript_text: str,
+    transcript: PreparedTranscript,
     *,
-    transcript_is_summary: bool = False,
     instruction: str | None = None,
     current: str | None = None,
     aside: str = "",
@@ -99,8 +100,8 @@ def section_turns(
         guidance=section.guidance,
         voice=spec.voice,
         record=neutralise(context_as_text(context)),
-        transcript=neutralise(transcript_text),
-        transcript_is_summary=transcript_is_summary,
+        transcript=neutralise(transcript.text),
+        transcript_is_summary=transcript.is_summary,
         instruction=neutralise(instruction) if instruction else None,
         current=neutralise(current or ""),
         aside=neutralise(aside.strip()),
@@ -149,7 +150,9 @@ def prepare_transcript(
     longest = max(
         (s for s in spec.sections if s.kind == "narrative"), key=lambda s: len(s.guidance) + len(s.heading)
     )
-    without = _prompt_tokens(engine, section_turns(spec, longest, context, "", aside=aside, current=current))
+    without = _prompt_tokens(
+        engine, section_turns(spec, longest, context, PreparedTranscript(""), aside=aside, current=current)
+    )
     room = engine.context_length - max_tokens - without
     needed = engine.count_tokens(neutralise(transcript.text))
     if needed <= room:
@@ -359,14 +362,7 @@ def write_document(
                 if prepared.is_summary:
                     timings["transcript_summary_s"] = round(time.perf_counter() - summary_started, 4)
                     section_started = time.perf_counter()
-            turns = section_turns(
-                spec,
-                section_spec,
-                context,
-                prepared.text,
-                transcript_is_summary=prepared.is_summary,
-                aside=aside,
-            )
+            turns = section_turns(spec, section_spec, context, prepared, aside=aside)
             try:
                 content = _write_section(
                     engine, turns, section_spec, max_tokens=max_tokens, on_event=on_event, cancel=cancel
@@ -461,8 +457,7 @@ def regenerate_section(
         spec,
         section_spec,
         context,
-        prepared.text,
-        transcript_is_summary=prepared.is_summary,
+        prepared,
         instruction=instruction.strip() or "Rewrite this section.",
         current=current.content,
     )

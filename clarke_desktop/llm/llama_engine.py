@@ -33,8 +33,8 @@ from pydantic import BaseModel
 from clarke_desktop.cancel import Cancelled, CancelToken
 from clarke_desktop.llm import _llama_log
 from clarke_desktop.llm.base import (
-    CompletesFromStream,
     ContextTooLong,
+    LlmEngine,
     LlmError,
     ModelMissing,
     ModelOutOfMemory,
@@ -85,7 +85,7 @@ def _default_threads() -> int:
     return cores if cores <= 4 else max(4, cores // 2)
 
 
-class LlamaCppEngine(CompletesFromStream):
+class LlamaCppEngine(LlmEngine):
     """LlmEngine over one GGUF file, loaded once; see the module docstring for the design."""
 
     def __init__(

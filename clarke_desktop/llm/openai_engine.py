@@ -21,7 +21,7 @@ from typing import Any, Literal
 import httpx
 
 from clarke_desktop.cancel import Cancelled, CancelToken
-from clarke_desktop.llm.base import CompletesFromStream, ContextTooLong, LlmError, ModelOutOfMemory, T, Turn
+from clarke_desktop.llm.base import ContextTooLong, LlmEngine, LlmError, ModelOutOfMemory, T, Turn
 from clarke_desktop.llm.prompt import neutralise, render_text, split_thinking, validate_turns
 from clarke_desktop.llm.streaming import TextPipeline
 from clarke_desktop.llm.structured import json_schema, validate_with_retries
@@ -33,7 +33,7 @@ DEFAULT_CONTEXT = 8192
 _TEMPLATE_MARGIN = 16  # the server's chat template may add a few tokens our rendering does not
 
 
-class OpenAICompatEngine(CompletesFromStream):
+class OpenAICompatEngine(LlmEngine):
     def __init__(
         self,
         base_url: str,

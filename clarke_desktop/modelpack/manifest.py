@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, Field, field_validator
 
 from clarke_desktop.files import atomic_write
+from clarke_desktop.modelpack.catalogue import CatalogueEntry
 from clarke_desktop.modelpack.errors import ModelPackError
 
 PACK_FORMAT = "clarke-desktop-model-pack"
@@ -63,6 +64,31 @@ class RoleManifest(BaseModel):
         if value not in INSTALLABLE_ROLES:
             raise ValueError(f"unknown model role {value!r}; expected one of {INSTALLABLE_ROLES}")
         return value
+
+    @classmethod
+    def for_entry(
+        cls,
+        role: str,
+        entry: CatalogueEntry,
+        files: list[FileRecord],
+        *,
+        packed_at: str | None = None,
+        installed_at: str | None = None,
+    ) -> RoleManifest:
+        """The manifest of `role`'s files, describing the model as its catalogue entry does."""
+        return cls(
+            role=role,
+            name=entry.name,
+            runtime=entry.runtime,
+            precision=entry.precision,
+            min_vram_gb=entry.min_vram_gb,
+            licence=entry.licence.name,
+            licence_url=entry.licence.url,
+            notice=entry.licence.notice,
+            files=files,
+            packed_at=packed_at,
+            installed_at=installed_at,
+        )
 
     def total_size(self) -> int:
         return sum(f.size for f in self.files)

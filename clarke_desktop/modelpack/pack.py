@@ -126,20 +126,7 @@ def build_pack(
                 records.append(FileRecord(path=rel, size=size, sha256=sha))
                 if on_file:
                     on_file(role, rel, size)
-            manifests.append(
-                RoleManifest(
-                    role=role,
-                    name=entry.name,
-                    runtime=entry.runtime,
-                    precision=entry.precision,
-                    min_vram_gb=entry.min_vram_gb,
-                    licence=entry.licence.name,
-                    licence_url=entry.licence.url,
-                    notice=entry.licence.notice,
-                    files=records,
-                    packed_at=created,
-                )
-            )
+            manifests.append(RoleManifest.for_entry(role, entry, records, packed_at=created))
         manifest = PackManifest(
             created_at=created, created_with=f"clarke-desktop {__version__}", roles=manifests
         )

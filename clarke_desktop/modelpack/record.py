@@ -32,17 +32,6 @@ def record_installed(role: str, role_dir: Path) -> RoleManifest:
         st = os.stat(path)
         records.append(FileRecord(path=rel, size=st.st_size, sha256=sha, installed_mtime_ns=st.st_mtime_ns))
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    manifest = RoleManifest(
-        role=role,
-        name=entry.name,
-        runtime=entry.runtime,
-        precision=entry.precision,
-        min_vram_gb=entry.min_vram_gb,
-        licence=entry.licence.name,
-        licence_url=entry.licence.url,
-        notice=entry.licence.notice,
-        files=records,
-        installed_at=now,
-    )
+    manifest = RoleManifest.for_entry(role, entry, records, installed_at=now)
     write_json_atomic(role_dir / ROLE_MANIFEST, manifest)
     return manifest

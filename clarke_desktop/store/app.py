@@ -29,7 +29,7 @@ from clarke_desktop.schemas import (
     utc_now_iso,
 )
 from clarke_desktop.store.audit import AuditEntry, AuditEvent, AuditLog, VerifyReport, sha256_text
-from clarke_desktop.store.db import Database, StoreError
+from clarke_desktop.store.db import Database, StoreError, from_row
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class AppStore:
 
     def audio(self, consultation_id: str) -> list[AudioRecord]:
         rows = self.db.query("SELECT * FROM audio WHERE consultation_id = ? ORDER BY id", (consultation_id,))
-        return [_audio(r) for r in rows]
+        return [from_row(AudioRecord, r) for r in rows]
 
     def _audio_row(self, audio_id: int) -> sqlite3.Row:
         rows = self.db.query("SELECT * FROM audio WHERE id = ?", (audio_id,))
@@ -449,13 +449,9 @@ class AppStore:
             "WHERE v.consultation_id = ? ORDER BY v.version " + ("DESC LIMIT 1" if latest_only else "")
         )
         return [
-            LetterVersion(
-                version=r["version"],
-                kind=r["kind"],
-                author=r["author"],
-                note=r["note"],
-                created_at=r["created_at"],
-                sha256=r["sha256"],
+            from_row(
+                LetterVersion,
+                r,
                 signed=bool(r["signed"]),
                 document=ClinicalDocument.model_validate_json(r["json"]),
             )
@@ -512,12 +508,7 @@ class AppStore:
         rows = self.db.query(
             "SELECT * FROM signoffs WHERE consultation_id = ? ORDER BY version", (consultation_id,)
         )
-        return [
-            SignOffRecord(
-                r["consultation_id"], r["version"], r["kind"], r["signed_by"], r["signed_at"], r["sha256"]
-            )
-            for r in rows
-        ]
+        return [from_row(SignOffRecord, r) for r in rows]
 
     def _has_signoff(self, consultation_id: str) -> bool:
         return bool(
@@ -598,12 +589,7 @@ class AppStore:
             "SELECT * FROM exports WHERE consultation_id = ? AND version = ? AND kind = ? ORDER BY id DESC LIMIT 1",
             (consultation_id, version, kind),
         )
-        if not rows:
-            return None
-        r = rows[0]
-        return ExportRecord(
-            r["consultation_id"], r["version"], r["kind"], Path(r["path"]), r["sha256"], r["bytes"]
-        )
+        return from_row(ExportRecord, rows[0], path=Path(rows[0]["path"])) if rows else None
 
     def pending_writebacks(self) -> list[SignOffRecord]:
         """Signed versions that never reached the FHIR store (it was down at sign-off)."""
@@ -612,12 +598,7 @@ class AppStore:
             "ON w.consultation_id = s.consultation_id AND w.version = s.version "
             "WHERE w.id IS NULL ORDER BY s.signed_at"
         )
-        return [
-            SignOffRecord(
-                r["consultation_id"], r["version"], r["kind"], r["signed_by"], r["signed_at"], r["sha256"]
-            )
-            for r in rows
-        ]
+        return [from_row(SignOffRecord, r) for r in rows]
 
     def record_failure(
         self, consultation_id: str, stage: str, error: str, *, actor: str | None = None
@@ -667,7 +648,7 @@ class AppStore:
                     sha256=row["sha256"],
                     retention_days=retention_days,
                 )
-            deleted.append(_audio(self._audio_row(row["id"])))
+            deleted.append(from_row(AudioRecord, self._audio_row(row["id"])))
         return deleted
 
     # --- audit ----------------------------------------------------------------------------
@@ -811,34 +792,7 @@ def _with_section(document: ClinicalDocument, section_key: str, content: str) ->
 
 
 def _consultation(row: sqlite3.Row) -> ConsultationRecord:
-    return ConsultationRecord(
-        id=row["id"],
-        patient_id=row["patient_id"],
-        clinician=row["clinician"],
-        doc_type=row["doc_type"],
-        status=ConsultationStatus(row["status"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        consent_at=row["consent_at"],
-        consent_by=row["consent_by"],
-        signed_at=row["signed_at"],
-        signed_by=row["signed_by"],
-        encounter_ref=row["encounter_ref"],
-        document_reference=row["document_reference"],
-    )
-
-
-def _audio(row: sqlite3.Row) -> AudioRecord:
-    return AudioRecord(
-        id=row["id"],
-        consultation_id=row["consultation_id"],
-        path=row["path"],
-        source=row["source"],
-        sha256=row["sha256"],
-        duration_s=row["duration_s"],
-        created_at=row["created_at"],
-        deleted_at=row["deleted_at"],
-    )
+    return from_row(ConsultationRecord, row, status=ConsultationStatus(row["status"]))
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 from clarke_desktop.files import atomic_write
 from clarke_desktop.schemas import utc_now_iso
+from clarke_desktop.store.db import from_row
 
 GENESIS = "0" * 64
 _ANCHOR_LOCK = threading.Lock()
@@ -101,16 +102,7 @@ def _row_entry(row: sqlite3.Row) -> AuditEntry:
         data = json.loads(row["data"])
     except json.JSONDecodeError:
         data = {"_unparseable": row["data"]}
-    return AuditEntry(
-        seq=row["seq"],
-        at=row["at"],
-        event=row["event"],
-        consultation_id=row["consultation_id"],
-        actor=row["actor"],
-        data=data,
-        prev_hash=row["prev_hash"],
-        hash=row["hash"],
-    )
+    return from_row(AuditEntry, row, data=data)
 
 
 class AuditLog:

@@ -302,10 +302,11 @@ def _echo(turns) -> str:  # what the embedded 270M model did once: the prompt ba
 
 
 def test_echoes_instructions_tells_a_repeated_prompt_from_a_narrative(thompson) -> None:
-    from clarke_desktop.letters.writer import echoes_instructions, section_turns
+    from clarke_desktop.letters.writer import PreparedTranscript, echoes_instructions, section_turns
 
     spec = document_spec("clinic")
-    prompt = section_turns(spec, spec.section("assessment_plan"), thompson, TRANSCRIPT)[0].text
+    turns = section_turns(spec, spec.section("assessment_plan"), thompson, PreparedTranscript(TRANSCRIPT))
+    prompt = turns[0].text
     assert echoes_instructions(_echo([type("T", (), {"text": prompt})]), prompt)
     assert echoes_instructions("Rules: Use only information from the consultation transcript and the "
                                "patient record below. Never invent findings.", prompt)  # fmt: skip
@@ -333,10 +334,10 @@ def test_a_section_where_the_model_repeats_its_instructions_is_left_empty_and_sa
 
 
 def test_unusable_reason_names_markup_and_repetition_but_passes_a_narrative(thompson) -> None:
-    from clarke_desktop.letters.writer import section_turns, unusable_reason
+    from clarke_desktop.letters.writer import PreparedTranscript, section_turns, unusable_reason
 
     spec = document_spec("clinic")
-    prompt = section_turns(spec, spec.section("history"), thompson, TRANSCRIPT)[0].text
+    prompt = section_turns(spec, spec.section("history"), thompson, PreparedTranscript(TRANSCRIPT))[0].text
     # What the embedded 270M base model wrote for this prompt:
     assert unusable_reason('<record>\n<record id="patient-1">\nPatient: Mrs Thompson', prompt) == (
         "copied the prompt's markup"

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from clarke_desktop.fhir.client import FhirInvalid
 from clarke_desktop.fhir.local import LocalFhirClient
 from clarke_desktop.pdf import DEMO_MARKING, SignatureInfo, render_letter_pdf
 from clarke_desktop.schemas import DocumentSection
-from clarke_desktop.writeback import build_composition, build_document_reference, write_back
+from clarke_desktop.writeback import SignedLetter, build_composition, build_document_reference, write_back
 from local_fhir import Store
 
 
@@ -150,26 +151,18 @@ def test_write_back_resources_are_valid_linked_and_written_in_one_transaction(tm
 def test_invalid_resource_is_refused_before_sending(tmp_path: Path) -> None:
     doc = samples.document("cons-5")
     pdf = render_letter_pdf(doc, tmp_path / "l.pdf", settings=_settings())
-    with pytest.raises(FhirInvalid, match="DocumentReference"):
-        build_document_reference(
-            doc,
-            pdf,
-            patient_id="pt-001",
-            encounter_ref="Encounter/e1",
-            signed_by="Dr S. Chen",
-            signed_at="13 Feb 2026",  # not a FHIR instant
-            clinician=_settings().clinician,
-            version=1,
-        )
-    comp = build_composition(
-        doc,
+    letter = SignedLetter(
+        document=doc,
+        version=1,
         patient_id="pt-001",
         encounter_ref="Encounter/e1",
         signed_by="Dr S. Chen",
-        signed_at="2026-02-13T14:08:00Z",
+        signed_at="13 Feb 2026",  # not a FHIR instant
         clinician=_settings().clinician,
-        version=1,
     )
+    with pytest.raises(FhirInvalid, match="DocumentReference"):
+        build_document_reference(letter, pdf)
+    comp = build_composition(replace(letter, signed_at="2026-02-13T14:08:00Z"))
     assert comp["status"] == "final"
 
 
