@@ -44,9 +44,9 @@ def main() -> int:
     threads: dict[str, int] = {}
 
     class Recording(ConsultationService):
-        def generate(self, *a, **k):  # note where the pipeline ran
+        def draft(self, *a, **k):  # note where the pipeline ran
             threads["pipeline"] = threading.get_ident()
-            return super().generate(*a, **k)
+            return super().draft(*a, **k)
 
     app = make_application([])
     window = build_window(Recording())
@@ -62,9 +62,9 @@ def main() -> int:
             time.sleep(0.002)
 
     wait(lambda: args.patient in window.dashboard.rows, 600, "the clinic")
-    window.open_patient(args.patient)
+    window.flow.open_patient(args.patient)
     wait(lambda: window.patient_screen.context is not None, 120, "the record")
-    window.begin_consultation()
+    window.flow.begin_consultation()
     text = Path(window.backend.demo_transcript_path(args.patient)).read_text(encoding="utf-8")
     window.consultation.transcript.setPlainText(text)
     window.consultation.doc_type.setCurrentIndex(window.consultation.doc_type.findData(args.doc_type))
@@ -77,7 +77,7 @@ def main() -> int:
 
     probe.start()
     started = time.perf_counter()
-    window.generate()
+    window.flow.generate()
     wait(
         lambda: window.review.document is not None or window.processing.retry_button.isVisible(),
         args.timeout,

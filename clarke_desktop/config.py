@@ -14,11 +14,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from clarke_desktop import paths
+from clarke_desktop.errors import ClarkeError
 
 SETTINGS_VERSION = 1
 
 
-class SettingsError(Exception):
+class SettingsError(ClarkeError):
     """The settings file cannot be read; the message names the file and the problem."""
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from clarke_desktop import paths
+from clarke_desktop.errors import ClarkeError
 from clarke_desktop.fhir.client import FhirClient, FhirError, FhirNotFound
 from clarke_desktop.schemas import Clinician, ClinicPatient
 from clarke_desktop.uk_format import nhs_number
@@ -38,7 +39,7 @@ APPOINTMENT_TAG = {"system": "https://clarke.example/fhir/tags", "code": "clarke
 INACTIVE_APPOINTMENT = {"cancelled", "entered-in-error", "noshow"}
 
 
-class DatasetError(RuntimeError):
+class DatasetError(ClarkeError):
     """The bundled dataset is missing or could not be loaded; the message names the file."""
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import jinja2
 
+from clarke_desktop.errors import ClarkeError
 from clarke_desktop.paths import resources_dir
 
 
-class TemplateError(Exception):
+class TemplateError(ClarkeError):
     """A template file is missing or malformed (names the file)."""
 
 

@@ -107,7 +107,7 @@ def drive(args: argparse.Namespace) -> int:
 
     wait(lambda: args.patient in window.dashboard.rows, 900, "the clinic list")
     shot("01-dashboard")
-    window.open_patient(args.patient)
+    window.flow.open_patient(args.patient)
     wait(lambda: window.patient_screen.context is not None, 120, "the patient record")
     shot("02-patient-context")
     window.navigate("settings")
@@ -116,8 +116,8 @@ def drive(args: argparse.Namespace) -> int:
     window.navigate("diagnostics")
     wait(lambda: window.diagnostics.refresh_button.isEnabled(), 180, "diagnostics")
     shot("11-diagnostics")
-    window.open_patient(args.patient)
-    window.begin_consultation()
+    window.flow.open_patient(args.patient)
+    window.flow.begin_consultation()
     pid = args.patient
     path = window.backend.demo_transcript_path(pid)
     if path is not None:
@@ -134,7 +134,7 @@ def drive(args: argparse.Namespace) -> int:
         window.backend.close()
         print("screens:", ", ".join(shots))
         return 0
-    window.generate()
+    window.flow.generate()
     wait(
         lambda: window.processing.rows and any(r.bar.value() > 0 for r in window.processing.rows.values()),
         120,
@@ -167,10 +167,12 @@ def drive(args: argparse.Namespace) -> int:
     wait(lambda: window.review.sign_button.isEnabled(), 60, "sign-off to be allowed")
     for card in window.review.cards.values():  # the clinician writes what the demo model did not
         if not card.editor.isReadOnly() and not card.text().strip():
-            card.editor.setPlainText("Written by the clinician: the demo model's text for this section was refused.")
+            card.editor.setPlainText(
+                "Written by the clinician: the demo model's text for this section was refused."
+            )
     window.review.tabs.setCurrentIndex(0)
     shot("08-review-ready-to-sign")
-    window.sign_off()
+    window.flow.sign_off()
     wait(lambda: window.current_page() == "signed", 120, "sign-off")
     wait(
         lambda: window.signed._pages.count() and "Rendering" not in _first_text(window.signed._pages),
@@ -184,7 +186,7 @@ def drive(args: argparse.Namespace) -> int:
         print("screens:", ", ".join(shots))
         return 0
     window.navigate("dashboard")
-    window.open_patient(args.patient)
+    window.flow.open_patient(args.patient)
     window.assistant_dock.show()
     window.assistant.question.setText("What was the most recent HbA1c and how has it changed?")
     window.assistant._ask()

@@ -13,12 +13,13 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from clarke_desktop.agent import fhir_text as ft
 from clarke_desktop.cancel import Cancelled, CancelToken
+from clarke_desktop.errors import ClarkeError
 from clarke_desktop.fhir.client import FhirClient, FhirError
 from clarke_desktop.llm.base import InvalidModelOutput, LlmEngine, LlmError, Turn
 from clarke_desktop.llm.prompt import neutralise
@@ -28,20 +29,6 @@ from clarke_desktop.templates import render_prompt
 MAX_ROUNDS = 8
 ACTION_MAX_TOKENS = 320
 MAX_SEARCH_LINES = 20
-SEARCH_TYPES = (
-    "Condition",
-    "MedicationRequest",
-    "AllergyIntolerance",
-    "Observation",
-    "DiagnosticReport",
-    "Encounter",
-    "DocumentReference",
-    "Procedure",
-    "Immunization",
-    "ServiceRequest",
-)
-WRITE_TYPES = ("MedicationRequest", "Observation", "AllergyIntolerance", "ServiceRequest")
-READ_ONLY_SHARED = ("Practitioner", "Organization", "Medication")  # not patient data: readable by id
 ResourceType = Literal[
     "Patient",
     "Condition",
@@ -58,6 +45,10 @@ ResourceType = Literal[
     "Organization",
     "Medication",
 ]
+READ_ONLY_SHARED = ("Practitioner", "Organization", "Medication")  # not patient data: readable by id
+# Searched, scoped to the patient: every type but the Patient itself and the shared ones.
+SEARCH_TYPES = tuple(t for t in get_args(ResourceType) if t != "Patient" and t not in READ_ONLY_SHARED)
+WRITE_TYPES = ("MedicationRequest", "Observation", "AllergyIntolerance", "ServiceRequest")
 
 
 class AgentAction(BaseModel):
@@ -125,7 +116,7 @@ class AssistantResult(BaseModel):
     model: ModelInfo | None = None
 
 
-class ProposalError(Exception):
+class ProposalError(ClarkeError):
     """A proposal cannot be applied (names why)."""
 
 

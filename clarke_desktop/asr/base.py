@@ -8,12 +8,21 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from clarke_desktop.audio.files import SAMPLE_RATE, AudioError
+from clarke_desktop.errors import ClarkeError
 from clarke_desktop.schemas import Transcript
 
-__all__ = ["SAMPLE_RATE", "AsrError", "AsrModelMissing", "AudioError", "LivePartial", "LiveTranscriber", "Transcriber"]
+__all__ = [
+    "SAMPLE_RATE",
+    "AsrError",
+    "AsrModelMissing",
+    "AudioError",
+    "LivePartial",
+    "LiveTranscriber",
+    "Transcriber",
+]
 
 
-class AsrError(Exception):
+class AsrError(ClarkeError):
     """Base class; the message is safe to show and says what to do."""
 
 

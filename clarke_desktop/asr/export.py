@@ -27,6 +27,7 @@ from clarke_desktop.asr.model_dir import (
     Vocabulary,
     graph_file,
 )
+from clarke_desktop.errors import ClarkeError
 from clarke_desktop.files import file_sha256
 
 log = logging.getLogger("clarke_desktop.asr.export")
@@ -46,7 +47,7 @@ TOLERANCES = {
 _NON_TEXT_TOKENS = ("<epsilon>", "</s>", "<s>", "<unk>", "<pad>", "<blank>")
 
 
-class ExportError(Exception):
+class ExportError(ClarkeError):
     """The snapshot cannot be exported; the message says why and what to do."""
 
 

@@ -9,10 +9,12 @@ import logging
 from dataclasses import dataclass
 from types import ModuleType
 
+from clarke_desktop.errors import ClarkeError
+
 log = logging.getLogger(__name__)
 
 
-class MicrophoneUnavailable(Exception):
+class MicrophoneUnavailable(ClarkeError):
     """No usable input device; the message says why and what to do."""
 
 

@@ -12,10 +12,12 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from clarke_desktop.errors import ClarkeError
+
 SAMPLE_RATE = 16_000  # what speech recognition reads (MedASR)
 
 
-class AudioError(Exception):
+class AudioError(ClarkeError):
     """Empty, too short, corrupted or non-audio input; the message names the file and is safe to show."""
 
 

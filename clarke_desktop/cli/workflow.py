@@ -118,6 +118,7 @@ def run_consultation(
         clarke-desktop run-consultation --patient pt-001 --transcript visit.txt --sign-off "Dr S. Chen" --out letters --json
     """
     from clarke_desktop.session.errors import SessionError
+    from clarke_desktop.session.events import SessionEvent, StageProgress
     from clarke_desktop.session.headless import HeadlessRequest, run_headless
 
     if (audio_path is None) == (transcript_path is None):
@@ -131,8 +132,8 @@ def run_consultation(
         max_section_tokens=max_section_tokens,
     )  # fmt: skip
 
-    def progress(event: Any) -> None:
-        if not as_json:
+    def progress(event: SessionEvent) -> None:
+        if isinstance(event, StageProgress) and not as_json:
             _echo_err(f"[{event.stage.value:>20}] {event.progress_pct:3d}%  {event.message}")
 
     try:

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from clarke_desktop.errors import ClarkeError
+
 Params = Mapping[str, str | Sequence[str]] | str  # dict (a list value = repeated parameter) or raw query
 
 
-class FhirError(Exception):
+class FhirError(ClarkeError):
     """Base error. `outcome` is the server's OperationOutcome when there is one."""
 
     def __init__(self, message: str, outcome: dict[str, Any] | None = None, status: int | None = None):

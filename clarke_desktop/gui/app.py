@@ -149,7 +149,7 @@ def run_gui(argv: list[str]) -> int:
     else:
         window.resize(1366, 860)
         window.show()
-    window.offer_recovery()  # after a crash: drafts, recordings and write-backs to recover
+    window.flow.offer_recovery()  # after a crash: drafts, recordings and write-backs to recover
     if quit_after is not None:
 
         def report_and_quit() -> None:

@@ -143,7 +143,11 @@ class WheelGuard(QObject):
     the page, never the value: scrolling Settings must not switch the letter model (it did)."""
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
-        if event.type() == QEvent.Type.Wheel and isinstance(obj, QComboBox | QAbstractSpinBox) and not obj.hasFocus():
+        if (
+            event.type() == QEvent.Type.Wheel
+            and isinstance(obj, QComboBox | QAbstractSpinBox)
+            and not obj.hasFocus()
+        ):
             area = _scroll_area_of(obj)
             if area is not None:
                 QApplication.sendEvent(area.viewport(), event)

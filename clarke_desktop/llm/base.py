@@ -13,6 +13,7 @@ from typing import Literal, Protocol, TypeVar, runtime_checkable
 from pydantic import BaseModel
 
 from clarke_desktop.cancel import CancelToken
+from clarke_desktop.errors import ClarkeError
 from clarke_desktop.schemas import ModelInfo
 
 T = TypeVar("T", bound=BaseModel)
@@ -24,7 +25,7 @@ class Turn:
     text: str
 
 
-class LlmError(Exception):
+class LlmError(ClarkeError):
     """Base class; `message` is safe to show a clinician."""
 
 
@@ -46,6 +47,8 @@ class InvalidModelOutput(LlmError):
 
 @runtime_checkable
 class LlmEngine(Protocol):
+    """What every backend offers. A backend subclasses it to inherit `complete()`."""
+
     info: ModelInfo
 
     @property
@@ -78,7 +81,17 @@ class LlmEngine(Protocol):
         stop: list[str] | None = None,
         cancel: CancelToken | None = None,
         on_thinking: Callable[[str], None] | None = None,
-    ) -> str: ...
+    ) -> str:
+        """`stream()` joined, so both faces share one implementation."""
+        pieces = self.stream(
+            turns,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=stop,
+            cancel=cancel,
+            on_thinking=on_thinking,
+        )
+        return "".join(pieces)
 
     def generate_json(
         self,
@@ -93,27 +106,3 @@ class LlmEngine(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-class CompletesFromStream:
-    """Mixin: `complete()` is `stream()` joined, so both faces share one implementation."""
-
-    def complete(
-        self,
-        turns: list[Turn],
-        *,
-        max_tokens: int,
-        temperature: float = 0.3,
-        stop: list[str] | None = None,
-        cancel: CancelToken | None = None,
-        on_thinking: Callable[[str], None] | None = None,
-    ) -> str:
-        pieces = self.stream(  # type: ignore[attr-defined]
-            turns,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stop=stop,
-            cancel=cancel,
-            on_thinking=on_thinking,
-        )
-        return "".join(pieces)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from clarke_desktop.errors import ClarkeError
 
-class ModelPackError(Exception):
+
+class ModelPackError(ClarkeError):
     """A pack or installed model is missing, malformed, truncated or tampered with."""

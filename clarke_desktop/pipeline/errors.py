@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 from clarke_desktop.asr.base import AsrModelMissing
+from clarke_desktop.errors import ClarkeError
 from clarke_desktop.schemas import ErrorResponse
 
 ErrorKind = Literal["model_error", "fhir_error", "audio_error", "timeout", "cancelled", "not_found"]
 
 
-class PipelineError(Exception):
+class PipelineError(ClarkeError):
     """A stage failed for good (after its retries and fallbacks)."""
 
     def __init__(
@@ -40,15 +41,14 @@ class TranscriptRequired(AsrModelMissing):
     """Speech recognition is not installed: the workflow continues with a typed or imported transcript."""
 
 
-class StageTimeout(Exception):
+class StageTimeout(ClarkeError):
     def __init__(self, stage: str, seconds: float) -> None:
         super().__init__(f"{stage} took longer than {seconds:g} s")
         self.stage = stage
         self.seconds = seconds
-        self.stuck = False
 
 
-class EmptySections(Exception):
+class EmptySections(ClarkeError):
     """A letter is not signed while a section the clinician must write is empty."""
 
     def __init__(self, headings: list[str]) -> None:

@@ -129,6 +129,32 @@ class PipelineResult:
         return sum(self.timings.values())
 
 
+@dataclass
+class _Run:
+    """One consultation's run: what its stages report into. Kept off the pipeline object, so one
+    pipeline (with its loaded models) can serve two consultations at once."""
+
+    request: ConsultationRequest
+    cancel: CancelToken
+    on_progress: ProgressCallback | None
+    on_section: SectionCallback | None
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
+    attempts: dict[str, int] = field(default_factory=dict)
+
+    def progress(self, stage: PipelineStage, pct: int, message: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(
+                PipelineProgress(
+                    consultation_id=self.request.consultation_id,
+                    stage=stage,
+                    progress_pct=pct,
+                    message=message,
+                )
+            )
+
+
 DEFAULT_POLICIES: dict[str, StagePolicy] = {
     # Long audio on CPU can take minutes; the deadline is there to catch a hang, not slowness.
     "transcribe": StagePolicy(timeout_s=1800, retries=1, retry_on=(StageTimeout,)),
@@ -163,7 +189,6 @@ class ConsultationPipeline:
         self._engines: dict[str, LlmEngine] = {}
         self._transcriber: Any | None = None
         self.load_s: dict[str, float] = {}
-        self._stage_times: dict[str, float] = {}  # sub-stages timed inside a stage
 
     # --- model handles (kept between consultations; a GUI session reuses them) ------------------
 
@@ -206,88 +231,39 @@ class ConsultationPipeline:
         on_section: SectionCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> PipelineResult:
-        cancel = cancel or CancelToken()
+        run = _Run(request, cancel or CancelToken(), on_progress, on_section)
         cid = request.consultation_id
-        timings: dict[str, float] = {}
-        warnings: list[str] = []
-        degraded: list[str] = []
-        attempts: dict[str, int] = {}
         inference_before = dict(self.clock.seconds)
         load_before = dict(self.load_s)
-
-        def progress(stage: PipelineStage, pct: int, message: str) -> None:
-            if on_progress is not None:
-                on_progress(
-                    PipelineProgress(consultation_id=cid, stage=stage, progress_pct=pct, message=message)
-                )
-
         stage_name = "transcribe"
         try:
             self._set_status(cid, ConsultationStatus.PROCESSING)
-            started = time.perf_counter()
-            transcript = self._transcribe(request, progress, cancel, attempts)
-            timings["transcribe"] = time.perf_counter() - started
-            if self.store is not None:
-                self.store.save_transcript(cid, transcript, actor=self.actor)
-
+            transcript = self._timed(run, "transcribe", self._transcribe)
+            self._save("save_transcript", cid, transcript)
             stage_name = "context"
-            started = time.perf_counter()
-            self._stage_times.clear()
-            context = self._context(request, progress, cancel, warnings, degraded, attempts)
-            timings["context"] = time.perf_counter() - started
-            if "context_model" in self._stage_times:
-                # Reported apart: record retrieval vs the EHR model's judgement.
-                timings["context_model"] = self._stage_times["context_model"]
-                timings["context"] -= timings["context_model"]
-            if self.store is not None:
-                self.store.save_context(cid, context, actor=self.actor)
+            context = self._timed(run, "context", self._context)
+            if "context_model" in run.timings:  # reported apart: record retrieval vs the model's judgement
+                run.timings["context"] -= run.timings["context_model"]
+            self._save("save_context", cid, context)
             if transcript.origin == "asr" and not transcript.corrections and not transcript.sound_alike_flags:
                 transcript = self._correct(transcript, context)
-                if self.store is not None and (transcript.corrections or transcript.sound_alike_flags):
-                    self.store.save_transcript(cid, transcript, actor=self.actor)
-
+                if transcript.corrections or transcript.sound_alike_flags:
+                    self._save("save_transcript", cid, transcript)
             stage_name = "letter"
-            started = time.perf_counter()
-            document = self._letter(
-                request, transcript, context, progress, on_section, cancel, warnings, degraded, attempts
-            )
-            timings["letter"] = time.perf_counter() - started
-            version = None
+            document = self._timed(run, "letter", lambda r: self._letter(r, transcript, context))
             stage_name = "save"
-            started = time.perf_counter()
-            if self.store is not None:
-                version = self.store.save_generated_letter(cid, document, actor=self.actor)
-            timings["save"] = time.perf_counter() - started
-        except Cancelled:
-            self._failed(cid, stage_name, "Cancelled")
-            progress(PipelineStage.FAILED, 0, "Cancelled.")
+            version = self._timed(run, "save", lambda r: self._save("save_generated_letter", cid, document))
+        except BaseException as exc:
+            self._report_failure(run, stage_name, exc)
             raise
-        except PipelineError as exc:
-            exc.consultation_id = cid
-            self._failed(cid, stage_name, exc.kind)
-            progress(PipelineStage.FAILED, 0, exc.message)
-            raise
-        except TranscriptRequired:
-            self._failed(cid, stage_name, "TranscriptRequired")
-            progress(
-                PipelineStage.FAILED, 0, "Speech recognition is not installed: type or import the transcript."
-            )
-            raise
-        except Exception as exc:  # unexpected: still recorded (class only) and reported as failed
-            log.error(
-                "pipeline stage %s failed: %s", stage_name, type(exc).__name__
-            )  # no message: may quote patient text
-            self._failed(cid, stage_name, type(exc).__name__)
-            progress(PipelineStage.FAILED, 0, "Something went wrong; the work so far is saved. Please retry.")
-            raise
-        progress(PipelineStage.COMPLETE, 100, "Draft ready for review.")
+        run.progress(PipelineStage.COMPLETE, 100, "Draft ready for review.")
         return PipelineResult(
             consultation_id=cid,
             transcript=transcript,
             context=context,
             document=document,
             letter_version=version,
-            timings={k: round(v, 4) for k, v in timings.items()},
+            timings={k: round(v, 4) for k, v in run.timings.items()},
             inference_s={
                 k: round(v - inference_before.get(k, 0.0), 4) for k, v in self.clock.seconds.items()
             },
@@ -296,10 +272,46 @@ class ConsultationPipeline:
                 for k, v in self.load_s.items()
                 if v != load_before.get(k)
             },
-            warnings=warnings,
-            degraded=degraded,
-            attempts=attempts,
+            warnings=run.warnings,
+            degraded=run.degraded,
+            attempts=run.attempts,
         )
+
+    @staticmethod
+    def _timed(run: _Run, name: str, stage: Callable[[_Run], Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return stage(run)
+        finally:
+            run.timings[name] = time.perf_counter() - started
+
+    def _save(self, method: str, cid: str, value: Any) -> Any:
+        """Persist through the app store when there is one (the pipeline also runs without)."""
+        if self.store is None:
+            return None
+        return getattr(self.store, method)(cid, value, actor=self.actor)
+
+    def _report_failure(self, run: _Run, stage: str, exc: BaseException) -> None:
+        """Record the failure (class only: a message may quote patient text) and tell the caller."""
+        cid = run.request.consultation_id
+        if isinstance(exc, Cancelled):
+            self._failed(cid, stage, "Cancelled")
+            run.progress(PipelineStage.FAILED, 0, "Cancelled.")
+        elif isinstance(exc, PipelineError):
+            exc.consultation_id = cid
+            self._failed(cid, stage, exc.kind)
+            run.progress(PipelineStage.FAILED, 0, exc.message)
+        elif isinstance(exc, TranscriptRequired):
+            self._failed(cid, stage, "TranscriptRequired")
+            run.progress(
+                PipelineStage.FAILED, 0, "Speech recognition is not installed: type or import the transcript."
+            )
+        elif isinstance(exc, Exception):
+            log.error("pipeline stage %s failed: %s", stage, type(exc).__name__)
+            self._failed(cid, stage, type(exc).__name__)
+            run.progress(
+                PipelineStage.FAILED, 0, "Something went wrong; the work so far is saved. Please retry."
+            )
 
     # --- stages -------------------------------------------------------------------------------
 
@@ -310,9 +322,8 @@ class ConsultationPipeline:
 
         return correct_transcript(transcript, vocabulary_from_context(context))
 
-    def _transcribe(
-        self, request: ConsultationRequest, progress, cancel: CancelToken, attempts
-    ) -> Transcript:
+    def _transcribe(self, run: _Run) -> Transcript:
+        request, progress = run.request, run.progress
         if request.transcript is not None:
             text = request.transcript.text.strip()
             if not text:
@@ -361,7 +372,7 @@ class ConsultationPipeline:
                 "transcribe",
                 lambda token, attempt: transcriber.transcribe(audio),
                 self.policies["transcribe"],
-                cancel=cancel,
+                cancel=run.cancel,
                 outcome=outcome,
             )
         except AudioError as exc:
@@ -380,7 +391,7 @@ class ConsultationPipeline:
                 "transcribe", "model_error", f"Speech recognition failed: {exc}", detail=repr(exc)
             ) from exc
         finally:
-            attempts["transcribe"] = outcome.attempts
+            run.attempts["transcribe"] = outcome.attempts
         if not transcript.text.strip():
             where = f" in {request.audio_path}" if request.audio_path else ""
             raise PipelineError(
@@ -391,9 +402,8 @@ class ConsultationPipeline:
         progress(PipelineStage.TRANSCRIBING, 30, f"Transcribed {transcript.word_count} words.")
         return transcript
 
-    def _context(
-        self, request, progress, cancel: CancelToken, warnings, degraded, attempts
-    ) -> PatientContext:
+    def _context(self, run: _Run) -> PatientContext:
+        request, progress, warnings, degraded = run.request, run.progress, run.warnings, run.degraded
         progress(PipelineStage.RETRIEVING_CONTEXT, 32, "Reading the patient record...")
         judge = self.components.judge_context
         ehr_engine: LlmEngine | None = None
@@ -412,7 +422,7 @@ class ConsultationPipeline:
 
         try:
             context = run_stage(
-                "context", attempt_fn, self.policies["context"], cancel=cancel, outcome=outcome
+                "context", attempt_fn, self.policies["context"], cancel=run.cancel, outcome=outcome
             )
         except FhirNotFound as exc:
             raise PipelineError(
@@ -427,7 +437,7 @@ class ConsultationPipeline:
             degraded.append("ehr_unavailable")
             context = transcript_only_context(request.patient_id, reason=type(exc).__name__)
         finally:
-            attempts["context"] = outcome.attempts
+            run.attempts["context"] = outcome.attempts
         if "ehr_unavailable" not in degraded and context.retrieval_warnings:
             if not context.demographics.name:
                 # The client opened but nothing could be read: the same tier as no store at all.
@@ -436,7 +446,7 @@ class ConsultationPipeline:
             else:
                 degraded.append("ehr_partial")
         if judge is not None and "ehr_unavailable" not in degraded:
-            context = self._judge(context, judge, progress, cancel, warnings, attempts)
+            context = self._timed(run, "context_model", lambda r: self._judge(r, context, judge))
         progress(PipelineStage.RETRIEVING_CONTEXT, 45, "Record context ready.")
         return context
 
@@ -447,32 +457,31 @@ class ConsultationPipeline:
             warnings.append(f"Record summary unavailable: the EHR model could not be loaded ({exc}).")
             return None
 
-    def _judge(self, context, judge, progress, cancel, warnings, attempts) -> PatientContext:
-        engine = self._ehr_engine(warnings)
+    def _judge(
+        self, run: _Run, context: PatientContext, judge: Callable[..., PatientContext]
+    ) -> PatientContext:
+        engine = self._ehr_engine(run.warnings)
         if engine is None:
             return context
-        progress(PipelineStage.RETRIEVING_CONTEXT, 38, "Summarising the record...")
+        run.progress(PipelineStage.RETRIEVING_CONTEXT, 38, "Summarising the record...")
         outcome = StageOutcome()
-        started = time.perf_counter()
         try:
             return run_stage(
                 "context_model",
                 lambda token, attempt: judge(context, engine, cancel=token),
                 self.policies["context_model"],
-                cancel=cancel,
+                cancel=run.cancel,
                 outcome=outcome,
             )
         except StageTimeout:
             # Blueprint §10a: a slow EHR model falls back to the deterministic record context.
-            warnings.append("Clinical flags and summary are unavailable: the EHR model took too long.")
+            run.warnings.append("Clinical flags and summary are unavailable: the EHR model took too long.")
             return context
         finally:
-            attempts["context_model"] = outcome.attempts
-            self._stage_times["context_model"] = time.perf_counter() - started
+            run.attempts["context_model"] = outcome.attempts
 
-    def _letter(
-        self, request, transcript, context, progress, on_section, cancel, warnings, degraded, attempts
-    ) -> ClinicalDocument:
+    def _letter(self, run: _Run, transcript: Transcript, context: PatientContext) -> ClinicalDocument:
+        request, progress, warnings, degraded = run.request, run.progress, run.warnings, run.degraded
         progress(PipelineStage.GENERATING_DOCUMENT, 46, "Loading the letter model...")
         role = "letter_writer"
         try:
@@ -509,13 +518,13 @@ class ConsultationPipeline:
                 aside=request.aside,
                 letter_date=letter_date,
                 max_tokens=_section_tokens(request.max_section_tokens, attempt),
-                on_section=on_section,
+                on_section=run.on_section,
                 cancel=token,
             )
 
         try:
             document = run_stage(
-                "letter", attempt_fn, self.policies["letter"], cancel=cancel, outcome=outcome
+                "letter", attempt_fn, self.policies["letter"], cancel=run.cancel, outcome=outcome
             )
         except ModelOutOfMemory as exc:
             raise PipelineError(
@@ -544,7 +553,7 @@ class ConsultationPipeline:
                 "letter", "model_error", f"Document generation failed: {exc}. Please retry.", detail=repr(exc)
             ) from exc
         finally:
-            attempts["letter"] = outcome.attempts
+            run.attempts["letter"] = outcome.attempts
         if outcome.attempts > 1:
             degraded.append("reduced_settings")
             warnings.append("The letter was drafted with reduced settings after the first attempt failed.")

@@ -1,15 +1,13 @@
-"""Running one stage: its own cancel token, a deadline, and retries with backoff.
+"""Running one stage: its own cancel token with a deadline, and retries with backoff.
 
-A stage runs in a worker thread so the deadline holds even while it waits on I/O. On timeout or
-when the caller cancels, the stage's token is cancelled (engines check it each token) and the
-worker is given a grace period to stop before the next attempt, because a model object must not
-be used by two threads at once.
+The stage runs in the caller's thread (the GUI's task worker or the CLI's main thread). Its token
+expires at the deadline; the work checks it cooperatively and stops, and the next attempt starts
+only once the previous one has returned, so a model object is never used by two threads at once.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +29,6 @@ class StagePolicy:
     retries: int = 0  # extra attempts after the first
     backoff_s: tuple[float, ...] = ()  # wait before retry n (last value repeats)
     retry_on: tuple[type[BaseException], ...] = (StageTimeout,)
-    stop_grace_s: float = 30.0
 
 
 @dataclass
@@ -41,50 +38,23 @@ class StageOutcome:
 
 
 def run_with_deadline(
-    fn: Callable[[CancelToken], T],
-    *,
-    timeout_s: float | None,
-    parent: CancelToken | None,
-    stage: str,
-    grace_s: float,
+    fn: Callable[[CancelToken], T], *, timeout_s: float | None, parent: CancelToken | None, stage: str
 ) -> T:
-    """Run `fn(token)` in a thread; cancel its token on parent cancel or deadline."""
-    token = CancelToken()
-    box: dict[str, object] = {}
+    """Run `fn(token)` in this thread with a token that expires after `timeout_s`.
 
-    def target() -> None:
-        try:
-            box["value"] = fn(token)
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, name=f"clarke-stage-{stage}", daemon=True)
-    started = time.monotonic()
-    worker.start()
-    timed_out = False
-    stuck = False
-    while worker.is_alive():
-        worker.join(_POLL_S)
-        if parent is not None and parent.cancelled:
-            token.cancel()
-        elif timeout_s is not None and not timed_out and time.monotonic() - started > timeout_s:
-            timed_out = True
-            token.cancel()
-        if token.cancelled:
-            worker.join(grace_s)
-            stuck = worker.is_alive()
-            if stuck:
-                log.error("stage %s did not stop within %.0f s of being cancelled", stage, grace_s)
-            break
-    if parent is not None and parent.cancelled:
-        raise Cancelled()
-    if timed_out:
-        error = StageTimeout(stage, timeout_s or 0.0)
-        error.stuck = stuck  # still running: retrying would share a model between two threads
-        raise error
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"]  # type: ignore[return-value]
+    The work is cooperative (engines check the token each token, the record reader each request),
+    so no watchdog thread is needed and a model is never left running in a thread nobody waits for.
+    """
+    parent = parent or CancelToken()
+    token = parent.child(timeout_s)
+    try:
+        value = fn(token)
+    except Cancelled:
+        if parent.cancelled or not token.expired:
+            raise
+        raise StageTimeout(stage, timeout_s or 0.0) from None
+    parent.raise_if_cancelled()
+    return value
 
 
 def run_stage(
@@ -109,13 +79,12 @@ def run_stage(
                 timeout_s=policy.timeout_s,
                 parent=cancel,
                 stage=stage,
-                grace_s=policy.stop_grace_s,
             )
         except Cancelled:
             raise
         except policy.retry_on as exc:
             outcome.errors.append(type(exc).__name__)
-            if attempt >= policy.retries or getattr(exc, "stuck", False):
+            if attempt >= policy.retries:
                 raise
             wait = policy.backoff_s[min(attempt, len(policy.backoff_s) - 1)] if policy.backoff_s else 0.0
             log.warning("stage %s attempt %d failed (%s); retrying", stage, attempt + 1, type(exc).__name__)

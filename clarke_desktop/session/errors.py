@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from clarke_desktop.errors import ClarkeError
 
-class SessionError(Exception):
+
+class SessionError(ClarkeError):
     """`message` is safe to show and says what to do; `exit_code` is what a command exits with."""
 
     exit_code = 1

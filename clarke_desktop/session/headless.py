@@ -4,13 +4,13 @@ back. `run-consultation` is a thin command over `run_headless`."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clarke_desktop.schemas import PipelineProgress, Transcript
+from clarke_desktop.schemas import Transcript
 from clarke_desktop.session.errors import NotSigned, SessionError, TranscriptNeeded
+from clarke_desktop.session.events import EventSink, ignore
 
 
 @dataclass(frozen=True)
@@ -27,98 +27,69 @@ class HeadlessRequest:
     max_section_tokens: int | None = None
 
 
-def run_headless(
-    request: HeadlessRequest, on_progress: Callable[[PipelineProgress], None] | None = None
-) -> dict[str, Any]:
-    """Run the consultation and return its summary (the `run-consultation --json` document).
-    Raises SessionError (TranscriptNeeded, NotSigned) with a message for the user."""
-    from clarke_desktop.config import SettingsError, load_settings
-    from clarke_desktop.pipeline import ConsultationPipeline, EmptySections, apply_retention
-    from clarke_desktop.pipeline.components import default_components
-    from clarke_desktop.store import AppStore, StoreError
+def run_headless(request: HeadlessRequest, on_event: EventSink = ignore) -> dict[str, Any]:
+    """Run the consultation through the same service the GUI uses and return its summary (the
+    `run-consultation --json` document). Raises SessionError (TranscriptNeeded, NotSigned) with a
+    message for the user."""
+    from clarke_desktop.config import SettingsError
+    from clarke_desktop.pipeline import EmptySections
+    from clarke_desktop.session.service import ConsultationService
+    from clarke_desktop.store import StoreError
 
     try:
-        settings = load_settings()
-        store = AppStore()
+        service = ConsultationService(actor=request.signed_by)
     except (SettingsError, StoreError) as exc:
         raise SessionError(str(exc)) from exc
-    pipeline = ConsultationPipeline(
-        default_components(settings), settings=settings, store=store, actor=request.signed_by
-    )
     try:
-        apply_retention(store, settings)
-        record = store.create_consultation(
-            request.patient_id, clinician=request.signed_by, doc_type=request.doc_type
-        )  # type: ignore[arg-type]
+        cid = service.start_consultation(request.patient_id, doc_type=request.doc_type, new=True)  # type: ignore[arg-type]
         started = time.perf_counter()
-        result = _draft(pipeline, store, record.id, request, on_progress)
+        result = _draft(service, cid, request, on_event)
         pipeline_s = time.perf_counter() - started
         open_ids = [d.id for d in result.document.discrepancies if d.resolution is None]
         if request.strict and open_ids:
             raise NotSigned(
                 f"Not signed: {len(open_ids)} discrepancies need review ({', '.join(open_ids)}); "
-                f"the draft is saved as consultation {record.id}."
+                f"the draft is saved as consultation {cid}."
             )
         started = time.perf_counter()
         try:
-            final = _sign_and_export(store, record.id, request, settings)
+            final = service.sign_off(
+                cid,
+                out_dir=request.out_dir,
+                keep_open_discrepancies=not request.strict,
+                allow_empty_sections=request.allow_empty_sections,
+            )
         except EmptySections as exc:
-            raise NotSigned(f"{exc.message} The draft is saved as consultation {record.id}.") from exc
+            raise NotSigned(f"{exc.message} The draft is saved as consultation {cid}.") from exc
         finalise_s = time.perf_counter() - started
-        head_seq, head_hash = store.audit_head()
-        latest = store.letter_version(record.id, final.version).document
+        head = service.audit_head()
+        latest = service.letter_version(cid, final.version)
     except StoreError as exc:
         raise SessionError(str(exc)) from exc
     finally:
-        pipeline.close()
-        store.close()
-    return _summary(record.id, request, result, final, latest, pipeline_s, finalise_s, (head_seq, head_hash))
+        service.close()
+    return _summary(cid, request, result, final, latest, pipeline_s, finalise_s, head)
 
 
-def _draft(pipeline: Any, store: Any, consultation_id: str, request: HeadlessRequest,
-           on_progress: Callable[[PipelineProgress], None] | None) -> Any:  # fmt: skip
-    from clarke_desktop.pipeline import ConsultationRequest, PipelineError, TranscriptRequired
+def _draft(service: Any, consultation_id: str, request: HeadlessRequest, on_event: EventSink) -> Any:
+    from clarke_desktop.pipeline import PipelineError, TranscriptRequired
 
     if request.audio_path is not None:
-        store.import_audio(consultation_id, request.audio_path, actor=request.signed_by)
+        service.import_audio(consultation_id, request.audio_path)
     try:
-        return pipeline.run(
-            ConsultationRequest(
-                consultation_id=consultation_id,
-                patient_id=request.patient_id,
-                doc_type=request.doc_type,  # type: ignore[arg-type]
-                audio_path=request.audio_path,
-                transcript=request.transcript,
-                aside=request.aside,
-                max_section_tokens=request.max_section_tokens,
-            ),
-            on_progress=on_progress,
+        return service.draft(
+            consultation_id,
+            transcript=request.transcript,
+            audio_path=request.audio_path,
+            aside=request.aside,
+            doc_type=request.doc_type,
+            on_event=on_event,
+            max_section_tokens=request.max_section_tokens,
         )
     except TranscriptRequired as exc:
         raise TranscriptNeeded(f"{exc}\nRe-run with --transcript FILE.") from exc
     except PipelineError as exc:
         raise SessionError(f"{exc.message} (consultation {consultation_id})") from exc
-
-
-def _sign_and_export(store: Any, consultation_id: str, request: HeadlessRequest, settings: Any) -> Any:
-    """Sign, export the PDF and write back; an unavailable FHIR store only skips the write-back (the
-    result's warnings say so)."""
-    from clarke_desktop.fhir.client import FhirError
-    from clarke_desktop.pipeline import sign_off_and_export
-    from clarke_desktop.pipeline.components import open_fhir
-
-    try:
-        fhir = open_fhir(settings)
-    except FhirError:
-        fhir = None
-    try:
-        return sign_off_and_export(
-            store, consultation_id, request.signed_by, request.out_dir, settings=settings, fhir=fhir,
-            headless=not request.strict, allow_empty_sections=request.allow_empty_sections,
-        )  # fmt: skip
-    finally:
-        if fhir is not None:
-            fhir.close()
 
 
 def _summary(consultation_id: str, request: HeadlessRequest, result: Any, final: Any, latest: Any,

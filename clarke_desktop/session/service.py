@@ -16,6 +16,7 @@ from typing import Any
 
 from clarke_desktop import paths
 from clarke_desktop.cancel import CancelToken
+from clarke_desktop.pipeline import FinaliseResult, PipelineResult
 from clarke_desktop.schemas import (
     ClinicalDocument,
     Clinician,
@@ -26,6 +27,7 @@ from clarke_desktop.schemas import (
     Resolution,
     Transcript,
 )
+from clarke_desktop.session.events import ContextReady, EventSink, SectionDelta, TranscriptReady, ignore
 from clarke_desktop.session.recording import RecordingSession
 from clarke_desktop.session.views import (
     AppSettings,
@@ -37,10 +39,7 @@ from clarke_desktop.session.views import (
     MicStatus,
     ModelRow,
     ModelStatus,
-    ProgressFn,
     Proposal,
-    SectionEvent,
-    SignOffResult,
 )
 
 log = logging.getLogger(__name__)
@@ -49,11 +48,15 @@ EMBEDDED_ROLE = "embedded"
 
 
 class ConsultationService:
-    def __init__(self) -> None:
+    """One per window or command. `actor` names who acts (the audit's actor; default the
+    clinician in Settings). Raises ConfigError/StoreError when the settings or store cannot open."""
+
+    def __init__(self, *, actor: str | None = None) -> None:
         from clarke_desktop.config import load_settings
         from clarke_desktop.store import AppStore
 
         self._settings = load_settings()
+        self._actor = actor
         self._store = AppStore()
         self._apply_retention()
         self._lock = threading.RLock()
@@ -79,7 +82,7 @@ class ConsultationService:
     # --- plumbing -----------------------------------------------------------------------------
     @property
     def actor(self) -> str:
-        return self._settings.clinician.name
+        return self._actor or self._settings.clinician.name
 
     def _fhir(self) -> Any:
         from clarke_desktop.pipeline.components import open_fhir
@@ -142,12 +145,20 @@ class ConsultationService:
     def statuses(self) -> dict[str, ConsultationStatus]:
         return {pid: ConsultationStatus(r.status) for pid, r in self._today_records().items()}
 
-    def start_consultation(self, patient_id: str) -> str:
-        existing = self._today_records().get(patient_id)
+    def start_consultation(
+        self, patient_id: str, *, doc_type: DocumentType = "clinic", new: bool = False
+    ) -> str:
+        """Today's open consultation for the patient, or a new one (always new with `new`)."""
+        existing = None if new else self._today_records().get(patient_id)
         if existing is not None and ConsultationStatus(existing.status) != ConsultationStatus.SIGNED_OFF:
             return existing.id
         with self._lock:
-            return self._store.create_consultation(patient_id, clinician=self.actor).id
+            return self._store.create_consultation(patient_id, clinician=self.actor, doc_type=doc_type).id
+
+    def import_audio(self, consultation_id: str, path: Path) -> None:
+        """Attach an audio file to the consultation (copied, hashed, audited)."""
+        with self._lock:
+            self._store.import_audio(consultation_id, path, actor=self.actor)
 
     def patient_context(self, patient_id: str, cancel: CancelToken) -> PatientContext:
         """The record as it stands (deterministic retrieval: fast, no model)."""
@@ -334,51 +345,44 @@ class ConsultationService:
         return recover_interrupted(apply=recover)
 
     # --- letter -------------------------------------------------------------------------------
-    def generate(
+    def draft(
         self,
         consultation_id: str,
-        transcript: Transcript,
-        aside: str,
-        doc_type: DocumentType,
-        progress: ProgressFn,
-        cancel: CancelToken,
-    ) -> ClinicalDocument:
+        *,
+        transcript: Transcript | None = None,
+        audio_path: Path | None = None,
+        aside: str = "",
+        doc_type: DocumentType = "clinic",
+        on_event: EventSink = ignore,
+        cancel: CancelToken | None = None,
+        max_section_tokens: int | None = None,
+    ) -> PipelineResult:
         from clarke_desktop.pipeline import ConsultationRequest
 
         with self._lock:
             patient_id = self._store.consultation(consultation_id).patient_id
-        sections: dict[str, list[str]] = {}
-        headings: dict[str, str] = {}
-
-        def on_letter(ev: Any) -> None:
-            key = ev.key
-            if ev.kind == "section_started" and key:
-                headings[key] = ev.text or key
-                sections[key] = []
-                progress(SectionEvent(key, headings[key], ""))
-            elif ev.kind == "text" and key:
-                sections.setdefault(key, []).append(ev.text)
-                progress(SectionEvent(key, headings.get(key, key), "".join(sections[key])))
-            elif ev.kind == "section_done" and ev.section is not None:
-                s = ev.section
-                progress(SectionEvent(s.key, s.heading, s.content, done=True))
-
-        result = self.pipeline().run(
+        if transcript is not None:
+            on_event(TranscriptReady(transcript))
+        result: PipelineResult = self.pipeline().run(
             ConsultationRequest(
                 consultation_id=consultation_id,
                 patient_id=patient_id,
                 doc_type=doc_type,
+                audio_path=audio_path,
                 transcript=transcript,
                 aside=aside,
+                max_section_tokens=max_section_tokens,
             ),
-            on_progress=progress,
-            on_section=on_letter,
+            on_progress=on_event,
+            on_section=_section_deltas(on_event),
             cancel=cancel,
         )
         self._contexts[consultation_id] = result.context
         self._transcripts[consultation_id] = result.transcript
-        progress(("context", result.context))  # with the model's clinical flags, for the record screen
-        return result.document
+        if result.transcript is not transcript:  # recognised here, or corrected against the record
+            on_event(TranscriptReady(result.transcript))
+        on_event(ContextReady(result.context))  # with the model's clinical flags
+        return result
 
     def regenerate_section(
         self,
@@ -386,7 +390,7 @@ class ConsultationService:
         document: ClinicalDocument,
         section_key: str,
         instruction: str,
-        progress: ProgressFn,
+        on_event: EventSink,
         cancel: CancelToken,
     ) -> ClinicalDocument:
         from clarke_desktop.letters.writer import regenerate_section
@@ -412,10 +416,10 @@ class ConsultationService:
         text: list[str] = []
         heading = next((s.heading for s in document.sections if s.key == section_key), section_key)
 
-        def on_event(ev: Any) -> None:
+        def on_text(ev: Any) -> None:
             if ev.kind == "text" and ev.key == section_key:
                 text.append(ev.text)
-                progress(SectionEvent(section_key, heading, "".join(text)))
+                on_event(SectionDelta(section_key, heading, "".join(text)))
 
         new = regenerate_section(
             document,
@@ -424,7 +428,7 @@ class ConsultationService:
             transcript=transcript,
             context=context,
             engine=engine,
-            on_event=on_event,
+            on_event=on_text,
             cancel=cancel,
         )
         with self._lock:
@@ -448,13 +452,21 @@ class ConsultationService:
                 consultation_id, discrepancy_id, resolution.action, actor=self.actor, reason=resolution.reason
             )
 
-    def sign_off(self, consultation_id: str, document: ClinicalDocument) -> SignOffResult:
+    def sign_off(
+        self,
+        consultation_id: str,
+        document: ClinicalDocument | None = None,
+        *,
+        out_dir: Path | None = None,
+        keep_open_discrepancies: bool = False,
+        allow_empty_sections: bool = False,
+    ) -> FinaliseResult:
         from clarke_desktop.fhir.client import FhirError
         from clarke_desktop.pipeline import sign_off_and_export
 
         with self._lock:
             latest = self._store.latest_letter(consultation_id)
-            if latest is not None:
+            if latest is not None and document is not None:
                 saved = {s.key: s.content for s in latest.document.sections}
                 for s in document.sections:  # anything not yet autosaved is saved before signing
                     if saved.get(s.key) != s.content:
@@ -462,21 +474,29 @@ class ConsultationService:
             try:
                 fhir = self._fhir()
             except FhirError:
-                fhir = None
+                fhir = None  # signed and printed; the write-back waits (the result's warnings say so)
             try:
-                final = sign_off_and_export(
+                return sign_off_and_export(
                     self._store,
                     consultation_id,
                     self.actor,
-                    paths.exports_dir(),
+                    out_dir or paths.exports_dir(),
                     settings=self._settings,
                     fhir=fhir,
+                    headless=keep_open_discrepancies,
+                    allow_empty_sections=allow_empty_sections,
                 )
             finally:
                 if fhir is not None:
                     fhir.close()
-        ref = final.document_reference or ("; ".join(final.warnings) or "not written back")
-        return SignOffResult(final.pdf_path, ref, final.signed_at, final.signed_by)
+
+    def audit_head(self) -> tuple[int, str]:
+        with self._lock:
+            return self._store.audit_head()
+
+    def letter_version(self, consultation_id: str, version: int) -> ClinicalDocument:
+        with self._lock:
+            return self._store.letter_version(consultation_id, version).document
 
     # --- chart assistant ----------------------------------------------------------------------
     def ask_assistant(
@@ -565,6 +585,27 @@ class ConsultationService:
             self._transcriber = None
         with self._lock:
             self._store.close()
+
+
+def _section_deltas(on_event: EventSink) -> Callable[[Any], None]:
+    """The letter writer's stream (section started / text / done) as SectionDelta events."""
+    sections: dict[str, list[str]] = {}
+    headings: dict[str, str] = {}
+
+    def on_letter(ev: Any) -> None:
+        key = ev.key
+        if ev.kind == "section_started" and key:
+            headings[key] = ev.text or key
+            sections[key] = []
+            on_event(SectionDelta(key, headings[key], ""))
+        elif ev.kind == "text" and key:
+            sections.setdefault(key, []).append(ev.text)
+            on_event(SectionDelta(key, headings.get(key, key), "".join(sections[key])))
+        elif ev.kind == "section_done" and ev.section is not None:
+            s = ev.section
+            on_event(SectionDelta(s.key, s.heading, s.content, done=True))
+
+    return on_letter
 
 
 def _hardware() -> str:

@@ -1,5 +1,5 @@
 """What a front end asks of the application, in one interface, and the plain values it gets back
-(statuses, settings, section events, sign-off results). No Qt here.
+(statuses, settings, model and microphone states). No Qt here.
 
 Every method is synchronous and may be slow: the GUI only ever calls them inside a `TaskRunner`
 worker. Streaming methods take plain callbacks which the worker turns into progress reports for
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from clarke_desktop.cancel import CancelToken
+from clarke_desktop.pipeline import FinaliseResult, PipelineResult
 from clarke_desktop.schemas import (
     ClinicalDocument,
     Clinician,
@@ -23,11 +24,11 @@ from clarke_desktop.schemas import (
     ConsultationStatus,
     DocumentType,
     PatientContext,
-    PipelineProgress,
     Resolution,
     SourceRef,
     Transcript,
 )
+from clarke_desktop.session.events import EventSink, ignore
 from clarke_desktop.session.recording import RecordingSession
 
 DOC_TYPE_LABELS: dict[str, str] = {
@@ -89,14 +90,6 @@ class AsrStatus:
 
 
 @dataclass
-class SignOffResult:
-    pdf_path: Path
-    document_reference: str  # "DocumentReference/<id>"
-    signed_at: str
-    signed_by: str = ""
-
-
-@dataclass
 class AssistantStep:
     kind: str  # "search", "read", "reason", "answer", "propose"
     text: str
@@ -136,21 +129,6 @@ class AppSettings:
     llm_backend: str = "embedded"  # embedded | installed | server
     hardware: str = ""  # read-only: where models run (GPU name or CPU)
     extra: dict[str, object] = field(default_factory=dict)
-
-
-# Pipeline events the generate call reports (all arrive on the GUI thread as progress values).
-@dataclass
-class SectionEvent:
-    """A section started, grew or finished while the letter streams in."""
-
-    key: str
-    heading: str
-    text: str  # full text so far
-    done: bool = False
-
-
-# Also ("context", PatientContext): the context the letter was written from (with model flags).
-ProgressFn = Callable[[PipelineProgress | SectionEvent | tuple], None]
 
 
 class Backend(Protocol):
@@ -208,15 +186,21 @@ class Backend(Protocol):
         self, consultation_id: str, path: Path, progress: Callable[[int, str], None], cancel: CancelToken
     ) -> Transcript: ...
 
-    def generate(
+    def draft(
         self,
         consultation_id: str,
-        transcript: Transcript,
-        aside: str,
-        doc_type: DocumentType,
-        progress: ProgressFn,
-        cancel: CancelToken,
-    ) -> ClinicalDocument: ...
+        *,
+        transcript: Transcript | None = None,
+        audio_path: Path | None = None,
+        aside: str = "",
+        doc_type: DocumentType = "clinic",
+        on_event: EventSink = ignore,
+        cancel: CancelToken | None = None,
+        max_section_tokens: int | None = None,
+    ) -> PipelineResult:
+        """Transcribe (unless given the transcript), read the record and write the letter, saved as
+        a new draft version; events report the stages and the sections as they stream."""
+        ...
 
     def regenerate_section(
         self,
@@ -224,7 +208,7 @@ class Backend(Protocol):
         document: ClinicalDocument,
         section_key: str,
         instruction: str,
-        progress: ProgressFn,
+        on_event: EventSink,
         cancel: CancelToken,
     ) -> ClinicalDocument:
         """A copy of `document` with that section rewritten (and its fact check redone)."""
@@ -236,7 +220,19 @@ class Backend(Protocol):
         self, consultation_id: str, discrepancy_id: str, resolution: Resolution
     ) -> None: ...
 
-    def sign_off(self, consultation_id: str, document: ClinicalDocument) -> SignOffResult: ...
+    def sign_off(
+        self,
+        consultation_id: str,
+        document: ClinicalDocument | None = None,
+        *,
+        out_dir: Path | None = None,
+        keep_open_discrepancies: bool = False,
+        allow_empty_sections: bool = False,
+    ) -> FinaliseResult:
+        """Save `document`'s unsaved edits, sign the latest version, print the PDF (to `out_dir`,
+        default the exports folder) and write it back. `keep_open_discrepancies`: record each open
+        one as "keep both" with the headless reason (the CLI's non-strict run) instead of refusing."""
+        ...
 
     def ask_assistant(
         self, patient_id: str, question: str, step: Callable[[AssistantStep], None], cancel: CancelToken

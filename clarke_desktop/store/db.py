@@ -7,16 +7,24 @@ power loss. One connection per store guarded by a lock; the GUI calls in from wo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from clarke_desktop import paths
+from clarke_desktop.errors import ClarkeError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")
 
 
-class StoreError(Exception):
+class StoreError(ClarkeError):
     """The application database cannot be used; the message names the file."""
 
 
@@ -213,6 +221,13 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+
+def from_row(record: type[R], row: sqlite3.Row, **converted: Any) -> R:
+    """The dataclass `record` read from a row whose columns bear its field names (other columns
+    are ignored); `converted` gives the fields whose stored form differs (enums, paths, JSON)."""
+    stored = {f.name: row[f.name] for f in dataclasses.fields(record) if f.name not in converted}
+    return record(**stored, **converted)
 
 
 def _make_private(db_path: Path) -> None:

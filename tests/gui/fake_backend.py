@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from clarke_desktop.cancel import CancelToken
+from clarke_desktop.pipeline import FinaliseResult, PipelineResult
 from clarke_desktop.schemas import (
     Allergy,
     ClinicalDocument,
@@ -35,6 +36,7 @@ from clarke_desktop.schemas import (
     Transcript,
     TranscriptSpan,
 )
+from clarke_desktop.session.events import SectionDelta, TranscriptReady, ignore
 from clarke_desktop.session.views import (
     AppSettings,
     AsrStatus,
@@ -45,8 +47,6 @@ from clarke_desktop.session.views import (
     ModelRow,
     ModelStatus,
     Proposal,
-    SectionEvent,
-    SignOffResult,
 )
 
 
@@ -185,8 +185,12 @@ class FakeBackend:
     def transcript_from_audio(self, consultation_id, path, progress, cancel):
         raise RuntimeError("no ASR in the fake")
 
-    def generate(self, consultation_id, transcript, aside, doc_type, progress, cancel) -> ClinicalDocument:
-        self._log("generate")
+    def draft(self, consultation_id, *, transcript=None, audio_path=None, aside="", doc_type="clinic",
+              on_event=ignore, cancel=None, max_section_tokens=None) -> PipelineResult:  # fmt: skip
+        self._log("draft")
+        progress, cancel = on_event, cancel or CancelToken()
+        if transcript is not None:
+            progress(TranscriptReady(transcript))
         for stage in (PipelineStage.TRANSCRIBING, PipelineStage.RETRIEVING_CONTEXT):
             progress(
                 PipelineProgress(consultation_id=consultation_id, stage=stage, progress_pct=100, message="ok")
@@ -199,10 +203,10 @@ class FakeBackend:
             for word in f"{heading} text written by the fake model .".split():
                 cancel.raise_if_cancelled()
                 text += word + " "
-                progress(SectionEvent(key, heading, text.strip()))
+                progress(SectionDelta(key, heading, text.strip()))
                 time.sleep(self.step_delay)
-            progress(SectionEvent(key, heading, text.strip(), done=True))
-        return ClinicalDocument(
+            progress(SectionDelta(key, heading, text.strip(), done=True))
+        document = ClinicalDocument(
             consultation_id=consultation_id,
             doc_type=doc_type,
             letter_date="2026-11-22",
@@ -242,8 +246,11 @@ class FakeBackend:
             ],
             model=ModelInfo(name="gemma-3-270m", role="letter", demo=True),
         )
+        return PipelineResult(
+            consultation_id, transcript, self.patient_context("pt-001", cancel), document, 1
+        )
 
-    def regenerate_section(self, consultation_id, document, section_key, instruction, progress, cancel):
+    def regenerate_section(self, consultation_id, document, section_key, instruction, on_event, cancel):
         self._log("regenerate_section")
         new = document.model_copy(deep=True)
         for sec in new.sections:
@@ -262,11 +269,15 @@ class FakeBackend:
         self._log("resolve_discrepancy")
         self.resolved[discrepancy_id] = resolution
 
-    def sign_off(self, consultation_id, document):
+    def sign_off(self, consultation_id, document=None, *, out_dir=None, keep_open_discrepancies=False,
+                 allow_empty_sections=False):  # fmt: skip
         self._log("sign_off")
         self.signed.append(document)
-        return SignOffResult(
+        return FinaliseResult(
+            consultation_id=consultation_id,
+            version=2,
             pdf_path=Path("/nonexistent/letter.pdf"),
+            pdf_sha256="0" * 64,
             document_reference="DocumentReference/dr-1",
             signed_at="2026-11-22T09:30:00Z",
             signed_by="Dr Sarah Chen",

@@ -61,7 +61,7 @@ def test_flow_through_the_core_with_a_scripted_model(window, qtbot):
     qtbot.waitUntil(lambda: "pt-001" in w.dashboard.rows, timeout=600_000)
     qtbot.mouseClick(w.dashboard.rows["pt-001"], Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.patient_screen.context is not None, timeout=60_000)
-    w.begin_consultation()
+    w.flow.begin_consultation()
     qtbot.mouseClick(w.consultation.demo_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Mrs Thompson" in w.consultation.transcript.toPlainText(), timeout=10_000)
     w.consultation.doc_type.setCurrentIndex(w.consultation.doc_type.findData("patient"))
@@ -107,5 +107,5 @@ def test_flow_through_the_core_with_a_scripted_model(window, qtbot):
         client.close()
     assert ref["subject"]["reference"] == "Patient/pt-001"
     # the store's audit trail has every step
-    latest = w.backend._store.latest_letter(w.consultation_id)
+    latest = w.backend._store.latest_letter(w.flow.consultation_id)
     assert all(d.resolution is not None for d in latest.document.discrepancies)

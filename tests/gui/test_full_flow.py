@@ -28,9 +28,9 @@ def real_window(styled_app, qtbot):
     calls: dict[str, int] = {}
 
     class ThreadNoting(ConsultationService):
-        def generate(self, *a, **k):
-            calls["generate"] = threading.get_ident()
-            return super().generate(*a, **k)
+        def draft(self, *a, **k):
+            calls["draft"] = threading.get_ident()
+            return super().draft(*a, **k)
 
         def sign_off(self, *a, **k):
             calls["sign_off"] = threading.get_ident()
@@ -78,7 +78,7 @@ def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_p
     print("event loop while the pipeline ran:", json.dumps(latency))
     record_property("gui_latency_during_pipeline", json.dumps(latency))
     assert w.review.document is not None, w.processing._alerts.itemAt(0).widget().accessibleName()
-    assert w.calls["generate"] != threading.get_ident()  # the pipeline ran off the GUI thread
+    assert w.calls["draft"] != threading.get_ident()  # the pipeline ran off the GUI thread
     assert latency["ticks"] > 0  # the loop kept turning while the letter was written
     doc = w.review.document
     assert doc.doc_type == "patient"
@@ -95,7 +95,7 @@ def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_p
     qtbot.mouseClick(w.review.cards[regen_key].regen_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: f"regen:{regen_key}" not in w.review.busy_reasons, timeout=LETTER_TIMEOUT_MS)
     note = w.review.progress_note.text()
-    versions = w.backend._store.letter_versions(w.consultation_id)
+    versions = w.backend._store.letter_versions(w.flow.consultation_id)
     regen = [v for v in versions if v.kind == "regenerate" and v.note == regen_key]
     if "Could not regenerate" in note:
         # The embedded base model mostly copies its prompt back: that is refused with the reason,

@@ -11,7 +11,7 @@ import time
 import pytest
 from fake_backend import FakeBackend
 
-from clarke_desktop.session.views import SectionEvent
+from clarke_desktop.session.events import SectionDelta
 
 pytestmark = pytest.mark.gui
 
@@ -19,17 +19,18 @@ pytestmark = pytest.mark.gui
 class StreamingBackend(FakeBackend):
     """Streams 2 sections of 1,500 words each, a word every millisecond or so."""
 
-    def generate(self, consultation_id, transcript, aside, doc_type, progress, cancel):
+    def draft(self, consultation_id, *, on_event, cancel, **kwargs):
         self.generate_thread = threading.get_ident()
+        progress = on_event
         for key, heading in (("history", "History"), ("plan", "Plan")):
             words = []
             for i in range(1_500):
                 cancel.raise_if_cancelled()
                 time.sleep(0.001)  # the model computes in native code, without the GIL
                 words.append(f"word{i}")
-                progress(SectionEvent(key, heading, " ".join(words)))
-            progress(SectionEvent(key, heading, " ".join(words), done=True))
-        return super().generate(consultation_id, transcript, aside, doc_type, lambda ev: None, cancel)
+                progress(SectionDelta(key, heading, " ".join(words)))
+            progress(SectionDelta(key, heading, " ".join(words), done=True))
+        return super().draft(consultation_id, cancel=cancel, **kwargs)
 
 
 def test_event_loop_keeps_turning_while_the_letter_streams(styled_app, qtbot, record_property):
@@ -44,16 +45,16 @@ def test_event_loop_keeps_turning_while_the_letter_streams(styled_app, qtbot, re
     w.show()
     try:
         qtbot.waitUntil(lambda: "pt-001" in w.dashboard.rows, timeout=5000)
-        w.open_patient("pt-001")
+        w.flow.open_patient("pt-001")
         qtbot.waitUntil(lambda: w.patient_screen.start_button.isEnabled(), timeout=5000)
-        w.begin_consultation()
+        w.flow.begin_consultation()
         w.consultation.transcript.setPlainText("Doctor: hello.")
         probe = LoopLatencyProbe()
         probe.start()  # baseline: the same window, idle, on the same (possibly busy) machine
         qtbot.wait(2000)
         idle = probe.stop()
         probe.start()
-        w.generate()
+        w.flow.generate()
         qtbot.waitUntil(lambda: w.review.document is not None, timeout=120_000)
         figures = probe.stop()
         print("event loop while streaming:", json.dumps(figures), "idle:", json.dumps(idle))

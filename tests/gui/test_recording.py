@@ -71,9 +71,9 @@ def test_record_pause_resume_stop(styled_app, qtbot, tmp_path, monkeypatch):
     w.show()
     try:
         qtbot.waitUntil(lambda: "pt-001" in w.dashboard.rows, timeout=5000)
-        w.open_patient("pt-001")
+        w.flow.open_patient("pt-001")
         qtbot.waitUntil(lambda: w.patient_screen.start_button.isEnabled(), timeout=5000)
-        w.begin_consultation()
+        w.flow.begin_consultation()
         c = w.consultation
         qtbot.waitUntil(lambda: c.record_button.isEnabled(), timeout=5000)
         assert w.mic_badge.text().startswith("Mic: Test microphone")
@@ -87,14 +87,14 @@ def test_record_pause_resume_stop(styled_app, qtbot, tmp_path, monkeypatch):
         qtbot.keyClick(w, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
         assert c.state == "paused" and c.record_button.text().endswith("Resume")
         qtbot.wait(500)  # blocks captured before the pause may still be on their way to disk
-        paused_at = w.recording.elapsed_s
+        paused_at = w.flow.recording.elapsed_s
         qtbot.wait(600)
-        assert w.recording.elapsed_s - paused_at < 0.15  # nothing captured while paused
+        assert w.flow.recording.elapsed_s - paused_at < 0.15  # nothing captured while paused
         qtbot.mouseClick(c.record_button, Qt.MouseButton.LeftButton)
         assert c.state == "recording"
         qtbot.keyClick(w, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
         qtbot.waitUntil(lambda: c.transcript.toPlainText() == "Transcribed consultation.", timeout=10000)
-        assert w.recording is None and c.state == "stopped"
+        assert w.flow.recording is None and c.state == "stopped"
         import soundfile
 
         info = soundfile.info(str(backend.wav))  # a real WAV with what was recorded, pause excluded

@@ -60,7 +60,7 @@ def test_allergies_shown_in_red_banner(window, qtbot):
 def test_no_microphone_and_no_asr_are_normal_states(window, qtbot):
     qtbot.keyClick(window.dashboard.rows["pt-001"], Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: window.patient_screen.start_button.isEnabled(), timeout=5000)
-    window.begin_consultation()
+    window.flow.begin_consultation()
     c = window.consultation
     assert not c.record_button.isEnabled()
     assert not c.import_button.isEnabled()  # no ASR: importing audio cannot transcribe
@@ -101,7 +101,7 @@ def test_sign_off_is_gated_on_discrepancies_and_saves_edits(window, qtbot):
     gui = threading.get_ident()
     slow = {
         "patient_context",
-        "generate",
+        "draft",
         "regenerate_section",
         "save_section",
         "resolve_discrepancy",
@@ -109,7 +109,7 @@ def test_sign_off_is_gated_on_discrepancies_and_saves_edits(window, qtbot):
     }
     assert all(tid != gui for name, tid in backend.calls if name in slow)
     # next patient: back to the clinic, the next one highlighted
-    window.next_patient()
+    window.flow.next_patient()
     qtbot.waitUntil(lambda: window.current_page() == "dashboard", timeout=5000)
     qtbot.waitUntil(
         lambda: (
@@ -144,9 +144,9 @@ def test_generation_failure_offers_retry(styled_app, qtbot):
         _open = w.dashboard.rows["pt-001"]
         qtbot.mouseClick(_open, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: w.patient_screen.start_button.isEnabled(), timeout=5000)
-        w.begin_consultation()
+        w.flow.begin_consultation()
         w.consultation.transcript.setPlainText("text")
-        w.generate()
+        w.flow.generate()
         qtbot.waitUntil(lambda: w.processing.retry_button.isVisibleTo(w.processing), timeout=5000)
         assert w.current_page() == "processing"
         assert not w.review.sign_button.isEnabled()
@@ -216,7 +216,7 @@ def test_interrupted_work_is_offered_for_recovery_at_start(window, qtbot, monkey
     monkeypatch.setattr(
         QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes
     )
-    window.offer_recovery()
+    window.flow.offer_recovery()
     qtbot.waitUntil(lambda: backend.recovered, timeout=5000)
     assert "1 letter draft, 1 recording" in asked[0]
 
@@ -228,7 +228,7 @@ def test_nothing_interrupted_asks_nothing(window, qtbot, monkeypatch):
     monkeypatch.setattr(
         QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes
     )
-    window.offer_recovery()
+    window.flow.offer_recovery()
     qtbot.waitUntil(lambda: any(name == "interrupted_work" for name, _ in window.backend.calls), timeout=5000)
     qtbot.wait(200)
     assert asked == [] and not window.backend.recovered

@@ -24,11 +24,15 @@ def drafted_with_an_empty_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setenv("CLARKE_DATA_DIR", str(tmp_path / "data"))
 
-    def draft(pipeline, store, consultation_id, request, on_progress):
+    def draft(service, consultation_id, request, on_event):
         document = samples.document(consultation_id, discrepancy=False)
         document.sections[2].content = "   "
-        store.save_transcript(consultation_id, samples.transcript(), actor=request.signed_by)
-        version = store.save_generated_letter(consultation_id, document, actor=request.signed_by)
+        store = AppStore()
+        try:
+            store.save_transcript(consultation_id, samples.transcript(), actor=request.signed_by)
+            version = store.save_generated_letter(consultation_id, document, actor=request.signed_by)
+        finally:
+            store.close()
         return PipelineResult(consultation_id, samples.transcript(), samples.context(), document, version)
 
     monkeypatch.setattr(headless, "_draft", draft)

@@ -233,6 +233,48 @@ class ConsultationScreen(QWidget):
             "" if has_text else "Record, import audio or paste a transcript first"
         )
 
+    # --- intents for the controller (it never reaches into the widgets) ----------------------
+    def transcript_text(self) -> str:
+        return self.transcript.toPlainText().strip()
+
+    def set_transcript_text(self, text: str, info: str | None = None) -> None:
+        self.transcript.setPlainText(text)
+        if info is not None:
+            self.transcript_info.setText(info)
+
+    def set_transcript_info(self, info: str) -> None:
+        self.transcript_info.setText(info)
+
+    def aside_text(self) -> str:
+        return self.aside.toPlainText().strip()
+
+    def chosen_doc_type(self) -> str:
+        return str(self.doc_type.currentData())
+
+    def choose_doc_type(self, doc_type: str) -> None:
+        self.doc_type.setCurrentIndex(max(self.doc_type.findData(doc_type), 0))
+
+    def can_record(self) -> bool:
+        return self.record_button.isEnabled()
+
+    def can_generate(self) -> bool:
+        return self.generate_button.isEnabled()
+
+    def recording_requested(self) -> None:
+        """Consent given: the button waits while the microphone opens."""
+        self.record_button.setEnabled(False)
+
+    def recording_started(self) -> None:
+        self.set_state("recording")
+        self.transcript.clear()
+
+    def show_recording(self, elapsed_s: float, level: float, live_text: str) -> None:
+        """The clock, the level meter and the live transcript, while recording or paused."""
+        self.timer.setText(fmt_elapsed(elapsed_s))
+        self.level.setValue(int(level * 100))
+        if live_text and live_text != self.transcript.toPlainText():
+            self.transcript.setPlainText(live_text)
+
     def selected_mic(self) -> object | None:
         return self.mic_picker.currentData()
 

@@ -132,6 +132,10 @@ class DashboardScreen(QWidget):
         self._scroll = scroll_page(body)
         outer.addWidget(self._scroll)
 
+    def focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
     def show_error(self, message: str) -> None:
         clear_layout(self._list)
         self._list.addWidget(notice(message, "alert", "Could not load today's clinic"))
@@ -143,7 +147,9 @@ class DashboardScreen(QWidget):
         statuses: dict[str, ConsultationStatus],
         current: str | None = None,
     ) -> None:
-        keep_scroll = self._scroll.verticalScrollBar().value()  # a refresh never moves the list under the mouse
+        keep_scroll = (
+            self._scroll.verticalScrollBar().value()
+        )  # a refresh never moves the list under the mouse
         clear_layout(self._list)
         self.rows.clear()
         who = ", ".join(x for x in (clinician.name, clinician.specialty) if x)

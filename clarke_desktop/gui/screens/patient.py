@@ -194,6 +194,9 @@ class PatientScreen(QWidget):
         foot.addWidget(self.start_button)
         outer.addLayout(foot)
 
+    def can_start(self) -> bool:
+        return self.start_button.isEnabled()
+
     def show_loading(self, name: str) -> None:
         self.context = None
         clear_layout(self._lay)

@@ -124,6 +124,9 @@ class ProcessingScreen(QWidget):
         done = local >= 100 or (p.stage == PipelineStage.TRANSCRIBING and p.progress_pct >= hi)
         self.rows[p.stage].set("done" if done else "active", 100 if done else max(local, 3), p.message)
 
+    def cancelling(self) -> None:
+        self.cancel_button.setEnabled(False)
+
     def set_elapsed(self, seconds: float) -> None:
         self.elapsed.setText(f"Elapsed {int(seconds) // 60:d}:{int(seconds) % 60:02d}")
 

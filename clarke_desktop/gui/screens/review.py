@@ -43,7 +43,8 @@ from clarke_desktop.schemas import (
     Resolution,
     Transcript,
 )
-from clarke_desktop.session.views import DOC_TYPE_LABELS, SectionEvent
+from clarke_desktop.session.events import SectionDelta
+from clarke_desktop.session.views import DOC_TYPE_LABELS
 
 AUTOSAVE_MS = 700
 
@@ -445,7 +446,7 @@ class ReviewScreen(QWidget):
             self._sections.insertWidget(self._sections.count() - 1, c)
         return c
 
-    def on_section_event(self, ev: SectionEvent) -> None:
+    def on_section_event(self, ev: SectionDelta) -> None:
         c = self._card(ev.key, ev.heading)
         c.set_text(ev.text)
         c.set_streaming(not ev.done)
@@ -595,6 +596,27 @@ class ReviewScreen(QWidget):
         if n:
             why.append(f"{n} discrepanc{'y' if n == 1 else 'ies'} to resolve")
         return why
+
+    # --- intents for the controller ------------------------------------------------------------
+    def set_note(self, text: str) -> None:
+        self.progress_note.setText(text)
+
+    def set_transcript(self, text: str) -> None:
+        self.transcript_view.setPlainText(text)
+
+    def show_doc_type(self, doc_type: str) -> None:
+        self.doc_type.setCurrentIndex(max(self.doc_type.findData(doc_type), 0))
+
+    def can_sign(self) -> bool:
+        return self.sign_button.isEnabled()
+
+    def signing(self) -> None:
+        self.sign_button.setEnabled(False)
+        self.progress_note.setText("Signing off, writing the PDF and the record…")
+
+    def sign_failed(self) -> None:
+        self.progress_note.setText("")
+        self._refresh()
 
     def _refresh(self) -> None:
         why = self.blockers()

@@ -10,7 +10,7 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from clarke_desktop.gui.widgets import badge, button, card, clear_layout, label, notice, scroll_page
-from clarke_desktop.session.views import SignOffResult
+from clarke_desktop.pipeline import FinaliseResult
 
 
 @dataclass
@@ -47,7 +47,7 @@ class SignedOffScreen(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        self.result: SignOffResult | None = None
+        self.result: FinaliseResult | None = None
         outer = QVBoxLayout(self)
         outer.setContentsMargins(28, 18, 28, 12)
         outer.setSpacing(10)
@@ -84,14 +84,18 @@ class SignedOffScreen(QWidget):
         self._pages.setSpacing(14)
         outer.addWidget(scroll_page(body), 1)
 
-    def set_result(self, result: SignOffResult, patient_name: str) -> None:
+    def set_result(self, result: FinaliseResult, patient_name: str) -> None:
         self.result = result
         self.title.setText(f"Letter signed off — {patient_name}")
         self.where.setText(f"PDF saved to:  {result.pdf_path}")
         by = f" by {result.signed_by}" if result.signed_by else ""
-        self.fhir.setText(
-            f"Written to the record as {result.document_reference}  ·  signed {result.signed_at}{by}"
+        where = (
+            f"Written to the record as {result.document_reference}"
+            if result.document_reference
+            else "Not yet written to the record: "
+            + ("; ".join(result.warnings) or "the record was unavailable")
         )
+        self.fhir.setText(f"{where}  ·  signed {result.signed_at}{by}")
         clear_layout(self._pages)
         self._pages.addWidget(label("Rendering preview…", "caption"))
 

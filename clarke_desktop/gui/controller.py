@@ -1,0 +1,715 @@
+"""The consultation's flow in the GUI: which patient is open, the recording, the transcript, the
+draft and its sign-off, the chart assistant, settings and diagnostics, each call to the session
+service made through the TaskRunner so the window never blocks.
+
+The window (main_window.py) lays out the screens, navigates and shows the badges; it listens to
+this controller's signals. The controller drives the screens only through their intent methods.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from clarke_desktop.cancel import Cancelled
+from clarke_desktop.errors import ClarkeError
+from clarke_desktop.gui.screens.assistant import AssistantPanel
+from clarke_desktop.gui.screens.consultation import ConsultationScreen, fmt_elapsed
+from clarke_desktop.gui.screens.dashboard import DashboardScreen
+from clarke_desktop.gui.screens.patient import PatientScreen
+from clarke_desktop.gui.screens.processing import ProcessingScreen
+from clarke_desktop.gui.screens.review import ReviewScreen
+from clarke_desktop.gui.screens.settings import DiagnosticsScreen, SettingsScreen
+from clarke_desktop.gui.screens.signed import SignedOffScreen, render_pdf_pages
+from clarke_desktop.gui.tasks import TaskRunner, TaskState
+from clarke_desktop.pipeline import FinaliseResult
+from clarke_desktop.schemas import (
+    ClinicalDocument,
+    ClinicPatient,
+    ConsultationStatus,
+    PatientContext,
+    Resolution,
+    Transcript,
+)
+from clarke_desktop.session.events import (
+    ContextReady,
+    SectionDelta,
+    SessionEvent,
+    StageProgress,
+    TranscriptReady,
+)
+from clarke_desktop.session.recording import RecordingSession
+from clarke_desktop.session.views import AppSettings, AsrStatus, Backend, MicStatus, ModelStatus
+
+
+def progress_slot(ev: SessionEvent) -> Any:
+    """What a progress report updates: streamed text of one section, or the stage display."""
+    match ev:
+        case SectionDelta():
+            return ("section", ev.key, ev.done)  # a section's final text is never replaced by a partial
+        case StageProgress():
+            return ("stage", ev.stage)
+        case _:
+            return ("other", id(ev))
+
+
+def user_message(exc: BaseException) -> str:
+    """A clinician-safe message: Clarke's own errors carry one; a missing or unreadable file says
+    which; anything else is a defect and gets a generic sentence (details in the log)."""
+    if isinstance(exc, ClarkeError):
+        return exc.user_text
+    text = str(exc).strip()
+    if isinstance(exc, (FileNotFoundError, PermissionError, ValueError)) and text:
+        return text
+    return f"Something went wrong ({type(exc).__name__}). Details are in the log."
+
+
+@dataclass(frozen=True)
+class Screens:
+    dashboard: DashboardScreen
+    patient: PatientScreen
+    consultation: ConsultationScreen
+    processing: ProcessingScreen
+    review: ReviewScreen
+    signed: SignedOffScreen
+    settings: SettingsScreen
+    diagnostics: DiagnosticsScreen
+    assistant: AssistantPanel
+
+
+class ConsultationController(QObject):
+    page_wanted = Signal(str)  # a page the flow moves to
+    flow_changed = Signal()  # patient, draft or running letter changed: navigation, header, banner
+    models_checked = Signal(object, object)  # ModelStatus | None, the error when the check failed
+    environment_checked = Signal(object, object)  # MicStatus, AsrStatus
+    clinician_loaded = Signal(str)  # the sidebar's "name\nspecialty"
+
+    def __init__(
+        self, backend: Backend, runner: TaskRunner, screens: Screens, window: QWidget, current_page: Any
+    ) -> None:
+        super().__init__(window)
+        self.backend = backend
+        self.runner = runner
+        self._window = window  # the parent of the dialogs
+        self._current_page = current_page
+        s = screens
+        self.dashboard, self.patient_screen, self.consultation = s.dashboard, s.patient, s.consultation
+        self.processing, self.review, self.signed = s.processing, s.review, s.signed
+        self.settings_screen, self.diagnostics, self.assistant = s.settings, s.diagnostics, s.assistant
+        # flow state
+        self.patients: dict[str, ClinicPatient] = {}
+        self.statuses: dict[str, ConsultationStatus] = {}
+        self.patient: ClinicPatient | None = None
+        self.context: PatientContext | None = None
+        self.consultation_id: str | None = None
+        self.transcript: Transcript | None = None
+        self.document: ClinicalDocument | None = None
+        self.recording: RecordingSession | None = None
+        self.model_status: ModelStatus | None = None
+        self.mics = MicStatus([], "Checking microphones…")
+        self.asr = AsrStatus(False, "Checking the transcription model…")
+        self._pipeline: Any = None  # the running letter's task handle
+        self._pipeline_started = 0.0
+        self._highlight: str | None = None  # the next patient, after a sign-off
+        self._consented: set[str] = set()  # consultations whose recording consent was confirmed
+
+    @property
+    def writing(self) -> bool:
+        """A letter is being written."""
+        return self._pipeline is not None
+
+    def _models_checked(self, status: ModelStatus | None, error: BaseException | None = None) -> None:
+        self.model_status = status
+        if status is not None:
+            self.settings_screen.set_models(status)
+        self.models_checked.emit(status, error)
+
+    def _environment_checked(self, mics: MicStatus, asr: AsrStatus) -> None:
+        self.mics, self.asr = mics, asr
+        self.consultation.set_environment(mics, asr)
+        self.environment_checked.emit(mics, asr)
+
+    def offer_recovery(self) -> None:
+        """After a crash: say what was interrupted (drafts, recordings, letters not yet in the
+        record) and recover it when the clinician agrees. Nothing is changed without asking."""
+
+        def found(work: dict[str, list[dict[str, Any]]]) -> None:
+            counts = [(len(work["drafts"]), "letter draft"), (len(work["recordings"]), "recording"),
+                      (len(work["writebacks"]), "signed letter not yet in the record")]  # fmt: skip
+            what = ", ".join(
+                f"{n} {noun}{'s' if n > 1 and not noun.startswith('signed') else ''}"
+                for n, noun in counts
+                if n
+            )
+            if not what:
+                return
+            answer = QMessageBox.question(
+                self._window, "Recover interrupted work",
+                f"Clarke was interrupted last time. Found: {what}.\n\nRecover it now? Drafts go back to review "
+                "with every autosaved edit; recordings are converted and attached to their consultation.",
+            )  # fmt: skip
+            if answer == QMessageBox.StandardButton.Yes:
+                self.runner.submit(
+                    lambda _s: self.backend.interrupted_work(recover=True),
+                    on_result=lambda _r: self.refresh_clinic(),
+                    on_error=lambda e: QMessageBox.warning(self._window, "Recovery", user_message(e)),
+                    key="recover",
+                )
+
+        self.runner.submit(lambda _s: self.backend.interrupted_work(), on_result=found, key="recover")
+
+    # ------------------------------------------------------------------ status refresh
+    def refresh_all(self) -> None:
+        self.refresh_clinic()
+        self.runner.submit(
+            lambda s: self.backend.model_status(),
+            on_result=self._models_checked,
+            on_error=lambda e: self._models_checked(None, e),
+            key="models",
+        )
+        self.runner.submit(
+            lambda s: (self.backend.microphones(), self.backend.asr_status()),
+            on_result=lambda r: self._environment_checked(*r),
+            key="env",
+        )
+
+    def refresh_clinic(self) -> None:
+        def work(_s: TaskState) -> Any:
+            clinician, patients = self.backend.clinic()
+            return clinician, patients, self.backend.statuses()
+
+        def done(r: Any) -> None:
+            clinician, patients, statuses = r
+            self.patients = {p.id: p for p in patients}
+            self.statuses = statuses
+            self.clinician_loaded.emit(f"{clinician.name}\n{clinician.specialty}".strip())
+            self.dashboard.set_clinic(
+                clinician, patients, statuses, self.patient.id if self.patient else self._highlight
+            )
+
+        self.runner.submit(
+            work, on_result=done, on_error=lambda e: self.dashboard.show_error(user_message(e)), key="clinic"
+        )
+
+    def open_patient(self, patient_id: str) -> None:
+        if self._pipeline is not None and self.patient is not None and self.patient.id != patient_id:
+            answer = QMessageBox.question(
+                self._window,
+                "Letter being written",
+                f"A letter for {self.patient.name} is still being written. Stop it and open another patient?",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+            self.cancel_pipeline()
+            self._pipeline = None
+        if self.recording is not None:
+            QMessageBox.information(
+                self._window, "Recording", "Stop the current recording before opening another patient."
+            )
+            return
+        patient = self.patients.get(patient_id)
+        if patient is None:
+            return
+        if self.patient is None or self.patient.id != patient_id:
+            self._reset_flow()
+        self.patient = patient
+        self.assistant.set_patient(patient.name)
+        self.flow_changed.emit()
+        self.page_wanted.emit("patient")
+        if self.context is not None and self.context.patient_id == patient_id:
+            return
+        self.patient_screen.show_loading(patient.name)
+
+        def work(s: TaskState) -> Any:
+            cid = self.backend.start_consultation(patient_id)
+            ctx = self.backend.patient_context(patient_id, s.cancel)
+            return cid, ctx
+
+        def done(r: Any) -> None:
+            self.consultation_id, self.context = r
+            self.patient_screen.set_context(self.context)
+            self.consultation.reset(self.context, patient.name)
+
+        def failed(e: BaseException) -> None:
+            if isinstance(e, Cancelled):
+                return
+            self.patient_screen.show_error(patient.name, user_message(e))
+            self.consultation.reset(None, patient.name)
+            if self.consultation_id is None:
+                self.runner.submit(
+                    lambda s: self.backend.start_consultation(patient_id),
+                    on_result=lambda cid: setattr(self, "consultation_id", cid),
+                )
+
+        self.runner.submit(work, on_result=done, on_error=failed, key="context")
+
+    def _reset_flow(self) -> None:
+        self.context = None
+        self.consultation_id = None
+        self.transcript = None
+        self.document = None
+        self.signed.result = None
+        self.flow_changed.emit()
+
+    def begin_consultation(self) -> None:
+        if self.patient is None:
+            return
+        if not self.consultation.transcript_text() and self.context is None:
+            self.consultation.reset(None, self.patient.name)
+        self.page_wanted.emit("consultation")
+
+    # ------------------------------------------------------------------ recording
+    def record(self) -> None:
+        if self.consultation_id is None:
+            return
+        if self.recording is not None:  # resume after pause
+            self.recording.resume()
+            self.consultation.set_state("recording")
+            return
+        if self.consultation_id not in self._consented:
+            answer = QMessageBox.question(
+                self._window,
+                "Consent to record",
+                "Has the patient agreed to this consultation being recorded?\n\n"
+                "The recording stays on this computer and is deleted after the retention period.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        device = self.consultation.selected_mic()
+        cid = self.consultation_id
+
+        def work(_s: TaskState) -> RecordingSession:
+            self.backend.confirm_consent(cid)
+            self._consented.add(cid)
+            session = self.backend.start_recording(cid, device if hasattr(device, "host_api") else None)
+            session.start()
+            return session
+
+        def started(session: RecordingSession) -> None:
+            self.recording = session
+            self.consultation.recording_started()
+
+        def failed(e: BaseException) -> None:
+            self.consultation.set_state("idle")
+            QMessageBox.warning(self._window, "Microphone", user_message(e))
+
+        self.consultation.recording_requested()
+        self.runner.submit(work, on_result=started, on_error=failed, lane="audio")
+
+    def pause_recording(self) -> None:
+        if self.recording is not None and self.consultation.state == "recording":
+            self.recording.pause()
+            self.consultation.set_state("paused")
+
+    def stop_recording(self) -> None:
+        session = self.recording
+        if session is None or self.consultation_id is None:
+            return
+        cid = self.consultation_id
+        self.consultation.set_state("transcribing")
+
+        def work(s: TaskState) -> Transcript:
+            wav, duration, live = session.stop()
+            return self.backend.recording_stopped(cid, wav, live, s.cancel, duration_s=duration)
+
+        def done(t: Transcript) -> None:
+            self.recording = None
+            self.set_transcript(t)
+
+        def failed(e: BaseException) -> None:
+            self.recording = None
+            self.consultation.set_state("stopped")
+            QMessageBox.warning(self._window, "Recording", user_message(e))
+
+        self.runner.submit(work, on_result=done, on_error=failed, lane="audio")
+
+    def tick(self) -> None:
+        """Ten times a second: the recording's clock, level and live text; the letter's elapsed time."""
+        if self.recording is not None and self.consultation.state in ("recording", "paused"):
+            self.consultation.show_recording(
+                self.recording.elapsed_s, self.recording.level, self.recording.live_text
+            )
+        if self._pipeline is not None and self._current_page() == "processing":
+            self.processing.set_elapsed(time.monotonic() - self._pipeline_started)
+
+    def set_transcript(self, t: Transcript) -> None:
+        self.transcript = t
+        self.consultation.set_transcript_text(t.text)
+        info = f"{t.word_count} words"
+        if t.duration_s:
+            info += f" · {fmt_elapsed(t.duration_s)} of audio"
+        if t.provider:
+            info += f" · {t.model or 'ASR'} on {t.provider}"
+        self.consultation.set_transcript_info(info)
+        self.consultation.set_state("stopped" if t.origin == "asr" else "idle")
+
+    def import_audio(self) -> None:
+        if self.consultation_id is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(
+            self._window,
+            "Import consultation audio",
+            str(Path.home()),
+            "Audio (*.wav *.flac *.ogg *.mp3 *.m4a);;All files (*)",
+        )
+        if path:
+            self.import_audio_file(Path(path))
+
+    def import_audio_file(self, path: Path) -> None:
+        cid = self.consultation_id
+        assert cid is not None
+        self.consultation.set_state("transcribing")
+        self.consultation.set_transcript_info(f"Transcribing {path.name}…")
+
+        def work(s: TaskState) -> Transcript:
+            return self.backend.transcript_from_audio(
+                cid, path, lambda pct, msg: s.progress((pct, msg), throttle_s=0.1), s.cancel
+            )
+
+        def failed(e: BaseException) -> None:
+            self.consultation.set_state("idle")
+            self.consultation.set_transcript_info("")
+            QMessageBox.warning(self._window, "Import audio", user_message(e))
+
+        self.runner.submit(
+            work,
+            on_result=self.set_transcript,
+            on_error=failed,
+            lane="audio",
+            on_progress=lambda p: self.consultation.set_transcript_info(f"{p[1]} ({p[0]}%)"),
+        )
+
+    def open_transcript(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self._window, "Open a transcript", str(Path.home()), "Text (*.txt);;All files (*)"
+        )
+        if path:
+            self.load_transcript_file(Path(path))
+
+    def load_transcript_file(self, path: Path) -> None:
+        def work(_s: TaskState) -> str:
+            raw = path.read_bytes()
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 and retry."
+                ) from exc
+            if not text.strip():
+                raise ValueError(f"{path} is empty.")
+            return text.strip()
+
+        def done(text: str) -> None:
+            self.transcript = None
+            self.consultation.set_transcript_text(text)
+            self.consultation.set_transcript_info(f"Transcript from {path.name}")
+
+        self.runner.submit(
+            work,
+            on_result=done,
+            on_error=lambda e: QMessageBox.warning(self._window, "Open transcript", user_message(e)),
+        )
+
+    def use_demo_transcript(self) -> None:
+        if self.patient is None:
+            return
+        pid = self.patient.id
+
+        def work(_s: TaskState) -> str:
+            path = self.backend.demo_transcript_path(pid)
+            if path is None:
+                raise FileNotFoundError("There is no demo consultation for this patient.")
+            return Path(path).read_text(encoding="utf-8")
+
+        def done(text: str) -> None:
+            self.consultation.set_transcript_text(text)
+            self.consultation.set_transcript_info("Demo consultation transcript (typed, not recorded)")
+
+        self.runner.submit(
+            work,
+            on_result=done,
+            on_error=lambda e: QMessageBox.information(self._window, "Demo consultation", user_message(e)),
+        )
+
+    # ------------------------------------------------------------------ letter
+    def generate(self, doc_type: str | None = None) -> None:
+        if self.consultation_id is None or self.patient is None:
+            return
+        text = self.consultation.transcript_text()
+        if not text:
+            return
+        doc_type = doc_type or self.consultation.chosen_doc_type()
+        aside = self.consultation.aside_text()
+        cid, name, doc_patient = self.consultation_id, self.patient.name, self.patient.id
+        known = self.transcript if (self.transcript and self.transcript.text.strip() == text) else None
+        transcript = known or Transcript(text=text, origin="typed")
+        self.document = None
+        self.processing.reset()
+        self.review.start(self.context, name, transcript, doc_type)
+        self.statuses[doc_patient] = ConsultationStatus.PROCESSING
+        self._pipeline_started = time.monotonic()
+        self.page_wanted.emit("processing")
+        self.flow_changed.emit()
+
+        def work(s: TaskState) -> ClinicalDocument:
+            result = self.backend.draft(
+                cid, transcript=transcript, aside=aside, doc_type=doc_type,  # type: ignore[arg-type]
+                on_event=s.progress, cancel=s.cancel,
+            )  # fmt: skip
+            return result.document
+
+        def current() -> bool:  # the clinician may have moved on to another patient
+            return self.consultation_id == cid
+
+        def progress(ev: SessionEvent) -> None:
+            if current():
+                self._on_draft_event(ev)
+
+        def done(doc: ClinicalDocument) -> None:
+            self._pipeline = None
+            if not current():
+                return
+            self.document = doc
+            self.review.set_document(doc)
+            self.statuses[doc_patient] = ConsultationStatus.REVIEW
+            self.flow_changed.emit()
+            self.page_wanted.emit("review")
+
+        def failed(e: BaseException) -> None:
+            self._pipeline = None
+            if not current():
+                return
+            cancelled = isinstance(e, Cancelled)
+            self.processing.fail(user_message(e), cancelled=cancelled)
+            self.review.generation_failed("Cancelled." if cancelled else user_message(e))
+            self.page_wanted.emit("processing")
+            self.flow_changed.emit()
+
+        self._pipeline = self.runner.submit(
+            work,
+            on_result=done,
+            on_error=failed,
+            on_progress=progress,
+            lane="llm",
+            key="pipeline",
+            coalesce=progress_slot,
+        )
+        self.flow_changed.emit()
+
+    def _on_draft_event(self, ev: SessionEvent) -> None:
+        match ev:
+            case TranscriptReady(transcript=t):
+                self.transcript = t
+                self.review.set_transcript(t.text)
+            case ContextReady(context=ctx):
+                if ctx.demographics.name:  # not the empty transcript-only context
+                    self.context = ctx
+                    self.patient_screen.set_context(ctx)
+            case SectionDelta():
+                self.review.on_section_event(ev)
+                if self._current_page() == "processing":
+                    self.page_wanted.emit("review")  # watch the letter stream in
+            case _:
+                self.processing.on_progress(ev)
+
+    def cancel_pipeline(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.cancel()
+            self.processing.cancelling()
+
+    def change_doc_type(self, doc_type: str) -> None:
+        if self.document is not None and doc_type == self.document.doc_type:
+            return
+        answer = QMessageBox.question(
+            self._window,
+            "Change document type",
+            "Write a new draft as this document type? Your edits to the current draft are kept in its history.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.consultation.choose_doc_type(doc_type)
+            self.generate(doc_type)
+        elif self.document is not None:
+            self.review.show_doc_type(self.document.doc_type)
+
+    def discard_draft(self) -> None:
+        answer = QMessageBox.question(
+            self._window, "Discard draft", "Discard this draft and go back to the consultation?"
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.document = None
+            self.flow_changed.emit()
+            self.flow_changed.emit()
+            self.page_wanted.emit("consultation")
+
+    def save_section(self, key: str, content: str) -> None:
+        cid = self.consultation_id
+        if cid is None:
+            return
+        if self.document is not None:
+            for s in self.document.sections:
+                if s.key == key:
+                    s.content = content
+        self.runner.submit(
+            lambda _s: self.backend.save_section(cid, key, content),
+            lane="db",
+            on_error=lambda e: self.review.set_note(f"Edit not saved: {user_message(e)}"),
+        )
+
+    def regenerate_section(self, key: str, instruction: str) -> None:
+        if self.document is None or self.consultation_id is None:
+            return
+        self.review.flush_edits()
+        doc = self.review.current_document()
+        cid = self.consultation_id
+        self.review.mark_regenerating(key)
+
+        def progress(ev: SessionEvent) -> None:
+            if isinstance(ev, SectionDelta) and ev.key == key and self.consultation_id == cid:
+                self.review.on_section_event(ev)
+
+        def done(new_doc: ClinicalDocument) -> None:
+            if self.consultation_id != cid:
+                return
+            self.review.replace_section(new_doc, key)
+            self.document = self.review.document
+
+        def failed(e: BaseException) -> None:
+            if self.consultation_id == cid:
+                self.review.section_failed(key, user_message(e))
+
+        self.runner.submit(
+            lambda s: self.backend.regenerate_section(cid, doc, key, instruction, s.progress, s.cancel),
+            on_result=done,
+            on_error=failed,
+            on_progress=progress,
+            lane="llm",
+            key=f"regen:{key}",
+            coalesce=progress_slot,
+        )
+
+    def resolve_discrepancy(self, discrepancy_id: str, res: Resolution) -> None:
+        cid = self.consultation_id
+        if cid is None:
+            return
+        self.runner.submit(
+            lambda _s: self.backend.resolve_discrepancy(cid, discrepancy_id, res),
+            lane="db",
+            on_result=lambda _r: self.review.mark_resolved(discrepancy_id, res),
+            on_error=lambda e: QMessageBox.warning(self._window, "Discrepancy", user_message(e)),
+        )
+
+    def sign_off(self) -> None:
+        if self.consultation_id is None or self.patient is None or self.review.blockers():
+            return
+        self.review.flush_edits()
+        doc = self.review.current_document()
+        if doc is None:
+            return
+        cid, patient = self.consultation_id, self.patient
+        self.review.signing()
+
+        def work(_s: TaskState) -> FinaliseResult:
+            self.runner.wait_lane("db")  # edits and resolutions are saved before signing
+            return self.backend.sign_off(cid, doc)
+
+        def done(result: FinaliseResult) -> None:
+            self.statuses[patient.id] = ConsultationStatus.SIGNED_OFF
+            self.signed.set_result(result, patient.name)
+            self.page_wanted.emit("signed")
+            self.runner.submit(
+                lambda _s: render_pdf_pages(result.pdf_path),
+                key="pdf-preview",
+                on_result=lambda r: self.signed.set_pages(*r),
+                on_error=lambda e: self.signed.preview_failed(user_message(e)),
+            )
+
+        def failed(e: BaseException) -> None:
+            self.review.sign_failed()
+            QMessageBox.warning(self._window, "Sign off", user_message(e))
+
+        self.runner.submit(work, on_result=done, on_error=failed, key="signoff")
+
+    def next_patient(self) -> None:
+        done_id = self.patient.id if self.patient else None
+        order = sorted(self.patients.values(), key=lambda p: p.appointment_time)
+        ids = [p.id for p in order]
+        nxt = None
+        if done_id in ids:
+            for p in order[ids.index(done_id) + 1 :] + order[: ids.index(done_id)]:
+                if self.statuses.get(p.id, ConsultationStatus.WAITING) != ConsultationStatus.SIGNED_OFF:
+                    nxt = p
+                    break
+        self.patient = None
+        self._reset_flow()
+        self._highlight = None
+        self.assistant.set_patient(None)
+        self.flow_changed.emit()
+        self.refresh_clinic()
+        self.page_wanted.emit("dashboard")
+        self._highlight = nxt.id if nxt is not None else None
+
+    # ------------------------------------------------------------------ assistant
+    def ask_assistant(self, question: str) -> None:
+        if self.patient is None:
+            return
+        pid = self.patient.id
+        self.runner.submit(
+            lambda s: self.backend.ask_assistant(pid, question, lambda st: s.progress(st), s.cancel),
+            on_progress=self.assistant.add_step,
+            on_result=self.assistant.set_answer,
+            on_error=lambda e: self.assistant.set_failed(user_message(e)),
+            lane="llm",
+            key="assistant",
+        )
+
+    def decide_proposal(self, proposal_id: str, approve: bool) -> None:
+        if self.patient is None:
+            return
+        pid = self.patient.id
+        self.runner.submit(
+            lambda _s: self.backend.decide_proposal(pid, proposal_id, approve),
+            lane="db",
+            on_result=self.assistant.proposal_decided,
+            on_error=lambda e: self.assistant.set_failed(user_message(e)),
+        )
+
+    # ------------------------------------------------------------------ settings / diagnostics
+    def load_settings(self) -> None:
+        self.runner.submit(
+            lambda _s: self.backend.settings(),
+            on_result=lambda s: self.settings_screen.set_values(s, self.mics),
+            on_error=lambda e: self.settings_screen.saved_ok(False, user_message(e)),
+        )
+
+    def save_settings(self, s: AppSettings) -> None:
+        self.runner.submit(
+            lambda _s: self.backend.save_settings(s),
+            lane="db",
+            on_result=lambda _r: (self.settings_screen.saved_ok(True), self.refresh_all()),
+            on_error=lambda e: self.settings_screen.saved_ok(False, user_message(e)),
+        )
+
+    def run_diagnostics(self) -> None:
+        self.diagnostics.show_running()
+        self.runner.submit(
+            lambda _s: self.backend.diagnostics(),
+            on_result=self.diagnostics.set_checks,
+            on_error=lambda e: self.diagnostics.set_failed(user_message(e)),
+            key="diagnostics",
+        )
+
+    # ------------------------------------------------------------------ shutdown
+
+    def shutdown(self) -> None:
+        """Closing the window: stop a recording and save unsaved edits."""
+        if self.recording is not None:
+            try:
+                self.recording.stop()
+            finally:
+                self.recording = None
+        self.review.flush_edits()
