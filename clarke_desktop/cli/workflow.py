@@ -25,25 +25,14 @@ def _echo_err(message: str) -> None:
 
 
 def read_transcript_file(path: Path) -> Transcript:
-    """A typed or exported transcript: UTF-8 text (or a Transcript JSON file)."""
+    """The session's reader, its errors as the command's (exit 1, message on stderr)."""
+    from clarke_desktop.session.errors import SessionError
+    from clarke_desktop.session.transcripts import read_transcript_file as read
+
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise click.ClickException(f"cannot read transcript file {path}: {exc.strerror or exc}") from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(
-            f"transcript file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 and retry"
-        ) from exc
-    if path.suffix.lower() == ".json":
-        try:
-            return Transcript.model_validate_json(text).model_copy(update={"origin": "imported_text"})
-        except ValueError as exc:
-            raise click.ClickException(f"transcript file {path} is not a Transcript JSON: {exc}") from exc
-    if not text.strip():
-        raise click.ClickException(f"transcript file {path} is empty")
-    return Transcript(text=text.strip(), origin="imported_text")
+        return read(path)
+    except SessionError as exc:
+        raise click.ClickException(exc.message) from exc
 
 
 @click.command("run-consultation")

@@ -44,6 +44,7 @@ from clarke_desktop.session.events import (
     TranscriptReady,
 )
 from clarke_desktop.session.recording import RecordingSession
+from clarke_desktop.session.transcripts import read_transcript_file
 from clarke_desktop.session.views import AppSettings, AsrStatus, Backend, MicStatus, ModelStatus
 
 
@@ -392,25 +393,12 @@ class ConsultationController(QObject):
             self.load_transcript_file(Path(path))
 
     def load_transcript_file(self, path: Path) -> None:
-        def work(_s: TaskState) -> str:
-            raw = path.read_bytes()
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise ValueError(
-                    f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 and retry."
-                ) from exc
-            if not text.strip():
-                raise ValueError(f"{path} is empty.")
-            return text.strip()
-
-        def done(text: str) -> None:
-            self.transcript = None
-            self.consultation.set_transcript_text(text)
-            self.consultation.set_transcript_info(f"Transcript from {path.name}")
+        def done(t: Transcript) -> None:
+            self.transcript = t  # imported: its origin and timings go with the letter
+            self.consultation.set_transcript_text(t.text, f"Transcript from {path.name}")
 
         self.runner.submit(
-            work,
+            lambda _s: read_transcript_file(path),
             on_result=done,
             on_error=lambda e: QMessageBox.warning(self._window, "Open transcript", user_message(e)),
         )
