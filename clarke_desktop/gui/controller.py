@@ -44,8 +44,9 @@ from clarke_desktop.session.events import (
     TranscriptReady,
 )
 from clarke_desktop.session.recording import RecordingSession
+from clarke_desktop.session.service import ConsultationService
 from clarke_desktop.session.transcripts import read_transcript_file
-from clarke_desktop.session.views import AppSettings, AsrStatus, Backend, MicStatus, ModelStatus
+from clarke_desktop.session.views import AppSettings, AsrStatus, MicStatus, ModelStatus
 
 
 def progress_slot(ev: SessionEvent) -> Any:
@@ -91,7 +92,12 @@ class ConsultationController(QObject):
     clinician_loaded = Signal(str)  # the sidebar's "name\nspecialty"
 
     def __init__(
-        self, backend: Backend, runner: TaskRunner, screens: Screens, window: QWidget, current_page: Any
+        self,
+        backend: ConsultationService,
+        runner: TaskRunner,
+        screens: Screens,
+        window: QWidget,
+        current_page: Any,
     ) -> None:
         super().__init__(window)
         self.backend = backend

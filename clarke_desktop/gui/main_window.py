@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QStackedWidget,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -33,13 +32,13 @@ from clarke_desktop.gui.screens.review import ReviewScreen
 from clarke_desktop.gui.screens.settings import DiagnosticsScreen, SettingsScreen
 from clarke_desktop.gui.screens.signed import SignedOffScreen
 from clarke_desktop.gui.tasks import TaskRunner
-from clarke_desktop.gui.widgets import badge, label, set_badge
+from clarke_desktop.gui.widgets import badge, label, set_badge, vbox
 from clarke_desktop.schemas import (
     ConsultationStatus,
 )
+from clarke_desktop.session.service import ConsultationService
 from clarke_desktop.session.views import (
     AsrStatus,
-    Backend,
     MicStatus,
     ModelStatus,
 )
@@ -58,7 +57,7 @@ NAV = (
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, backend: Backend, runner: TaskRunner) -> None:
+    def __init__(self, backend: ConsultationService, runner: TaskRunner) -> None:
         super().__init__()
         self.backend = backend
         self.runner = runner
@@ -91,9 +90,7 @@ class MainWindow(QMainWindow):
         row.setSpacing(0)
         row.addWidget(self._sidebar())
         main = QWidget()
-        col = QVBoxLayout(main)
-        col.setContentsMargins(0, 0, 0, 0)
-        col.setSpacing(0)
+        col = vbox(main, (0, 0, 0, 0), 0)
         col.addWidget(self._header())
         self.demo_banner = QLabel(
             "⚠  Demo model — not for clinical use. The embedded model mostly writes junk, which is "
@@ -147,51 +144,39 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         """Screens' intents go to the controller; its signals move the window."""
-        flow = self.flow
-        flow.page_wanted.connect(self.show_page)
-        flow.flow_changed.connect(self._flow_changed)
-        flow.models_checked.connect(self.set_model_status)
-        flow.environment_checked.connect(self.set_environment)
-        flow.clinician_loaded.connect(self.sidebar_clinician.setText)
-        d = self.dashboard
-        d.open_patient.connect(self.flow.open_patient)
-        p = self.patient_screen
-        p.back.connect(lambda: self.show_page("dashboard"))
-        p.start_consultation.connect(self.flow.begin_consultation)
-        c = self.consultation
-        c.record.connect(self.flow.record)
-        c.pause.connect(self.flow.pause_recording)
-        c.stop.connect(self.flow.stop_recording)
-        c.import_audio.connect(self.flow.import_audio)
-        c.use_demo_transcript.connect(self.flow.use_demo_transcript)
-        c.open_transcript.connect(self.flow.open_transcript)
-        c.generate.connect(self.flow.generate)
-        c.back.connect(lambda: self.show_page("patient"))
-        pr = self.processing
-        pr.cancel.connect(self.flow.cancel_pipeline)
-        pr.retry.connect(self.flow.generate)
-        pr.back.connect(lambda: self.show_page("consultation"))
-        r = self.review
-        r.section_edited.connect(self.flow.save_section)
-        r.regenerate_section.connect(self.flow.regenerate_section)
-        r.resolve.connect(self.flow.resolve_discrepancy)
-        r.sign_off.connect(self.flow.sign_off)
-        r.change_doc_type.connect(self.flow.change_doc_type)
-        r.discard.connect(self.flow.discard_draft)
-        self.signed.next_patient.connect(self.flow.next_patient)
-        self.settings_screen.save.connect(self.flow.save_settings)
-        self.diagnostics.refresh.connect(self.flow.run_diagnostics)
-        self.assistant.ask.connect(self.flow.ask_assistant)
-        self.assistant.decide.connect(self.flow.decide_proposal)
+        flow, c, r = self.flow, self.consultation, self.review
+        back_to = {self.patient_screen: "dashboard", c: "patient", self.processing: "consultation"}
+        wiring = [
+            (flow.page_wanted, self.show_page),
+            (flow.flow_changed, self._flow_changed),
+            (flow.models_checked, self.set_model_status),
+            (flow.environment_checked, self.set_environment),
+            (flow.clinician_loaded, self.sidebar_clinician.setText),
+            (self.dashboard.open_patient, flow.open_patient),
+            (self.patient_screen.start_consultation, flow.begin_consultation),
+            (c.record, flow.record), (c.pause, flow.pause_recording), (c.stop, flow.stop_recording),
+            (c.import_audio, flow.import_audio), (c.use_demo_transcript, flow.use_demo_transcript),
+            (c.open_transcript, flow.open_transcript), (c.generate, flow.generate),
+            (self.processing.cancel, flow.cancel_pipeline), (self.processing.retry, flow.generate),
+            (r.section_edited, flow.save_section), (r.regenerate_section, flow.regenerate_section),
+            (r.resolve, flow.resolve_discrepancy), (r.sign_off, flow.sign_off),
+            (r.change_doc_type, flow.change_doc_type), (r.discard, flow.discard_draft),
+            (self.signed.next_patient, flow.next_patient),
+            (self.settings_screen.save, flow.save_settings),
+            (self.diagnostics.refresh, flow.run_diagnostics),
+            (self.assistant.ask, flow.ask_assistant), (self.assistant.decide, flow.decide_proposal),
+        ]  # fmt: skip
+        for signal, slot in wiring:
+            signal.connect(slot)
+        for screen, page in back_to.items():
+            screen.back.connect(lambda page=page: self.show_page(page))
 
     def _sidebar(self) -> QWidget:
         side = QWidget()
         side.setObjectName("sidebar")
         side.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         side.setFixedWidth(210)
-        lay = QVBoxLayout(side)
-        lay.setContentsMargins(0, 18, 0, 14)
-        lay.setSpacing(2)
+        lay = vbox(side, (0, 18, 0, 14), 2)
         brand = QHBoxLayout()
         brand.setContentsMargins(18, 0, 12, 14)
         mark = QLabel("◆")

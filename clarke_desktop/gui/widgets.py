@@ -112,6 +112,19 @@ def scroll_page(inner: QWidget) -> QScrollArea:
     return area
 
 
+def vbox(
+    parent: QWidget | None = None,
+    margins: tuple[int, int, int, int] = (0, 0, 0, 0),
+    spacing: int | None = None,
+) -> QVBoxLayout:
+    """A column layout (on `parent` when given) with its margins (left, top, right, bottom) and spacing."""
+    col = QVBoxLayout(parent) if parent is not None else QVBoxLayout()
+    col.setContentsMargins(*margins)
+    if spacing is not None:
+        col.setSpacing(spacing)
+    return col
+
+
 def hbox(*widgets: QWidget | None, spacing: int = 8, stretch_at: int | None = None) -> QHBoxLayout:
     row = QHBoxLayout()
     row.setSpacing(spacing)

@@ -6,6 +6,7 @@ clear error (the pipeline turns those into the degradation tiers).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def _embedded_engine(attempt: int) -> LlmEngine:
     )
 
 
-def _embedded_for_every_role():
+def _embedded_for_every_role() -> Callable[[str, int], LlmEngine]:
     """One loaded embedded model serves both roles (as the registry does), not one copy per role."""
     shared: dict[int, LlmEngine] = {}
 
@@ -114,7 +115,7 @@ def _embedded_for_every_role():
             return _embedded_engine(attempt)  # private, smaller; the pipeline closes it
         if 0 not in shared:
             shared[0] = _embedded_engine(0)
-        return _Shared(shared[0])  # type: ignore[return-value]
+        return _Shared(shared[0])
 
     return engine
 

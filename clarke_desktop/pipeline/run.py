@@ -30,13 +30,12 @@ from clarke_desktop.config import Settings
 from clarke_desktop.fhir.client import FhirClient, FhirError, FhirNotFound, FhirUnavailable
 from clarke_desktop.llm.base import (
     ContextTooLong,
-    InvalidModelOutput,
     LlmEngine,
     LlmError,
     ModelMissing,
     ModelOutOfMemory,
 )
-from clarke_desktop.pipeline.errors import PipelineError, StageTimeout, TranscriptRequired
+from clarke_desktop.pipeline.errors import ErrorKind, PipelineError, StageTimeout, TranscriptRequired
 from clarke_desktop.pipeline.stages import StageOutcome, StagePolicy, run_stage
 from clarke_desktop.pipeline.timing import InferenceClock, TimedEngine, TimedTranscriber
 from clarke_desktop.schemas import (
@@ -155,6 +154,35 @@ class _Run:
             )
 
 
+# How a stage's final failure reads to the clinician, first match wins: (error, kind, message).
+Failures = tuple[tuple[type[BaseException], ErrorKind, str], ...]
+TRANSCRIBE_FAILURES: Failures = (
+    (AudioError, "audio_error", "The audio could not be transcribed: {exc}"),
+    (StageTimeout, "timeout", "Transcription is taking longer than expected. Retry, or type the transcript."),
+    (AsrError, "model_error", "Speech recognition failed: {exc}"),
+)
+LETTER_FAILURES: Failures = (
+    (
+        ModelOutOfMemory,
+        "model_error",
+        "Document generation ran out of memory, also with smaller settings. Close other programs using the GPU "
+        "and retry, or ask IT to install a smaller letter model.",
+    ),
+    (
+        StageTimeout,
+        "timeout",
+        "Document generation is taking longer than expected. Retry, or return to the clinic list.",
+    ),
+    (ContextTooLong, "model_error", "The consultation is too long for the letter model: {exc}"),
+    (LlmError, "model_error", "Document generation failed: {exc}. Please retry."),  # InvalidModelOutput too
+)
+
+
+def _stage_failure(stage: str, exc: BaseException, failures: Failures) -> PipelineError:
+    kind, message = next((k, m) for error, k, m in failures if isinstance(exc, error))
+    return PipelineError(stage, kind, message.format(exc=exc), detail=repr(exc))
+
+
 DEFAULT_POLICIES: dict[str, StagePolicy] = {
     # Long audio on CPU can take minutes; the deadline is there to catch a hang, not slowness.
     "transcribe": StagePolicy(timeout_s=1800, retries=1, retry_on=(StageTimeout,)),
@@ -198,7 +226,7 @@ class ConsultationPipeline:
             started = time.perf_counter()
             engine = self.components.engine(role, attempt)
             self.load_s[role] = self.load_s.get(role, 0.0) + time.perf_counter() - started
-            self._engines[key] = TimedEngine(engine, self.clock, role)  # type: ignore[assignment]
+            self._engines[key] = TimedEngine(engine, self.clock, role)
         return self._engines[key]
 
     def drop_engine(self, role: str, attempt: int = 0) -> None:
@@ -368,28 +396,15 @@ class ConsultationPipeline:
         progress(PipelineStage.TRANSCRIBING, 10, "Transcribing...")
         outcome = StageOutcome()
         try:
-            transcript = run_stage(
+            transcript: Transcript = run_stage(
                 "transcribe",
                 lambda token, attempt: transcriber.transcribe(audio),
                 self.policies["transcribe"],
                 cancel=run.cancel,
                 outcome=outcome,
             )
-        except AudioError as exc:
-            raise PipelineError(
-                "transcribe", "audio_error", f"The audio could not be transcribed: {exc}", detail=repr(exc)
-            ) from exc
-        except StageTimeout as exc:
-            raise PipelineError(
-                "transcribe",
-                "timeout",
-                "Transcription is taking longer than expected. Retry, or type the transcript.",
-                detail=str(exc),
-            ) from exc
-        except AsrError as exc:
-            raise PipelineError(
-                "transcribe", "model_error", f"Speech recognition failed: {exc}", detail=repr(exc)
-            ) from exc
+        except (AudioError, StageTimeout, AsrError) as exc:
+            raise _stage_failure("transcribe", exc, TRANSCRIBE_FAILURES) from exc
         finally:
             run.attempts["transcribe"] = outcome.attempts
         if not transcript.text.strip():
@@ -526,32 +541,8 @@ class ConsultationPipeline:
             document = run_stage(
                 "letter", attempt_fn, self.policies["letter"], cancel=run.cancel, outcome=outcome
             )
-        except ModelOutOfMemory as exc:
-            raise PipelineError(
-                "letter",
-                "model_error",
-                "Document generation ran out of memory, also with smaller settings. Close other programs using "
-                "the GPU and retry, or ask IT to install a smaller letter model.",
-                detail=repr(exc),
-            ) from exc
-        except StageTimeout as exc:
-            raise PipelineError(
-                "letter",
-                "timeout",
-                "Document generation is taking longer than expected. Retry, or return to the clinic list.",
-                detail=str(exc),
-            ) from exc
-        except ContextTooLong as exc:
-            raise PipelineError(
-                "letter",
-                "model_error",
-                f"The consultation is too long for the letter model: {exc}",
-                detail=repr(exc),
-            ) from exc
-        except (InvalidModelOutput, LlmError) as exc:
-            raise PipelineError(
-                "letter", "model_error", f"Document generation failed: {exc}. Please retry.", detail=repr(exc)
-            ) from exc
+        except (StageTimeout, LlmError) as exc:
+            raise _stage_failure("letter", exc, LETTER_FAILURES) from exc
         finally:
             run.attempts["letter"] = outcome.attempts
         if outcome.attempts > 1:

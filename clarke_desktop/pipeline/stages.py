@@ -7,6 +7,7 @@ only once the previous one has returned, so a model object is never used by two 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -75,7 +76,7 @@ def run_stage(
         outcome.attempts = attempt + 1
         try:
             return run_with_deadline(
-                lambda token, attempt=attempt: fn(token, attempt),
+                functools.partial(_call_attempt, fn, attempt),
                 timeout_s=policy.timeout_s,
                 parent=cancel,
                 stage=stage,
@@ -91,6 +92,10 @@ def run_stage(
             if wait:
                 _sleep_unless_cancelled(wait, cancel, sleep)
             attempt += 1
+
+
+def _call_attempt(fn: Callable[[CancelToken, int], T], attempt: int, token: CancelToken) -> T:
+    return fn(token, attempt)
 
 
 def _sleep_unless_cancelled(

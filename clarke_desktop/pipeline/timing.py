@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 
+from clarke_desktop.llm.base import LlmEngine
 from clarke_desktop.schemas import Transcript
+
+T = TypeVar("T")
 
 
 class InferenceClock:
@@ -35,7 +38,7 @@ class InferenceClock:
 class TimedEngine:
     """Wraps an LlmEngine; `info`, `context_length` and anything else pass straight through."""
 
-    def __init__(self, engine: Any, clock: InferenceClock, key: str) -> None:
+    def __init__(self, engine: LlmEngine, clock: InferenceClock, key: str) -> None:
         self._engine = engine
         self._clock = clock
         self._key = key
@@ -47,7 +50,7 @@ class TimedEngine:
     def inner(self) -> Any:
         return self._engine
 
-    def _timed(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _timed(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         started = time.perf_counter()
         try:
             return fn(*args, **kwargs)
@@ -88,6 +91,7 @@ class TimedTranscriber:
     def transcribe(self, audio: np.ndarray) -> Transcript:
         started = time.perf_counter()
         try:
-            return self._transcriber.transcribe(audio)
+            transcript: Transcript = self._transcriber.transcribe(audio)
+            return transcript
         finally:
             self._clock.add(self._key, time.perf_counter() - started)

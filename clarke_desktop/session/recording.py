@@ -53,6 +53,7 @@ class RecordingSession:
             if self.live_error:
                 continue
             try:
+                assert self._live is not None  # the feeder runs only with a live transcriber
                 partial = self._live.feed(chunk)
                 self.live_text = (partial.stable_text + " " + partial.tentative_text).strip()
             except Exception as exc:  # live text is a convenience; the recording continues
@@ -88,6 +89,6 @@ class RecordingSession:
         if self._feeder is not None:
             self._audio.put(None)
             self._feeder.join()
-            if not self.live_error:
+            if not self.live_error and self._live is not None:
                 transcript = self._live.finish()
         return Path(result.wav_path), float(result.duration_s), transcript

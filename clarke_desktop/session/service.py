@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from clarke_desktop import paths
+from clarke_desktop.asr.base import Transcriber
 from clarke_desktop.cancel import CancelToken
-from clarke_desktop.pipeline import FinaliseResult, PipelineResult
+from clarke_desktop.pipeline import ConsultationPipeline, FinaliseResult, PipelineResult
 from clarke_desktop.schemas import (
     ClinicalDocument,
     Clinician,
@@ -60,9 +61,9 @@ class ConsultationService:
         self._store = AppStore()
         self._apply_retention()
         self._lock = threading.RLock()
-        self._pipeline: Any | None = None
+        self._pipeline: ConsultationPipeline | None = None
         self._pipeline_lock = threading.Lock()
-        self._transcriber: Any | None = None
+        self._transcriber: Transcriber | None = None
         self._asr_lock = threading.Lock()
         self._contexts: dict[str, PatientContext] = {}  # consultation id -> context used for the letter
         self._transcripts: dict[str, Transcript] = {}
@@ -89,7 +90,7 @@ class ConsultationService:
 
         return open_fhir(self._settings)
 
-    def pipeline(self) -> Any:
+    def pipeline(self) -> ConsultationPipeline:
         with self._pipeline_lock:
             if self._pipeline is not None and self._pipeline_stale:
                 self._retire_pipeline()
@@ -107,7 +108,7 @@ class ConsultationService:
                 )
             return self._pipeline
 
-    def transcriber(self) -> Any:
+    def transcriber(self) -> Transcriber:
         with self._asr_lock:
             if self._transcriber is None:
                 from clarke_desktop.asr.transcriber import load_transcriber

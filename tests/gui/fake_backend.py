@@ -1,4 +1,4 @@
-"""An in-memory Backend for testing the GUI's own logic (navigation, gating, threading).
+"""An in-memory stand-in for the ConsultationService, for testing the GUI's own logic (navigation, gating, threading).
 
 It is a fake *around* the core, never in place of the core's own tests: the full-flow test
 (test_full_flow.py) drives the real ConsultationService with the embedded models. Every call records

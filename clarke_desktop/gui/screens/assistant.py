@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLineEdit, QListWidget, QTextBrowser, QVBoxLayout, QWidget
 
-from clarke_desktop.gui.widgets import badge, button, clear_layout, label, notice, set_badge
+from clarke_desktop.gui.widgets import badge, button, clear_layout, label, notice, set_badge, vbox
 from clarke_desktop.session.views import AssistantAnswer, AssistantStep, Proposal
 
 STEP_WORDS = {
@@ -23,8 +23,7 @@ class ProposalRow(QFrame):
     def __init__(self, p: Proposal) -> None:
         super().__init__()
         self.setObjectName("infoCard")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(10, 8, 10, 8)
+        lay = vbox(self, (10, 8, 10, 8))
         lay.addWidget(label(f"Proposed change to {p.resource_type}: {p.summary}", wrap=True))
         row = QHBoxLayout()
         self.state = badge("Waiting for you", "warn")
@@ -57,9 +56,7 @@ class AssistantPanel(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.proposals: dict[str, ProposalRow] = {}
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(12, 8, 12, 8)
-        lay.setSpacing(8)
+        lay = vbox(self, (12, 8, 12, 8), 8)
         self.patient = label("No patient open", "caption")
         lay.addWidget(self.patient)
         row = QHBoxLayout()

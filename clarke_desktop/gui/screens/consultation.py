@@ -23,6 +23,7 @@ from clarke_desktop.gui.widgets import (
     notice,
     scroll_page,
     set_badge,
+    vbox,
 )
 from clarke_desktop.schemas import PatientContext
 from clarke_desktop.session.views import DOC_TYPE_LABELS, AsrStatus, MicStatus
@@ -46,9 +47,7 @@ class ConsultationScreen(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.state = "idle"  # idle | recording | paused | stopped
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(28, 16, 28, 12)
-        outer.setSpacing(12)
+        outer = vbox(self, (28, 16, 28, 12), 12)
         self._strip_holder = QVBoxLayout()
         outer.addLayout(self._strip_holder)
 

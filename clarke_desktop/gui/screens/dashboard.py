@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
-from clarke_desktop.gui.widgets import badge, clear_layout, label, notice, repolish, scroll_page
+from clarke_desktop.gui.widgets import badge, clear_layout, label, notice, repolish, scroll_page, vbox
 from clarke_desktop.schemas import Clinician, ClinicPatient, ConsultationStatus
 
 STATUS_LOOK: dict[ConsultationStatus, tuple[str, str]] = {
@@ -95,12 +95,9 @@ class DashboardScreen(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, PatientRow] = {}
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
+        outer = vbox(self, (0, 0, 0, 0))
         body = QWidget()
-        self._lay = QVBoxLayout(body)
-        self._lay.setContentsMargins(28, 22, 28, 22)
-        self._lay.setSpacing(10)
+        self._lay = vbox(body, (28, 22, 28, 22), 10)
         head = QHBoxLayout()
         self.title = label("Today's clinic", "h1")
         self.subtitle = label("", "caption")

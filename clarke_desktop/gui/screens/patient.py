@@ -19,12 +19,11 @@ from PySide6.QtWidgets import (
     QLabel,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from clarke_desktop.clinical_text.record import no_known_allergy
-from clarke_desktop.gui.widgets import button, card, clear_layout, label, notice, scroll_page
+from clarke_desktop.gui.widgets import button, card, clear_layout, label, notice, scroll_page, vbox
 from clarke_desktop.schemas import Allergy, LabResult, PatientContext
 from clarke_desktop.uk_format import uk_date, unit_display
 
@@ -75,9 +74,7 @@ def trend_text(lab: LabResult) -> str:
 class AllergyBanner(QFrame):
     def __init__(self, allergies: list[Allergy]) -> None:
         super().__init__()
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(16, 10, 16, 10)
-        lay.setSpacing(4)
+        lay = vbox(self, (16, 10, 16, 10), 4)
         nkda = [a for a in allergies if no_known_allergy(a.substance)]
         allergies = [a for a in allergies if not no_known_allergy(a.substance)]  # a statement is no alarm
         if allergies:
@@ -175,12 +172,9 @@ class PatientScreen(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.context: PatientContext | None = None
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
+        outer = vbox(self, (0, 0, 0, 0))
         body = QWidget()
-        self._lay = QVBoxLayout(body)
-        self._lay.setContentsMargins(28, 18, 28, 18)
-        self._lay.setSpacing(12)
+        self._lay = vbox(body, (28, 18, 28, 18), 12)
         outer.addWidget(scroll_page(body))
         foot = QHBoxLayout()
         foot.setContentsMargins(28, 8, 28, 12)

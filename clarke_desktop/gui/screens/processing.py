@@ -5,7 +5,17 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QProgressBar, QVBoxLayout, QWidget
 
-from clarke_desktop.gui.widgets import badge, button, card, clear_layout, label, notice, repolish, set_badge
+from clarke_desktop.gui.widgets import (
+    badge,
+    button,
+    card,
+    clear_layout,
+    label,
+    notice,
+    repolish,
+    set_badge,
+    vbox,
+)
 from clarke_desktop.schemas import PipelineProgress, PipelineStage
 
 # The pipeline reports overall percentages; each stage owns a slice of them.
@@ -63,9 +73,7 @@ class ProcessingScreen(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(48, 28, 48, 20)
-        outer.setSpacing(14)
+        outer = vbox(self, (48, 28, 48, 20), 14)
         self.title = label("Writing the letter", "h1")
         outer.addWidget(self.title)
         self.subtitle = label("You can keep reading the record; this runs in the background.", "caption")

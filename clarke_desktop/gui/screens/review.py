@@ -33,6 +33,7 @@ from clarke_desktop.gui.widgets import (
     repolish,
     scroll_page,
     set_badge,
+    vbox,
 )
 from clarke_desktop.schemas import (
     ClinicalDocument,
@@ -98,9 +99,7 @@ class SectionCard(QFrame):
         self.setProperty("card", True)
         self.facts: list[FactCheckItem] = []
         self._loading = False
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(16, 12, 16, 12)
-        lay.setSpacing(6)
+        lay = vbox(self, (16, 12, 16, 12), 6)
         top = QHBoxLayout()
         self.heading = label(heading, "h3")
         self.tag = badge("", "neutral")
@@ -262,9 +261,7 @@ class DiscrepancyItem(QFrame):
         super().__init__()
         self.d = d
         self.setObjectName("alertCard" if d.severity == "high" else "warnCard")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(12, 10, 12, 10)
-        lay.setSpacing(4)
+        lay = vbox(self, (12, 10, 12, 10), 4)
         head = label(
             f"{'⚠ ' if d.severity == 'high' else ''}{KIND_LABELS.get(d.kind, d.kind)}: {d.description}",
             wrap=True,
@@ -344,9 +341,7 @@ class ReviewScreen(QWidget):
         self.items: dict[str, DiscrepancyItem] = {}
         self.busy_reasons: set[str] = set()
         self._demo = False
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(20, 12, 20, 10)
-        outer.setSpacing(8)
+        outer = vbox(self, (20, 12, 20, 10), 8)
         self._strip_holder = QVBoxLayout()
         outer.addLayout(self._strip_holder)
         top = QHBoxLayout()
@@ -373,15 +368,12 @@ class ReviewScreen(QWidget):
 
         split = QSplitter(Qt.Orientation.Horizontal)
         letter_body = QWidget()
-        self._sections = QVBoxLayout(letter_body)
-        self._sections.setContentsMargins(4, 4, 12, 4)
-        self._sections.setSpacing(10)
+        self._sections = vbox(letter_body, (4, 4, 12, 4), 10)
         self._sections.addStretch(1)
         split.addWidget(scroll_page(letter_body))
 
         side = QWidget()
-        sl = QVBoxLayout(side)
-        sl.setContentsMargins(8, 0, 0, 0)
+        sl = vbox(side, (8, 0, 0, 0))
         self.tabs = QTabWidget()
         check_body = QWidget()
         self._checklist = QVBoxLayout(check_body)

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clarke_desktop.gui.widgets import badge, button, clear_layout, label, notice, scroll_page
+from clarke_desktop.gui.widgets import badge, button, clear_layout, label, notice, scroll_page, vbox
 from clarke_desktop.session.views import AppSettings, Check, MicStatus, ModelStatus
 
 LLM_BACKENDS = {
@@ -63,12 +63,9 @@ class SettingsScreen(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self._settings = AppSettings()
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
+        outer = vbox(self, (0, 0, 0, 0))
         body = QWidget()
-        lay = QVBoxLayout(body)
-        lay.setContentsMargins(28, 18, 28, 18)
-        lay.setSpacing(14)
+        lay = vbox(body, (28, 18, 28, 18), 14)
         lay.addWidget(label("Settings", "h1"))
 
         self.models_box = QGroupBox("Models")
@@ -171,9 +168,7 @@ class DiagnosticsScreen(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(28, 18, 28, 18)
-        lay.setSpacing(12)
+        lay = vbox(self, (28, 18, 28, 18), 12)
         head = QHBoxLayout()
         head.addWidget(label("Diagnostics", "h1"))
         head.addStretch(1)

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from clarke_desktop.gui.widgets import badge, button, card, clear_layout, label, notice, scroll_page
+from clarke_desktop.gui.widgets import badge, button, card, clear_layout, label, notice, scroll_page, vbox
 from clarke_desktop.pipeline import FinaliseResult
 
 
@@ -48,9 +48,7 @@ class SignedOffScreen(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.result: FinaliseResult | None = None
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(28, 18, 28, 12)
-        outer.setSpacing(10)
+        outer = vbox(self, (28, 18, 28, 12), 10)
         head = QHBoxLayout()
         self.title = label("Letter signed off", "h1")
         head.addWidget(self.title)
