@@ -130,7 +130,8 @@ def _marker(fingerprint: str) -> dict[str, Any]:
 def _marker_value(resource: dict[str, Any]) -> str | None:
     for ext in resource.get("extension", []):
         if ext.get("url") == MARKER_URL:
-            return ext.get("valueString")
+            value: str | None = ext.get("valueString")
+            return value
     return None
 
 
@@ -296,7 +297,7 @@ def todays_clinic(client: FhirClient, today: date | None = None) -> tuple[Clinic
 
 def _patient_id(appointment: dict[str, Any]) -> str | None:
     for p in appointment.get("participant", []):
-        ref = p.get("actor", {}).get("reference", "")
+        ref: str = p.get("actor", {}).get("reference", "")
         if ref.startswith("Patient/"):
             return ref.split("/", 1)[1]
     return None
@@ -325,8 +326,9 @@ def _clinician(client: FhirClient, plan: ClinicPlan) -> Clinician:
 def patient_display_name(resource: dict[str, Any]) -> str:
     names = resource.get("name") or []
     n = next((x for x in names if x.get("use") == "official"), names[0] if names else {})
-    if n.get("text"):
-        return n["text"]
+    text: str | None = n.get("text")
+    if text:
+        return text
     return " ".join([*n.get("prefix", []), *n.get("given", []), n.get("family", "")]).strip()
 
 
@@ -363,4 +365,7 @@ def clinic_patient(
 @lru_cache(maxsize=1)
 def bundled_manifest() -> dict[str, Any]:
     """resources/fhir/manifest.json: dataset version, file hashes and resource counts."""
-    return json.loads((fhir_resources_dir() / "manifest.json").read_text(encoding="utf-8"))
+    manifest: dict[str, Any] = json.loads(
+        (fhir_resources_dir() / "manifest.json").read_text(encoding="utf-8")
+    )
+    return manifest

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from clarke_desktop import __version__, paths
 
@@ -33,7 +34,7 @@ class Check:
     status: str
     detail: str
     fix: str | None = None
-    data: dict = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -270,7 +271,7 @@ def check_llama_cpp(has_gpu: bool) -> Check:
     )
 
 
-def check_models(verify_hashes: bool = False) -> tuple[Check, list[dict]]:
+def check_models(verify_hashes: bool = False) -> tuple[Check, list[dict[str, Any]]]:
     from clarke_desktop.modelpack import ROLES, load_catalogue, verify_role
 
     results = [verify_role(role, full=verify_hashes) for role in ROLES]
@@ -320,7 +321,7 @@ def check_models(verify_hashes: bool = False) -> tuple[Check, list[dict]]:
     ), installed
 
 
-def check_vram(gpus: list[Gpu], installed: list[dict]) -> Check:
+def check_vram(gpus: list[Gpu], installed: list[dict[str, Any]]) -> Check:
     needs = {d["role"]: float(d["min_vram_gb"]) for d in installed if d.get("min_vram_gb") is not None}
     data = {"needs_gb": needs, "vram_gb": [g.memory_total_mb / 1024 for g in gpus]}
     if not needs:
@@ -407,7 +408,7 @@ def check_data_dir() -> Check:
             f"cannot create the data directory: {exc}",
             "Check the user profile's permissions and free space, or set CLARKE_DATA_DIR.",
         )
-    data = {"path": str(base)}
+    data: dict[str, Any] = {"path": str(base)}
     try:
         with tempfile.NamedTemporaryFile(dir=base, prefix=".doctor-", delete=True) as fh:
             fh.write(b"ok")
@@ -515,7 +516,7 @@ def run_checks(verify_hashes: bool = False) -> list[Check]:
         _guard("onnxruntime", "ONNX Runtime (speech)", lambda: check_onnxruntime(has_gpu)),
         _guard("llama_cpp", "llama.cpp (language models)", lambda: check_llama_cpp(has_gpu)),
     ]
-    installed: list[dict] = []
+    installed: list[dict[str, Any]] = []
 
     def models() -> Check:
         nonlocal installed
@@ -543,7 +544,7 @@ def run_checks(verify_hashes: bool = False) -> list[Check]:
     return checks
 
 
-def report(checks: list[Check]) -> dict:
+def report(checks: list[Check]) -> dict[str, Any]:
     summary = {s: sum(c.status == s for c in checks) for s in (OK, WARN, FAIL)}
     overall = FAIL if summary[FAIL] else WARN if summary[WARN] else OK
     return {

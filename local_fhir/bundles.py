@@ -162,7 +162,7 @@ def rewrite_references(value: Any, resolve: Callable[[str, str], str], where: st
     return value
 
 
-def _reference_resolver(store: Store, mapping: dict[str, str]):
+def _reference_resolver(store: Store, mapping: dict[str, str]) -> Callable[[str, str], str]:
     cache: dict[str, str] = {}
 
     def resolve(ref: str, where: str) -> str:

@@ -143,7 +143,7 @@ def _is_ndjson(path: Path) -> bool:
 
 def _ndjson_lines(path: Path) -> Iterator[tuple[int, str]]:
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
             if line.strip():
                 yield number, line
@@ -212,7 +212,8 @@ def _prepare_bundle(doc: dict[str, Any], prep: FilePrep) -> None:
         method, url = request.get("method"), str(request.get("url", ""))
         rtype = resource.get("resourceType")
         if method == "POST" and url == rtype:
-            rid = resource.get("id") if isinstance(resource.get("id"), str) else str(uuid.uuid4())
+            given = resource.get("id")
+            rid = given if isinstance(given, str) else str(uuid.uuid4())
         elif method == "PUT" and url.startswith(f"{rtype}/") and "?" not in url:
             rid = url.split("/", 1)[1]
         else:

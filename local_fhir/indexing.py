@@ -60,8 +60,8 @@ def _tokens(value: Any) -> list[tuple[str | None, str | None, str | None]]:
     if not isinstance(value, dict):
         return []
     if "coding" in value or ("text" in value and "code" not in value and "value" not in value):
-        text = value.get("text") if isinstance(value.get("text"), str) else None
-        rows = []
+        text: str | None = value.get("text") if isinstance(value.get("text"), str) else None
+        rows: list[tuple[str | None, str | None, str | None]] = []
         for coding in value.get("coding") or []:
             if isinstance(coding, dict):
                 display = coding.get("display")

@@ -38,7 +38,7 @@ def dumps(obj: Any) -> str:
     return data.decode()
 
 
-def _decode(decoder: msgspec.json.Decoder, text: str | bytes) -> Any:
+def _decode(decoder: msgspec.json.Decoder[Any], text: str | bytes) -> Any:
     if isinstance(text, bytes | bytearray) and text.startswith(_BOM):  # files saved by Windows tools
         text = text[len(_BOM) :]
     try:

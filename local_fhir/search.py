@@ -25,6 +25,8 @@ from local_fhir.text import normalise
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
 MAX_VALUES = 200  # comma-separated values in one parameter (each adds an OR term to the SQL)
+# What a per-type condition builder returns: (SQL conditions ORed, their args, negate, rank).
+_Conditions = tuple[list[str], list[Any], bool, int]
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 RESULT_PARAMS = {
     "_count",
@@ -43,7 +45,7 @@ _KNOWN_UNSUPPORTED = {
 }  # fmt: skip
 _SPLIT = re.compile(r"(?<!\\),")
 
-Params = Mapping[str, str | Sequence[str]] | str | None
+Params = Mapping[str, str | Sequence[str]] | list[tuple[str, str]] | str | None
 
 
 def param_sql(registry: Registry, alias: str, rtype: str, code: str) -> tuple[str, list[Any]]:
@@ -191,7 +193,7 @@ class SearchBuilder:
         return src, code, target
 
     def _sort(self, rtype: str, value: str) -> list[tuple[str, list[Any], bool]]:
-        out = []
+        out: list[tuple[str, list[Any], bool]] = []
         for key in value.split(","):
             key = key.strip()
             desc = key.startswith("-")
@@ -330,7 +332,7 @@ class SearchBuilder:
         return Clause(exists, [*which_args, *args], driver, [rtype, *which_args, *args], 5)
 
     # -- per type conditions: (conditions, args, negate, rank) -----------------------------------
-    def _string(self, param: SearchParam, modifier: str, values: list[str], name: str):
+    def _string(self, param: SearchParam, modifier: str, values: list[str], name: str) -> _Conditions:
         conds, args = [], []
         for v in values:
             if modifier == "":
@@ -347,7 +349,7 @@ class SearchBuilder:
                 raise UnsupportedSearch(f"modifier :{modifier} is not supported on string parameter {name}")
         return conds, args, False, 3 if modifier == "exact" else 4 if modifier == "" else 8
 
-    def _token(self, param: SearchParam, modifier: str, values: list[str], name: str):
+    def _token(self, param: SearchParam, modifier: str, values: list[str], name: str) -> _Conditions:
         if modifier not in ("", "not", "text"):
             raise UnsupportedSearch(f"modifier :{modifier} is not supported on token parameter {name}")
         conds, args = [], []
@@ -374,7 +376,7 @@ class SearchBuilder:
                 args.append(v)
         return conds, args, modifier == "not", 8 if modifier == "text" else 2
 
-    def _reference(self, param: SearchParam, modifier: str, values: list[str], name: str):
+    def _reference(self, param: SearchParam, modifier: str, values: list[str], name: str) -> _Conditions:
         if modifier and not (modifier[0].isupper() and modifier.isalpha()):
             raise UnsupportedSearch(f"modifier :{modifier} is not supported on reference parameter {name}")
         conds, args = [], []
@@ -398,7 +400,7 @@ class SearchBuilder:
     @staticmethod
     def _compared(
         kind: str, modifier: str, values: list[str], name: str, cond: Callable[[str], tuple[str, list[Any]]]
-    ):
+    ) -> _Conditions:
         """Date, number and quantity parameters: no modifiers, a comparison (eq, lt, ge...) per value."""
         if modifier:
             raise UnsupportedSearch(f"modifier :{modifier} is not supported on {kind} parameter {name}")
@@ -409,7 +411,7 @@ class SearchBuilder:
             args += a
         return conds, args, False, 6
 
-    def _date(self, param: SearchParam, modifier: str, values: list[str], name: str):
+    def _date(self, param: SearchParam, modifier: str, values: list[str], name: str) -> _Conditions:
         return self._compared(
             "date", modifier, values, name, lambda v: self._date_cond(v, "x.low", "x.high", name)
         )
@@ -478,16 +480,17 @@ class SearchBuilder:
             return f"({c}) AND x.system = ?", [*a, system]
         return c, a
 
-    def _number(self, param: SearchParam, modifier: str, values: list[str], name: str):
+    def _number(self, param: SearchParam, modifier: str, values: list[str], name: str) -> _Conditions:
         return self._compared(
             "number", modifier, values, name, lambda v: self._number_cond(v, "x.value", name)
         )
 
-    def _quantity(self, param: SearchParam, modifier: str, values: list[str], name: str):
+    def _quantity(self, param: SearchParam, modifier: str, values: list[str], name: str) -> _Conditions:
         return self._compared("quantity", modifier, values, name, lambda v: self._quantity_cond(v, name))
 
-    def _uri(self, param: SearchParam, modifier: str, values: list[str], name: str):
-        conds, args = [], []
+    def _uri(self, param: SearchParam, modifier: str, values: list[str], name: str) -> _Conditions:
+        conds: list[str] = []
+        args: list[Any] = []  # strings and lengths
         for v in values:
             if modifier == "":
                 conds.append("x.value = ?")

@@ -7,6 +7,7 @@ transaction/batch at the base, Patient/{id}/$everything and /metadata.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -80,7 +81,9 @@ def capability_statement(store: Store) -> dict[str, Any]:
 
 
 def make_app(store: Store) -> Starlette:
-    def guarded(handler):
+    def guarded(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
                 return await handler(request)

@@ -67,6 +67,12 @@ def _definitions_hash() -> str:
     return digest.hexdigest()[:16]
 
 
+def _resource(text: str | bytes) -> dict[str, Any]:
+    """A stored resource's JSON text, parsed (the store keeps only JSON objects)."""
+    resource: dict[str, Any] = loads(text)
+    return resource
+
+
 def _epoch(instant: str) -> float:
     return datetime.fromisoformat(instant.replace("Z", "+00:00")).timestamp()
 
@@ -222,7 +228,9 @@ class Store:
         no writer can be running either, and the file is opened immutable."""
         base = self.path.resolve().as_uri()
         for query in ("mode=ro", "mode=ro&immutable=1"):
-            conn = sqlite3.connect(f"{base}?{query}", uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                f"{base}?{query}", uri=True, timeout=30, isolation_level=None, check_same_thread=False
+            )
             try:
                 conn.execute("PRAGMA query_only = ON")
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -237,7 +245,9 @@ class Store:
         """A read-only store must already be a current local_fhir database (it cannot be migrated)."""
         info = dict(self._conn().execute("SELECT key, value FROM store_info").fetchall())
         if info.get("schema") != SCHEMA_VERSION:
-            raise StoreUnavailable(f"{self.path} has schema {info.get('schema')}, this local_fhir reads {SCHEMA_VERSION}")
+            raise StoreUnavailable(
+                f"{self.path} has schema {info.get('schema')}, this local_fhir reads {SCHEMA_VERSION}"
+            )
         if info.get("definitions") != _definitions_hash():
             raise StoreUnavailable(
                 f"{self.path} was indexed by another local_fhir version; open it once with `local-fhir` to reindex"
@@ -249,15 +259,15 @@ class Store:
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                db["store_info"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
-                db["resources"].create(
+                db.table("store_info").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+                db.table("resources").create(
                     {"rid": int, "rtype": str, "id": str, "version": int, "last_updated": str, "lu": float,
                      "deleted": int, "json": str},
                     pk="rid", not_null={"rtype", "id", "version", "last_updated", "lu", "deleted"}, if_not_exists=True,
                 )  # fmt: skip
-                db["resources"].create_index(["rtype", "id"], unique=True, if_not_exists=True)
-                db["resources"].create_index(["rtype", "lu"], if_not_exists=True)
-                db["history"].create(
+                db.table("resources").create_index(["rtype", "id"], unique=True, if_not_exists=True)
+                db.table("resources").create_index(["rtype", "lu"], if_not_exists=True)
+                db.table("history").create(
                     {
                         "rtype": str,
                         "id": str,
@@ -282,10 +292,10 @@ class Store:
                     spec: dict[str, Any] = {"rid": int, "rtype": str, "param": str}
                     spec.update({c: kinds.get(c, str) for c in columns})
                     name = f"idx_{table}"
-                    db[name].create(spec, not_null={"rid", "rtype", "param"}, if_not_exists=True)
-                    db[name].create_index(["rtype", "param", *lookup[table], "rid"], if_not_exists=True)
-                    db[name].create_index(["rid", "param", *lookup[table]], if_not_exists=True)
-                db["idx_reference"].create_index(["target_id", "target_type"], if_not_exists=True)
+                    db.table(name).create(spec, not_null={"rid", "rtype", "param"}, if_not_exists=True)
+                    db.table(name).create_index(["rtype", "param", *lookup[table], "rid"], if_not_exists=True)
+                    db.table(name).create_index(["rid", "param", *lookup[table]], if_not_exists=True)
+                db.table("idx_reference").create_index(["target_id", "target_type"], if_not_exists=True)
                 info = dict(conn.execute("SELECT key, value FROM store_info").fetchall())
                 if info.get("schema") not in (None, SCHEMA_VERSION):
                     raise StoreUnavailable(
@@ -457,7 +467,8 @@ class Store:
     @staticmethod
     def _check(resource: Any) -> dict[str, Any]:
         validate(resource)
-        return resource
+        checked: dict[str, Any] = resource  # validate() raised unless it is a valid resource object
+        return checked
 
     # -- CRUD ------------------------------------------------------------------------------------
     def create(self, resource: dict[str, Any]) -> dict[str, Any]:
@@ -475,7 +486,7 @@ class Store:
                 raise Conflict(f"{resource['resourceType']}/{resource['id']} already exists (use update)")
             written = self._put(conn, resource, pending)
             self._flush(conn, pending)
-        return loads(written.text)
+        return _resource(written.text)
 
     def update(self, resource: dict[str, Any], *, if_match: str | None = None) -> dict[str, Any]:
         """Write a new version (or the first one: update-as-create). Earlier versions are kept."""
@@ -487,7 +498,7 @@ class Store:
         with self._writing() as conn:
             written = self._put(conn, resource, pending, if_match)
             self._flush(conn, pending)
-        return loads(written.text)
+        return _resource(written.text)
 
     def delete(self, rtype: str, rid: str) -> None:
         check_type(rtype)
@@ -510,7 +521,7 @@ class Store:
             raise NotFound(f"{rtype}/{rid} does not exist")
         if rows[0][0]:
             raise Gone(f"{rtype}/{rid} was deleted (version {rows[0][2]})")
-        return loads(rows[0][1])
+        return _resource(rows[0][1])
 
     def read_text(self, rtype: str, rid: str) -> str:
         """The stored JSON text exactly as kept (numbers as written)."""
@@ -521,7 +532,8 @@ class Store:
             raise NotFound(f"{rtype}/{rid} does not exist")
         if rows[0][0]:
             raise Gone(f"{rtype}/{rid} was deleted")
-        return rows[0][1]
+        text: str = rows[0][1]
+        return text
 
     def _versions(self, rtype: str, rid: str) -> list[tuple[int, str, int, str | None]]:
         rows = self._read(
@@ -539,7 +551,7 @@ class Store:
             if str(version) == str(vid):
                 if deleted or text is None:
                     raise Gone(f"{rtype}/{rid} version {vid} is a deletion")
-                return loads(text)
+                return _resource(text)
         raise NotFound(f"{rtype}/{rid} has no version {vid}")
 
     def history(self, rtype: str, rid: str, base_url: str = "urn:local-fhir") -> dict[str, Any]:

@@ -60,7 +60,7 @@ def _install_memo() -> bool:
         _memo[key] = result
         return result
 
-    fhir_types.FhirBase.fhir_model_validator = classmethod(memoised)  # type: ignore[method-assign]
+    fhir_types.FhirBase.fhir_model_validator = classmethod(memoised)  # type: ignore[method-assign, assignment]  # patching a third-party class
     return True
 
 

@@ -128,7 +128,8 @@ def _one_line(resource: dict[str, Any]) -> str:
     parts: list[str] = []
     for key in ("code", "medicationCodeableConcept", "type", "vaccineCode"):
         value = resource.get(key)
-        text = ft.concept_text(value[0] if isinstance(value, list) and value else value)
+        concept = (value[0] if value else None) if isinstance(value, list) else value
+        text = ft.concept_text(concept)
         if text:
             parts.append(text)
             break
@@ -260,7 +261,13 @@ class ChartAssistant:
         return sum(self.engine.count_tokens(t.text) + 4 for t in turns)
 
     @staticmethod
-    def _stop(result: AssistantResult, record, round_number: int, reason: StopReason, message: str):
+    def _stop(
+        result: AssistantResult,
+        record: Callable[[TraceStep], None],
+        round_number: int,
+        reason: StopReason,
+        message: str,
+    ) -> AssistantResult:
         result.stopped_reason = reason
         result.message = message
         record(TraceStep(round=round_number, kind="stopped", summary=message))
@@ -290,7 +297,7 @@ class ChartAssistant:
         return step, ""
 
     def _search(
-        self, action: AgentAction, round_number: int, seen: set[str], dumped: dict
+        self, action: AgentAction, round_number: int, seen: set[str], dumped: dict[str, Any]
     ) -> tuple[TraceStep, str]:
         rtype = action.resource_type or ""
         if rtype not in SEARCH_TYPES:
@@ -320,7 +327,7 @@ class ChartAssistant:
                          references=refs), text  # fmt: skip
 
     def _read(
-        self, action: AgentAction, round_number: int, seen: set[str], dumped: dict
+        self, action: AgentAction, round_number: int, seen: set[str], dumped: dict[str, Any]
     ) -> tuple[TraceStep, str]:
         rtype, rid = action.resource_type or "", action.id or ""
         rid = rid.rsplit("/", 1)[-1]  # tolerate "Observation/obs-1"
@@ -339,7 +346,7 @@ class ChartAssistant:
                          result=text, references=[ref]), text  # fmt: skip
 
     def _propose(
-        self, action: AgentAction, round_number: int, dumped: dict, result: AssistantResult
+        self, action: AgentAction, round_number: int, dumped: dict[str, Any], result: AssistantResult
     ) -> tuple[TraceStep, str]:
         try:
             proposal = self.make_proposal(

@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name in _LAZY:
         return getattr(import_module(f"clarke_desktop.asr.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'clarke_desktop.asr' has no attribute {name!r}")

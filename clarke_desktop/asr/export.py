@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -36,9 +38,24 @@ OPSET = 17
 # Probe lengths (seconds) differ from the tracing length so the dynamic time axis is exercised.
 PROBE_SECONDS = (0.5, 3.7, 11.3)
 TRACE_SECONDS = 2.0
+
+
+class Tolerance(TypedDict):
+    max_abs_diff: float | None
+    min_argmax_agreement: float
+
+
+class ParityFigures(TypedDict):
+    max_abs_diff: float
+    argmax_agreement: float
+    frames: int
+    probe_seconds: list[float]
+    tolerance: Tolerance
+
+
 # What "agrees" means per precision: max |logit difference| and the share of frames whose
 # argmax token is the same. Reduced precisions are judged on the decision, not the exact value.
-TOLERANCES = {
+TOLERANCES: dict[str, Tolerance] = {
     "fp32": {"max_abs_diff": 1e-3, "min_argmax_agreement": 0.999},
     "fp16": {"max_abs_diff": None, "min_argmax_agreement": 0.98},
     "int8": {"max_abs_diff": None, "min_argmax_agreement": 0.90},
@@ -59,10 +76,10 @@ class ParityError(ExportError):
 class ExportResult:
     out: Path
     precisions: list[str]
-    parity: dict[str, dict]
+    parity: dict[str, ParityFigures]
 
 
-def _require_export_extra():
+def _require_export_extra() -> tuple[ModuleType, ModuleType]:
     try:
         import torch
         import transformers
@@ -82,7 +99,8 @@ def probe_audio(seconds: float, seed: int) -> np.ndarray:
     voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
     envelope = 0.5 * (1 + np.sin(2 * np.pi * 4.0 * t)) ** 2
     audio = 0.2 * voiced * envelope + 0.02 * rng.standard_normal(t.size)
-    return (audio / max(1e-6, np.abs(audio).max()) * 0.8).astype(np.float32)
+    probe: np.ndarray = (audio / max(1e-6, np.abs(audio).max()) * 0.8).astype(np.float32)
+    return probe
 
 
 def _source_revision(source: Path, explicit: str | None) -> str | None:
@@ -91,10 +109,11 @@ def _source_revision(source: Path, explicit: str | None) -> str | None:
     if re.fullmatch(r"[0-9a-f]{40}", source.resolve().name):  # hub cache: snapshots/<commit>/
         return source.resolve().name
     config = json.loads((source / "config.json").read_text(encoding="utf-8"))
-    return config.get("_commit_hash")
+    commit: str | None = config.get("_commit_hash")
+    return commit
 
 
-def _vocabulary(source: Path, vocab_size: int, blank_id: int, transformers) -> Vocabulary:
+def _vocabulary(source: Path, vocab_size: int, blank_id: int, transformers: ModuleType) -> Vocabulary:
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(source), local_files_only=True)
     except Exception as exc:
@@ -126,14 +145,18 @@ def _check_front_end(source: Path) -> None:
         raise ExportError(f"{path} differs from the app's front end {expected}: {wrong}")
 
 
-def _export_fp32(model, path: Path, torch) -> None:
-    class Logits(torch.nn.Module):
-        def __init__(self, inner):
+def _export_fp32(model: Any, path: Path, torch: ModuleType) -> None:
+    # The same (already imported) torch as `torch`; imported by name so the base class is typed.
+    from torch import Tensor, nn
+
+    class Logits(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_features):
-            return self.inner(input_features=input_features).logits
+        def forward(self, input_features: Tensor) -> Tensor:
+            logits: Tensor = self.inner(input_features=input_features).logits
+            return logits
 
     wrapper = Logits(model).eval()
     trace = torch.from_numpy(features.log_mel(probe_audio(TRACE_SECONDS, seed=99)))[None]
@@ -178,10 +201,11 @@ def _ort_logits(path: Path, feats: np.ndarray) -> np.ndarray:
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return session.run(["logits"], {"input_features": feats[None]})[0][0]
+    logits: np.ndarray = session.run(["logits"], {"input_features": feats[None]})[0][0]  # untyped ORT
+    return logits
 
 
-def check_parity(graph: Path, model, precision: str, probes: Sequence[np.ndarray]) -> dict:
+def check_parity(graph: Path, model: Any, precision: str, probes: Sequence[np.ndarray]) -> ParityFigures:
     """Compare an ONNX graph's logits with PyTorch's on each probe; raise ParityError on disagreement."""
     import torch
 
@@ -202,7 +226,7 @@ def check_parity(graph: Path, model, precision: str, probes: Sequence[np.ndarray
         max_diff = max(max_diff, float(np.abs(got - expected).max()))
         agree += int((got.argmax(-1) == expected.argmax(-1)).sum())
         frames += expected.shape[0]
-    figures = {
+    figures: ParityFigures = {
         "max_abs_diff": max_diff,
         "argmax_agreement": agree / frames,
         "frames": frames,
@@ -257,7 +281,7 @@ def export_medasr(
         fp32_path = staging / graph_file("fp32")
         log.info("exporting fp32 graph from %s", source)
         _export_fp32(model, fp32_path, torch)
-        parity: dict[str, dict] = {}
+        parity: dict[str, ParityFigures] = {}
         for precision in ("fp32", "fp16", "int8"):
             if precision == "fp16" and "fp16" in wanted:
                 _export_fp16(fp32_path, staging / graph_file("fp16"))

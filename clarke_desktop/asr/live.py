@@ -9,6 +9,7 @@ arrived since, so the final transcript is ready one window's inference after the
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,9 +19,12 @@ from clarke_desktop.asr.features import MIN_SAMPLES
 from clarke_desktop.asr.windows import FRAME_SAMPLES, Window, total_frames
 from clarke_desktop.schemas import Transcript
 
+if TYPE_CHECKING:
+    from clarke_desktop.asr.transcriber import OnnxTranscriber
+
 
 class LiveSession:
-    def __init__(self, transcriber, *, partial_interval_s: float = 2.0) -> None:
+    def __init__(self, transcriber: OnnxTranscriber, *, partial_interval_s: float = 2.0) -> None:
         self._t = transcriber
         self._plan = transcriber.plan
         self._interval = max(0, int(partial_interval_s * SAMPLE_RATE))
@@ -121,8 +125,8 @@ class LiveSession:
         start = self._next_frame
         while start < total:
             window = self._plan.window_at(start, total)
-            reusable = self._tentative is not None and self._tentative_key == (window.first, window.last)
-            parts.append(self._tentative if reusable else self._run(window))
+            reusable = self._tentative_key == (window.first, window.last)
+            parts.append(self._tentative if self._tentative is not None and reusable else self._run(window))
             start = window.keep_to
         self._chunks = []
         return self._t.transcript(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from clarke_desktop.asr.base import AsrModelMissing
 
@@ -55,7 +56,7 @@ class Vocabulary:
 @dataclass
 class ModelDir:
     path: Path
-    metadata: dict
+    metadata: dict[str, Any]
     vocabulary: Vocabulary
 
     @property

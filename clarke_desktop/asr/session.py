@@ -69,7 +69,9 @@ class OnnxAcousticModel:
         threads = cpu_threads or default_cpu_threads()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        providers: list = [(CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}), CPU] if want_cuda else [CPU]
+        providers: list[str | tuple[str, dict[str, str]]] = (
+            [(CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}), CPU] if want_cuda else [CPU]
+        )
         path = model.graph(self.precision)
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
@@ -129,7 +131,9 @@ class OnnxAcousticModel:
     def _run(self, feats: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(feats[None], dtype=np.float32)
         if not self._io_binding:
-            return self.session.run(["logits"], {"input_features": batch})[0][0]
+            # onnxruntime is untyped: the first output is the (1, T', vocab) float32 logits.
+            logits: np.ndarray = self.session.run(["logits"], {"input_features": batch})[0][0]
+            return logits
         # GPU: copy the input once to the device, let ORT allocate the output where it likes,
         # and bring only the logits back.
         binding = self.session.io_binding()
@@ -138,4 +142,5 @@ class OnnxAcousticModel:
         )
         binding.bind_output("logits", "cpu")
         self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0][0]
+        bound: np.ndarray = binding.copy_outputs_to_cpu()[0][0]
+        return bound

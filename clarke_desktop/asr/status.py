@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from clarke_desktop.asr.base import AsrError, AudioError
 
@@ -23,7 +24,7 @@ class AsrStatus:
     precision: str | None = None
     note: str | None = None  # fallback reason (never silent)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

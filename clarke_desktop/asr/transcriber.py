@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
 
@@ -17,7 +18,19 @@ from clarke_desktop.asr.session import CUDA, OnnxAcousticModel
 from clarke_desktop.asr.windows import Window, WindowPlan, total_frames
 from clarke_desktop.schemas import Transcript
 
+if TYPE_CHECKING:
+    from clarke_desktop.asr.live import LiveSession
+
 log = logging.getLogger("clarke_desktop.asr")
+
+
+class TranscriberOptions(TypedDict, total=False):
+    """The keyword options of `OnnxTranscriber`, as `load_transcriber` passes them on."""
+
+    device: str
+    precision: str
+    cpu_threads: int | None
+    plan: WindowPlan | None
 
 
 def check_audio(audio: np.ndarray, what: str = "audio") -> np.ndarray:
@@ -112,7 +125,7 @@ class OnnxTranscriber:
         )
         return self.transcript(scores, audio.size / SAMPLE_RATE, time.perf_counter() - began)
 
-    def live(self, partial_interval_s: float | None = None):
+    def live(self, partial_interval_s: float | None = None) -> LiveSession:
         from clarke_desktop.asr.live import LiveSession
 
         if partial_interval_s is None:
@@ -120,7 +133,7 @@ class OnnxTranscriber:
         return LiveSession(self, partial_interval_s=partial_interval_s)
 
 
-def load_transcriber(model_dir: Path | None = None, **options) -> OnnxTranscriber:
+def load_transcriber(model_dir: Path | None = None, **options: Unpack[TranscriberOptions]) -> OnnxTranscriber:
     """The installed MedASR (or `model_dir`); AsrModelMissing says what is missing and how to fix it."""
     if model_dir is None:
         model_dir = modelpack.locate("asr")

@@ -41,7 +41,8 @@ def load_sounddevice() -> ModuleType:
             "IT: install the 'libportaudio2' package (Linux) and restart Clarke Desktop. "
             "You can still import an audio file or type the transcript."
         ) from exc
-    return sounddevice
+    module: ModuleType = sounddevice  # sounddevice ships no type information
+    return module
 
 
 def list_input_devices() -> list[InputDevice]:

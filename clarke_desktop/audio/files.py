@@ -7,6 +7,7 @@ or IT can act on them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import soundfile as sf
@@ -27,11 +28,18 @@ MIN_SECONDS = 0.145
 _BLOCK_FRAMES = 1 << 18  # ~5 s at 48 kHz
 
 
+class _AudioInfo(Protocol):
+    """What `_read_mono_16k` reads of soundfile's (untyped) `sf.info()` result."""
+
+    @property
+    def samplerate(self) -> int: ...
+
+
 def _describe(path: Path) -> str:
     return f"'{path}'"
 
 
-def _read_mono_16k(path: Path, info) -> tuple[np.ndarray, int]:
+def _read_mono_16k(path: Path, info: _AudioInfo) -> tuple[np.ndarray, int]:
     """Block by block, so an hour at 48 kHz stereo never sits in memory at its original rate."""
     parts: list[np.ndarray] = []
     read = 0

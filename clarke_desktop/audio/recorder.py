@@ -47,7 +47,7 @@ def portaudio_stream_factory(device: InputDevice) -> StreamFactory:
     def make(samplerate: int, channels: int, blocksize: int, callback: Callable[..., None]) -> Stream:
         sd = load_sounddevice()
         try:
-            return sd.InputStream(
+            stream: Stream = sd.InputStream(
                 device=device.index,
                 samplerate=samplerate,
                 channels=channels,
@@ -55,6 +55,7 @@ def portaudio_stream_factory(device: InputDevice) -> StreamFactory:
                 blocksize=blocksize,
                 callback=callback,
             )
+            return stream
         except Exception as exc:
             raise MicrophoneUnavailable(
                 f"The microphone '{device.label}' could not be opened ({exc}). "

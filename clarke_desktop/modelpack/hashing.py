@@ -40,7 +40,7 @@ class HashCache:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or paths.cache_dir() / "model-hashes.json"
 
-    def _read(self) -> dict[str, dict]:
+    def _read(self) -> dict[str, object]:  # entries are checked where they are read
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

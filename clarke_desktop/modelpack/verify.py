@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict
 
 from clarke_desktop import paths
 from clarke_desktop.files import Progress, file_sha256
@@ -68,7 +69,7 @@ class VerificationResult:
     def reason(self) -> str:
         return "; ".join(self.problems) if self.problems else "verified"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         m = self.manifest
         return {
             "role": self.role,
@@ -108,11 +109,19 @@ def candidate_dirs(role: str) -> list[Path]:
     return found
 
 
+class _Expected(TypedDict):
+    """The fields every FileCheck of one manifest record shares."""
+
+    path: Path
+    expected_size: int
+    expected_sha256: str
+
+
 def _check_file(
     role_dir: Path, rec: FileRecord, full: bool, cache: HashCache, progress: Progress | None
 ) -> FileCheck:
     path = role_dir / rec.path
-    base = {"path": path, "expected_size": rec.size, "expected_sha256": rec.sha256}
+    base: _Expected = {"path": path, "expected_size": rec.size, "expected_sha256": rec.sha256}
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -131,6 +140,7 @@ def _check_file(
             actual_size=st.st_size,
             **base,
         )
+    actual: str | None
     if full:
         actual = file_sha256(path, progress)
         if actual == rec.sha256:

@@ -13,6 +13,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import reportlab
@@ -24,7 +25,15 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas as rl_canvas
-from reportlab.platypus import KeepTogether, ListFlowable, ListItem, Paragraph, SimpleDocTemplate, Spacer
+from reportlab.platypus import (
+    Flowable,
+    KeepTogether,
+    ListFlowable,
+    ListItem,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+)
 
 from clarke_desktop.config import Settings
 from clarke_desktop.files import replace_durably
@@ -116,10 +125,10 @@ class _Styles:
 def _page_canvas_factory(regular: str, bold: str, demo: bool, footer_left: str) -> type[rl_canvas.Canvas]:
     """A canvas that defers each page so the footer can say "Page x of y"."""
 
-    class NumberedCanvas(rl_canvas.Canvas):
-        def __init__(self, *args, **kwargs) -> None:
+    class NumberedCanvas(rl_canvas.Canvas):  # type: ignore[misc]  # reportlab ships no type information
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._saved_pages: list[dict] = []
+            self._saved_pages: list[dict[str, Any]] = []
 
         def showPage(self) -> None:  # noqa: N802 - reportlab's name
             self._saved_pages.append(dict(self.__dict__))
@@ -169,7 +178,7 @@ def render_letter_pdf(
 
     # The record may have been unreachable: say so rather than print an empty name.
     patient = document.patient_name.strip() or "name not recorded"
-    story: list = []
+    story: list[Flowable] = []
     if demo:
         story.append(
             Paragraph(_text(f"{DEMO_MARKING}: drafted by an embedded demonstration model."), styles.demo)
@@ -189,10 +198,7 @@ def render_letter_pdf(
     salutation = document.salutation or _default_salutation(addressee_lines)
     story.append(Paragraph(_text(salutation), styles.body))
 
-    re_line = (
-        f"Re: {patient}, DOB {_date(document.patient_dob)}, "
-        f"NHS No. {nhs_number(document.nhs_number)}"
-    )
+    re_line = f"Re: {patient}, DOB {_date(document.patient_dob)}, NHS No. {nhs_number(document.nhs_number)}"
     address = demographics.address if demographics and demographics.address else None
     story.append(Paragraph(_text(re_line + (f"\n{address}" if address else "")), styles.re_line))
 
@@ -289,7 +295,7 @@ def _paragraphs(content: str) -> list[str]:
 
 def _signature_block(
     document: ClinicalDocument, settings: Settings, signature: SignatureInfo | None, styles: _Styles
-):
+) -> list[Flowable]:
     clinician = settings.clinician
     name = signature.signed_by if signature else clinician.name
     lines = ["Yours sincerely,", "", name]  # one signature: the signer's name and role, once

@@ -42,6 +42,7 @@ from clarke_desktop.session.views import (
     ModelStatus,
     Proposal,
 )
+from clarke_desktop.store.app import ConsultationRecord
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +133,12 @@ class ConsultationService:
             log.info("clinic clinician differs from settings; letters are signed by the settings name")
         return clinician, patients
 
-    def _today_records(self) -> dict[str, Any]:
+    def _today_records(self) -> dict[str, ConsultationRecord]:
         """Patient id -> today's latest consultation record."""
         today = date.today().isoformat()
         with self._lock:
             records = self._store.consultations()
-        latest: dict[str, Any] = {}
+        latest: dict[str, ConsultationRecord] = {}
         for r in records:
             if str(r.created_at)[:10] == today:
                 latest[r.patient_id] = r  # ordered by created_at

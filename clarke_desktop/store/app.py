@@ -353,7 +353,7 @@ class AppStore:
         version_kind: str,
         actor: str | None,
         note: str | None,
-        event: AuditEvent,
+        event: str,  # one of the AuditEvent names
         *,
         status: ConsultationStatus | None = None,
         **data: Any,

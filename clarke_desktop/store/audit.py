@@ -148,7 +148,8 @@ class AuditLog:
 
     def read_anchor(self) -> dict[str, Any] | None:
         try:
-            return json.loads(self.anchor_path.read_text(encoding="utf-8"))
+            anchor: dict[str, Any] = json.loads(self.anchor_path.read_text(encoding="utf-8"))
+            return anchor
         except FileNotFoundError:
             return None
         except (OSError, json.JSONDecodeError):
