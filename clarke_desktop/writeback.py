@@ -8,6 +8,7 @@ they are sent, so a bad resource fails here with a clear message instead of half
 
 from __future__ import annotations
 
+import dataclasses
 import base64
 import hashlib
 import uuid
@@ -53,10 +54,11 @@ class SignedLetter:
     document: ClinicalDocument
     version: int
     patient_id: str
-    encounter_ref: str
     signed_by: str
     signed_at: str
     clinician: ClinicianSettings
+    encounter_ref: str | None = None  # None: write-back opens an Encounter for the consultation
+    consultation_started: str | None = None  # the Encounter's start (default: the signing time)
 
     @property
     def identifier(self) -> dict[str, Any]:
@@ -194,18 +196,7 @@ def build_composition(
 
 
 def write_back(
-    client: FhirClient,
-    document: ClinicalDocument,
-    pdf_path: Path,
-    *,
-    patient_id: str,
-    signed_by: str,
-    signed_at: str,
-    clinician: ClinicianSettings,
-    version: int,
-    encounter_ref: str | None = None,
-    consultation_started: str | None = None,
-    replaces: str | None = None,
+    client: FhirClient, letter: SignedLetter, pdf_path: Path, *, replaces: str | None = None
 ) -> WriteBackResult:
     """Write encounter (if new), document reference and composition in ONE transaction Bundle.
 
@@ -221,24 +212,17 @@ def write_back(
         entries.append({"fullUrl": full_url, "resource": resource, "request": method})
         return full_url
 
+    encounter_ref = letter.encounter_ref
     if encounter_ref is None:
         encounter = build_encounter(
-            patient_id,
-            document.consultation_id,
-            start=consultation_started or signed_at,
-            end=signed_at or utc_now_iso(),
-            clinician=signed_by,
+            letter.patient_id,
+            letter.document.consultation_id,
+            start=letter.consultation_started or letter.signed_at,
+            end=letter.signed_at or utc_now_iso(),
+            clinician=letter.signed_by,
         )
         encounter_ref = add(encounter)
-    letter = SignedLetter(
-        document=document,
-        version=version,
-        patient_id=patient_id,
-        encounter_ref=encounter_ref,
-        signed_by=signed_by,
-        signed_at=signed_at,
-        clinician=clinician,
-    )
+        letter = dataclasses.replace(letter, encounter_ref=encounter_ref)
     doc_ref_url = add(build_document_reference(letter, pdf_path, replaces=replaces))
     add(build_composition(letter, document_reference=doc_ref_url))
     response = client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from typing import Literal, Protocol, Required, TypedDict, TypeVar, Unpack, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -45,6 +45,16 @@ class InvalidModelOutput(LlmError):
     """Structured output failed validation after the allowed retries."""
 
 
+class StreamOptions(TypedDict, total=False):
+    """`stream()`'s keyword arguments, for the methods that pass them on."""
+
+    max_tokens: Required[int]
+    temperature: float
+    stop: list[str] | None
+    cancel: CancelToken | None
+    on_thinking: Callable[[str], None] | None
+
+
 @runtime_checkable
 class LlmEngine(Protocol):
     """What every backend offers. A backend subclasses it to inherit `complete()`."""
@@ -72,26 +82,9 @@ class LlmEngine(Protocol):
         `on_thinking` when given (optional, added compatibly), and is otherwise dropped."""
         ...
 
-    def complete(
-        self,
-        turns: list[Turn],
-        *,
-        max_tokens: int,
-        temperature: float = 0.3,
-        stop: list[str] | None = None,
-        cancel: CancelToken | None = None,
-        on_thinking: Callable[[str], None] | None = None,
-    ) -> str:
-        """`stream()` joined, so both faces share one implementation."""
-        pieces = self.stream(
-            turns,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stop=stop,
-            cancel=cancel,
-            on_thinking=on_thinking,
-        )
-        return "".join(pieces)
+    def complete(self, turns: list[Turn], **options: Unpack[StreamOptions]) -> str:
+        """`stream()` joined, so both faces share one implementation (and one signature)."""
+        return "".join(self.stream(turns, **options))
 
     def generate_json(
         self,

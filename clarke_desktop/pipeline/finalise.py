@@ -18,7 +18,7 @@ from clarke_desktop.pdf import SignatureInfo, render_letter_pdf
 from clarke_desktop.pipeline.errors import EmptySections
 from clarke_desktop.schemas import ClinicalDocument
 from clarke_desktop.store import AppStore, AudioRecord, SignOffRecord, StoreError
-from clarke_desktop.writeback import write_back
+from clarke_desktop.writeback import SignedLetter, write_back
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,17 @@ HEADLESS_REASON = "headless run: reviewed in output"
 
 @dataclass
 class FinaliseResult:
+    @classmethod
+    def of(cls, signoff: SignOffRecord, pdf_path: Path, pdf_sha256: str) -> FinaliseResult:
+        return cls(
+            signoff.consultation_id,
+            signoff.version,
+            signoff.signed_by,
+            signoff.signed_at,
+            pdf_path,
+            pdf_sha256,
+        )
+
     consultation_id: str
     version: int
     signed_by: str
@@ -96,15 +107,8 @@ def sign_off_and_export(
         signature=SignatureInfo(signoff.signed_by, signoff.signed_at, signoff.version, signoff.kind),
     )
     pdf_sha = store.record_export(consultation_id, pdf_path, version=signoff.version, actor=signed_by)
-    result = FinaliseResult(
-        consultation_id=consultation_id,
-        version=signoff.version,
-        signed_by=signoff.signed_by,
-        signed_at=signoff.signed_at,
-        pdf_path=pdf_path,
-        pdf_sha256=pdf_sha,
-        auto_resolved=auto_resolved,
-    )
+    result = FinaliseResult.of(signoff, pdf_path, pdf_sha)
+    result.auto_resolved = auto_resolved
     if fhir is None:
         result.warnings.append("Not written back: the FHIR store is unavailable. The signed PDF is saved.")
         return result
@@ -122,21 +126,14 @@ def _write_back(
     result: FinaliseResult,
 ) -> None:
     record = store.consultation(signoff.consultation_id)
+    letter = SignedLetter(
+        document=document, version=signoff.version, patient_id=record.patient_id, signed_by=signoff.signed_by,
+        signed_at=signoff.signed_at, clinician=settings.clinician, encounter_ref=record.encounter_ref,
+        consultation_started=record.consent_at or record.created_at,
+    )  # fmt: skip
     previous = record.document_reference if signoff.kind == "addendum" else None
     try:
-        written = write_back(
-            fhir,
-            document,
-            pdf_path,
-            patient_id=record.patient_id,
-            signed_by=signoff.signed_by,
-            signed_at=signoff.signed_at,
-            clinician=settings.clinician,
-            version=signoff.version,
-            encounter_ref=record.encounter_ref,
-            consultation_started=record.consent_at or record.created_at,
-            replaces=previous,
-        )
+        written = write_back(fhir, letter, pdf_path, replaces=previous)
     except FhirError as exc:
         log.warning("write-back failed: %s", type(exc).__name__)
         result.warnings.append(f"Not written back to the record ({exc}). The signed PDF is saved.")
@@ -169,14 +166,7 @@ def retry_writeback(
             "export the signed version again before writing it back"
         )
     letter = store.letter_version(signoff.consultation_id, signoff.version)
-    result = FinaliseResult(
-        consultation_id=signoff.consultation_id,
-        version=signoff.version,
-        signed_by=signoff.signed_by,
-        signed_at=signoff.signed_at,
-        pdf_path=export.path,
-        pdf_sha256=export.sha256,
-    )
+    result = FinaliseResult.of(signoff, export.path, export.sha256)
     _write_back(store, signoff, letter.document, export.path, settings, fhir, result)
     return result
 

@@ -113,16 +113,8 @@ def test_write_back_resources_are_valid_linked_and_written_in_one_transaction(tm
     doc = samples.document("cons-4")
     pdf = render_letter_pdf(doc, tmp_path / "l.pdf", settings=_settings())
     fhir = CountingClient(tmp_path / "fhir.sqlite3")
-    result = write_back(
-        fhir,
-        doc,
-        pdf,
-        patient_id="pt-001",
-        signed_by="Dr S. Chen",
-        signed_at="2026-02-13T14:08:00Z",
-        clinician=_settings().clinician,
-        version=2,
-    )
+    letter = SignedLetter(doc, 2, "pt-001", "Dr S. Chen", "2026-02-13T14:08:00Z", _settings().clinician)
+    result = write_back(fhir, letter, pdf)
     assert fhir.calls == ["transaction"]  # all or nothing: never a letter without its composition
     encounter = fhir.read(*result.encounter.split("/"))
     doc_ref = fhir.read(*result.document_reference.split("/"))
