@@ -25,6 +25,18 @@ sys.path.insert(0, str(_here.parent))
 TARGET_MS = 100.0
 
 
+def _probe_class() -> type:
+    """bench/gui_probe.py by path (bench/ is off sys.path, see above)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gui_probe", _here / "gui_probe.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gui_probe"] = module
+    spec.loader.exec_module(module)
+    return module.LoopLatencyProbe  # type: ignore[no-any-return]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--patient", default="pt-001")
@@ -35,11 +47,12 @@ def main() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("CLARKE_DATA_DIR", tempfile.mkdtemp(prefix="clarke-bench-"))
 
-    from gui_probe import LoopLatencyProbe
     from PySide6.QtWidgets import QApplication
 
     from clarke_desktop.gui.app import build_window, make_application
     from clarke_desktop.session.service import ConsultationService
+
+    LoopLatencyProbe = _probe_class()  # noqa: N806 (a class)
 
     threads: dict[str, int] = {}
 
