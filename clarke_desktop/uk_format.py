@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 _ISO = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?")
 
@@ -16,6 +17,21 @@ def uk_date(value: str | None, missing: str = "") -> str:
         return value
     year, month, day = m.groups()
     return f"{day}/{month}/{year}" if day else f"{month}/{year}"
+
+
+def local_time(instant: str | None, missing: str = "") -> str:
+    """An instant stored in UTC (2026-12-07T04:00:06Z) in this computer's time zone, as a UK
+    clinician reads it: "07/12/2026 04:00" (GMT) or "07/07/2026 10:00" (BST). A date alone, or
+    text that is no instant, is shown as given."""
+    if not instant:
+        return missing
+    try:
+        moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    except ValueError:
+        return instant
+    if moment.tzinfo is None or "T" not in instant:
+        return uk_date(instant) if "T" not in instant else instant
+    return moment.astimezone().strftime("%d/%m/%Y %H:%M")
 
 
 def record_date(value: str | None) -> str:

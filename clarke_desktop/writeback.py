@@ -8,8 +8,8 @@ they are sent, so a bad resource fails here with a clear message instead of half
 
 from __future__ import annotations
 
-import dataclasses
 import base64
+import dataclasses
 import hashlib
 import uuid
 from dataclasses import dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from clarke_desktop.cancel import Cancelled
@@ -46,7 +46,7 @@ from clarke_desktop.session.events import (
 from clarke_desktop.session.recording import RecordingSession
 from clarke_desktop.session.service import ConsultationService
 from clarke_desktop.session.transcripts import read_transcript_file
-from clarke_desktop.session.views import AppSettings, AsrStatus, MicStatus, ModelStatus
+from clarke_desktop.session.views import AppSettings, AsrStatus, Draft, MicStatus, ModelStatus, Unfinished
 
 
 def progress_slot(ev: SessionEvent) -> Any:
@@ -69,6 +69,14 @@ def user_message(exc: BaseException) -> str:
     if isinstance(exc, (FileNotFoundError, PermissionError, ValueError)) and text:
         return text
     return f"Something went wrong ({type(exc).__name__}). Details are in the log."
+
+
+def _elsewhere(u: Unfinished) -> ClinicPatient:
+    """A patient with an unfinished draft who is not in today's clinic: enough to open them."""
+    return ClinicPatient(
+        id=u.patient_id, nhs_number="", name=u.patient_name, date_of_birth="", age=0, sex="",
+        appointment_time="", summary=f"Unfinished draft, last changed {u.updated_at[:10]}",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,11 @@ class ConsultationController(QObject):
         self._pipeline_started = 0.0
         self._highlight: str | None = None  # the next patient, after a sign-off
         self._consented: set[str] = set()  # consultations whose recording consent was confirmed
+        self._elsewhere: dict[str, ClinicPatient] = {}  # unfinished drafts of patients not in today's clinic
+        self._autosave = QTimer(self)
+        self._autosave.setSingleShot(True)
+        self._autosave.setInterval(800)
+        self._autosave.timeout.connect(self.save_inputs)
 
     @property
     def writing(self) -> bool:
@@ -188,16 +201,20 @@ class ConsultationController(QObject):
     def refresh_clinic(self) -> None:
         def work(_s: TaskState) -> Any:
             clinician, patients = self.backend.clinic()
-            return clinician, patients, self.backend.statuses()
+            return clinician, patients, self.backend.statuses(), self.backend.unfinished()
 
         def done(r: Any) -> None:
-            clinician, patients, statuses = r
+            clinician, patients, statuses, unfinished = r
             self.patients = {p.id: p for p in patients}
             self.statuses = statuses
+            self._elsewhere = {
+                u.patient_id: _elsewhere(u) for u in unfinished if u.patient_id not in self.patients
+            }
             self.clinician_loaded.emit(f"{clinician.name}\n{clinician.specialty}".strip())
             self.dashboard.set_clinic(
                 clinician, patients, statuses, self.patient.id if self.patient else self._highlight
             )
+            self.dashboard.set_unfinished(unfinished)
 
         self.runner.submit(
             work, on_result=done, on_error=lambda e: self.dashboard.show_error(user_message(e)), key="clinic"
@@ -219,7 +236,7 @@ class ConsultationController(QObject):
                 self._window, "Recording", "Stop the current recording before opening another patient."
             )
             return
-        patient = self.patients.get(patient_id)
+        patient = self.patients.get(patient_id) or self._elsewhere.get(patient_id)
         if patient is None:
             return
         if self.patient is None or self.patient.id != patient_id:
@@ -235,12 +252,12 @@ class ConsultationController(QObject):
         def work(s: TaskState) -> Any:
             cid = self.backend.start_consultation(patient_id)
             ctx = self.backend.patient_context(patient_id, s.cancel)
-            return cid, ctx
+            return cid, ctx, self.backend.resume(cid)
 
         def done(r: Any) -> None:
-            self.consultation_id, self.context = r
+            self.consultation_id, self.context, draft = r
             self.patient_screen.set_context(self.context)
-            self.consultation.reset(self.context, patient.name)
+            self._restore(draft, patient.name)
 
         def failed(e: BaseException) -> None:
             if isinstance(e, Cancelled):
@@ -254,6 +271,52 @@ class ConsultationController(QObject):
                 )
 
         self.runner.submit(work, on_result=done, on_error=failed, key="context")
+
+    def _restore(self, draft: Draft, name: str) -> None:
+        """Put back what was saved for this consultation: typed inputs, and an unsigned letter
+        with every edit and resolution (so the Letter page opens on it)."""
+        t = draft.transcript
+        self.transcript = t
+        self.consultation.reset(self.context, name, transcript=t.text if t else "", aside=draft.aside)
+        if draft.letter is not None and not draft.signed:
+            self.document = draft.letter
+            self.review.start(
+                self.context, name, t or Transcript(text="", origin="typed"), draft.letter.doc_type
+            )
+            self.review.set_aside(draft.aside)
+            self.review.set_document(draft.letter)
+        self.flow_changed.emit()
+
+    # --- autosave of what is typed -------------------------------------------------------------
+    def inputs_edited(self) -> None:
+        self._autosave.start()  # restarts: saved once typing pauses
+
+    def save_inputs(self) -> None:
+        """Save the transcript and aside now (after a pause in typing, before a letter, at close)."""
+        self._autosave.stop()
+        cid = self.consultation_id
+        if cid is None:
+            return
+        text, aside = self.consultation.transcript_text(), self.consultation.aside_text()
+        known = self.transcript if self.transcript and self.transcript.text.strip() == text else None
+        self.runner.submit(
+            lambda _s: self.backend.save_inputs(cid, known or text, aside),
+            lane="db",
+            on_error=lambda e: self.consultation.set_transcript_info(f"Not saved: {user_message(e)}"),
+        )
+
+    def work_in_progress(self) -> str | None:
+        """What closing the window would interrupt, in a sentence; None when nothing would be."""
+        name = self.patient.name if self.patient else "this patient"
+        if self._pipeline is not None:
+            return f"A letter for {name} is being written; closing stops it (the transcript is kept)."
+        if self.document is not None and self.statuses.get(self.patient.id if self.patient else "") != (
+            ConsultationStatus.SIGNED_OFF
+        ):
+            return f"The letter for {name} is not signed yet. It is saved and will be here when you reopen Clarke."
+        if self.consultation.transcript_text() or self.consultation.aside_text():
+            return f"The consultation for {name} has no letter yet. What you typed is saved."
+        return None
 
     def _reset_flow(self) -> None:
         self.context = None
@@ -439,6 +502,8 @@ class ConsultationController(QObject):
             return
         doc_type = doc_type or self.consultation.chosen_doc_type()
         aside = self.consultation.aside_text()
+        self.save_inputs()  # what the letter is written from is on disk before the model starts
+        self.review.set_aside(aside)
         cid, name, doc_patient = self.consultation_id, self.patient.name, self.patient.id
         known = self.transcript if (self.transcript and self.transcript.text.strip() == text) else None
         transcript = known or Transcript(text=text, origin="typed")
@@ -700,10 +765,17 @@ class ConsultationController(QObject):
     # ------------------------------------------------------------------ shutdown
 
     def shutdown(self) -> None:
-        """Closing the window: stop a recording and save unsaved edits."""
+        """Closing the window: stop a recording and a letter being written, save what was typed
+        and any unsaved edit."""
+        if self._pipeline is not None:
+            self._pipeline.cancel()
         if self.recording is not None:
             try:
                 self.recording.stop()
             finally:
                 self.recording = None
+        if self.consultation_id is not None and self._autosave.isActive():
+            self._autosave.stop()
+            text, aside = self.consultation.transcript_text(), self.consultation.aside_text()
+            self.backend.save_inputs(self.consultation_id, text, aside)  # at exit: no worker to wait for
         self.review.flush_edits()

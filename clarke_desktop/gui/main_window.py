@@ -157,6 +157,7 @@ class MainWindow(QMainWindow):
             (c.record, flow.record), (c.pause, flow.pause_recording), (c.stop, flow.stop_recording),
             (c.import_audio, flow.import_audio), (c.use_demo_transcript, flow.use_demo_transcript),
             (c.open_transcript, flow.open_transcript), (c.generate, flow.generate),
+            (c.inputs_edited, flow.inputs_edited),
             (self.processing.cancel, flow.cancel_pipeline), (self.processing.retry, flow.generate),
             (r.section_edited, flow.save_section), (r.regenerate_section, flow.regenerate_section),
             (r.resolve, flow.resolve_discrepancy), (r.sign_off, flow.sign_off),
@@ -327,7 +328,8 @@ class MainWindow(QMainWindow):
         self.nav["consultation"].setEnabled(patient is not None)
         self.nav["letter"].setEnabled(self.flow.document is not None or self.flow.writing)
         if patient:
-            self.header_title.setText(f"{patient.name}  ·  NHS {patient.nhs_number}")
+            nhs = f"  ·  NHS {patient.nhs_number}" if patient.nhs_number else ""
+            self.header_title.setText(f"{patient.name}{nhs}")
             self.header_title.setToolTip(self.header_title.text())
         else:
             self.header_title.setText("No patient open")
@@ -372,16 +374,21 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ shutdown
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        """Closing never loses work silently: a recording or a letter being written, or a draft not
+        yet signed, is named and the clinician decides."""
         if self.flow.recording is not None:
-            answer = QMessageBox.question(
-                self, "Recording in progress", "A recording is in progress. Stop it and close Clarke?"
-            )
+            question = "A recording is in progress. Stop it (it is kept) and close Clarke?"
+        else:
+            pending = self.flow.work_in_progress()
+            question = f"{pending}\n\nClose Clarke now?" if pending else ""
+        if question:
+            answer = QMessageBox.question(self, "Close Clarke", question)
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
         try:
             self.flow.shutdown()
         except Exception:
-            log.exception("stopping the recording at exit failed")
+            log.exception("saving the work in progress at exit failed")  # class only: see logs.py
         self.poll.stop()
         event.accept()

@@ -36,11 +36,13 @@ from clarke_desktop.session.views import (
     AssistantAnswer,
     AssistantStep,
     Check,
+    Draft,
     MicDevice,
     MicStatus,
     ModelRow,
     ModelStatus,
     Proposal,
+    Unfinished,
 )
 from clarke_desktop.store.app import ConsultationRecord
 
@@ -150,10 +152,16 @@ class ConsultationService:
     def start_consultation(
         self, patient_id: str, *, doc_type: DocumentType = "clinic", new: bool = False
     ) -> str:
-        """Today's open consultation for the patient, or a new one (always new with `new`)."""
+        """The patient's unfinished consultation (today's, or an earlier draft to come back to), or
+        a new one (always new with `new`)."""
         existing = None if new else self._today_records().get(patient_id)
         if existing is not None and ConsultationStatus(existing.status) != ConsultationStatus.SIGNED_OFF:
             return existing.id
+        if not new:
+            with self._lock:
+                earlier = [r for r in self._store.unfinished() if r.patient_id == patient_id]
+            if earlier:
+                return earlier[0].id
         with self._lock:
             return self._store.create_consultation(patient_id, clinician=self.actor, doc_type=doc_type).id
 
@@ -345,6 +353,66 @@ class ConsultationService:
         from clarke_desktop.session.recovery import recover_interrupted
 
         return recover_interrupted(apply=recover)
+
+    # --- drafts in progress ----------------------------------------------------------------
+    def save_inputs(self, consultation_id: str, transcript: Transcript | str, aside: str) -> None:
+        """Autosave the transcript as typed (or recognised) and the aside."""
+        text, origin = (
+            (transcript.text, transcript.origin)
+            if isinstance(transcript, Transcript)
+            else (transcript, "typed")
+        )
+        with self._lock:
+            self._store.save_inputs(consultation_id, transcript=text, aside=aside, transcript_origin=origin)
+
+    def resume(self, consultation_id: str) -> Draft:
+        """Everything saved for the consultation, to put back on screen when it is reopened."""
+        with self._lock:
+            inputs = self._store.inputs(consultation_id)
+            saved = self._store.latest_transcript(consultation_id)
+            latest = self._store.latest_letter(consultation_id)
+        typed = inputs.transcript.strip() if inputs else ""
+        transcript = saved
+        if inputs is not None and typed and (saved is None or saved.text.strip() != typed):
+            transcript = Transcript(text=inputs.transcript, origin=inputs.transcript_origin)  # type: ignore[arg-type]
+        return Draft(
+            consultation_id,
+            transcript,
+            inputs.aside if inputs else "",
+            latest.document if latest else None,
+            bool(latest and latest.signed),
+        )
+
+    def unfinished(self) -> list[Unfinished]:
+        """Drafts not signed off, newest first, with the patient's name from the record."""
+        with self._lock:
+            records = self._store.unfinished()
+        names: dict[str, str] = {}
+        out = []
+        for r in records:
+            if r.patient_id not in names:
+                names[r.patient_id] = self._patient_name(r.patient_id)
+            out.append(
+                Unfinished(
+                    r.id, r.patient_id, names[r.patient_id], ConsultationStatus(r.status), r.updated_at
+                )
+            )
+        return out
+
+    def _patient_name(self, patient_id: str) -> str:
+        from clarke_desktop.agent.fhir_text import human_name
+        from clarke_desktop.fhir.client import FhirError
+
+        try:
+            client = self._fhir()
+        except FhirError:
+            return patient_id
+        try:
+            return human_name(client.read("Patient", patient_id).get("name")) or patient_id
+        except FhirError:
+            return patient_id
+        finally:
+            client.close()
 
     # --- letter -------------------------------------------------------------------------------
     def draft(

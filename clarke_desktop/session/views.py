@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from clarke_desktop.schemas import (
+    ClinicalDocument,
+    ConsultationStatus,
     SourceRef,
+    Transcript,
 )
 
 DOC_TYPE_LABELS: dict[str, str] = {
@@ -97,6 +100,28 @@ class Check:
     name: str
     ok: bool | None  # None = not applicable / informational
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a consultation holds when it is reopened: the typed inputs and the latest letter."""
+
+    consultation_id: str
+    transcript: Transcript | None  # the saved transcript, or the typed text as last autosaved
+    aside: str
+    letter: ClinicalDocument | None  # the latest version with every edit and resolution
+    signed: bool
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A consultation not signed off with something to come back to (the clinic list shows it)."""
+
+    consultation_id: str
+    patient_id: str
+    patient_name: str
+    status: ConsultationStatus
+    updated_at: str
 
 
 @dataclass

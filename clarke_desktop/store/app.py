@@ -73,6 +73,16 @@ class ConsultationRecord:
 
 
 @dataclass(frozen=True)
+class DraftInputs:
+    """The transcript and aside as last typed (autosaved), before or beside a letter draft."""
+
+    transcript: str
+    transcript_origin: str
+    aside: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
 class LetterVersion:
     version: int
     kind: str  # generated | edit | regenerate | resolution | addendum
@@ -666,6 +676,38 @@ class AppStore:
             return self.audit.entries(self.db.conn, consultation_id)
 
     # --- recovery -------------------------------------------------------------------------
+
+    # --- drafts in progress ---------------------------------------------------------------
+
+    def save_inputs(
+        self, consultation_id: str, *, transcript: str, aside: str, transcript_origin: str = "typed"
+    ) -> None:
+        """Autosave what the clinician has typed (not audited: no letter, nothing signed yet)."""
+        with self.db.atomic() as conn:
+            conn.execute(
+                "INSERT INTO draft_inputs (consultation_id, transcript, transcript_origin, aside, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(consultation_id) DO UPDATE SET transcript = excluded.transcript, "
+                "transcript_origin = excluded.transcript_origin, aside = excluded.aside, "
+                "updated_at = excluded.updated_at",
+                (consultation_id, transcript, transcript_origin, aside, utc_now_iso()),
+            )
+
+    def inputs(self, consultation_id: str) -> DraftInputs | None:
+        rows = self.db.query("SELECT * FROM draft_inputs WHERE consultation_id = ?", (consultation_id,))
+        return from_row(DraftInputs, rows[0]) if rows else None
+
+    def unfinished(self) -> list[ConsultationRecord]:
+        """Consultations not signed off with something to come back to (a letter draft or typed
+        inputs), most recently touched first."""
+        rows = self.db.query(
+            "SELECT c.* FROM consultations c WHERE c.status != ? AND ("
+            " EXISTS (SELECT 1 FROM letter_versions v WHERE v.consultation_id = c.id)"
+            " OR EXISTS (SELECT 1 FROM draft_inputs d WHERE d.consultation_id = c.id"
+            "  AND (trim(d.transcript, char(32, 9, 10, 13)) != '' OR trim(d.aside, char(32, 9, 10, 13)) != ''))"
+            ") ORDER BY c.updated_at DESC",
+            (ConsultationStatus.SIGNED_OFF.value,),
+        )
+        return [_consultation(r) for r in rows]
 
     def interrupted(self) -> list[ConsultationRecord]:
         """Consultations left mid-way (recording, processing, or an unsigned draft)."""

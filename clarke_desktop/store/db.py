@@ -154,6 +154,17 @@ MIGRATIONS: list[str] = [
             UNIQUE (consultation_id, version)
         );
     """,
+    # v3: what the clinician typed before (or beside) a letter: the transcript and the aside,
+    # autosaved as they type so a closed window or a crash loses nothing. Replaced on each save.
+    """
+        CREATE TABLE draft_inputs (
+            consultation_id TEXT PRIMARY KEY REFERENCES consultations(id),
+            transcript TEXT NOT NULL,
+            transcript_origin TEXT NOT NULL,
+            aside TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+    """,
 ]
 
 

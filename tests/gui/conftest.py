@@ -45,3 +45,30 @@ def runner(qapp, qtbot):
     r = TaskRunner()
     yield r
     r.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def dialogs(monkeypatch):
+    """A modal dialog offscreen would wait forever for a click: every question is answered Yes and
+    recorded (a test that cares reads `dialogs.asked` or patches the answer itself)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    class Dialogs:
+        asked: list[str] = []
+        shown: list[str] = []
+
+    record = Dialogs()
+    record.asked, record.shown = [], []
+
+    def question(_parent, title, text, *args, **kwargs):
+        record.asked.append(f"{title}: {text}")
+        return QMessageBox.StandardButton.Yes
+
+    def show(_parent, title, text, *args, **kwargs):
+        record.shown.append(f"{title}: {text}")
+        return QMessageBox.StandardButton.Ok
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    monkeypatch.setattr(QMessageBox, "warning", show)
+    monkeypatch.setattr(QMessageBox, "information", show)
+    return record

@@ -43,6 +43,7 @@ from clarke_desktop.session.views import (
     AssistantAnswer,
     AssistantStep,
     Check,
+    Draft,
     MicStatus,
     ModelRow,
     ModelStatus,
@@ -60,6 +61,8 @@ class FakeBackend:
         self.signed: list[ClinicalDocument] = []
         self.statuses_: dict[str, ConsultationStatus] = {}
         self.tmp = Path(threading.current_thread().name)
+        self.inputs: dict[str, tuple[str, str]] = {}  # consultation id -> (transcript, aside) autosaved
+        self.letters: dict[str, ClinicalDocument] = {}  # consultation id -> latest draft
 
     def _log(self, name: str) -> None:
         self.calls.append((name, threading.get_ident()))
@@ -92,6 +95,21 @@ class FakeBackend:
     def statuses(self):
         self._log("statuses")
         return dict(self.statuses_)
+
+    def unfinished(self):
+        return []
+
+    def save_inputs(self, consultation_id, transcript, aside):
+        self._log("save_inputs")
+        text = transcript if isinstance(transcript, str) else transcript.text
+        self.inputs[consultation_id] = (text, aside)
+
+    def resume(self, consultation_id):
+        self._log("resume")
+        text, aside = self.inputs.get(consultation_id, ("", ""))
+        letter = self.letters.get(consultation_id)
+        transcript = Transcript(text=text, origin="typed") if text else None
+        return Draft(consultation_id, transcript, aside, letter, False)
 
     def model_status(self):
         self._log("model_status")
@@ -246,6 +264,7 @@ class FakeBackend:
             ],
             model=ModelInfo(name="gemma-3-270m", role="letter", demo=True),
         )
+        self.letters[consultation_id] = document
         return PipelineResult(
             consultation_id, transcript, self.patient_context("pt-001", cancel), document, 1
         )

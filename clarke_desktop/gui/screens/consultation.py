@@ -43,6 +43,7 @@ class ConsultationScreen(QWidget):
     open_transcript = Signal()
     generate = Signal()
     back = Signal()
+    inputs_edited = Signal()  # the transcript or the aside changed (autosaved after a pause)
 
     def __init__(self) -> None:
         super().__init__()
@@ -155,14 +156,19 @@ class ConsultationScreen(QWidget):
         foot.addWidget(self.generate_button)
         outer.addLayout(foot)
         self.transcript.textChanged.connect(self._update_buttons)
+        self.transcript.textChanged.connect(self._typed)
+        self.aside.textChanged.connect(self._typed)
         self.set_state("idle")
 
     # --- state --------------------------------------------------------------------------------
-    def reset(self, ctx: PatientContext | None, name: str) -> None:
+    def reset(self, ctx: PatientContext | None, name: str, *, transcript: str = "", aside: str = "") -> None:
+        """A patient opened: their strip, and what was typed for them before (autosaved) if any."""
         clear_layout(self._strip_holder)
         self._strip_holder.addWidget(patient_strip(ctx, name))
-        self.transcript.clear()
-        self.aside.clear()
+        self._restoring = True  # restored text is not a new edit
+        self.transcript.setPlainText(transcript)
+        self.aside.setPlainText(aside)
+        self._restoring = False
         self.transcript_info.setText("")
         self.timer.setText("00:00")
         self.level.setValue(0)
@@ -273,6 +279,10 @@ class ConsultationScreen(QWidget):
         self.level.setValue(int(level * 100))
         if live_text and live_text != self.transcript.toPlainText():
             self.transcript.setPlainText(live_text)
+
+    def _typed(self) -> None:
+        if not getattr(self, "_restoring", False):
+            self.inputs_edited.emit()
 
     def selected_mic(self) -> object | None:
         return self.mic_picker.currentData()

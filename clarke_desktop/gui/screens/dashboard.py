@@ -6,10 +6,21 @@ from datetime import date
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from clarke_desktop.gui.widgets import badge, clear_layout, label, notice, repolish, scroll_page, vbox
+from clarke_desktop.gui.widgets import badge, button, clear_layout, label, notice, repolish, scroll_page, vbox
 from clarke_desktop.schemas import Clinician, ClinicPatient, ConsultationStatus
+from clarke_desktop.session.views import Unfinished
+from clarke_desktop.uk_format import local_time
 
 STATUS_LOOK: dict[ConsultationStatus, tuple[str, str]] = {
     ConsultationStatus.WAITING: ("Waiting", "neutral"),
@@ -116,6 +127,10 @@ class DashboardScreen(QWidget):
         self.search.textChanged.connect(self._filter)
         self.search.returnPressed.connect(self._open_only_match)
         self._lay.addWidget(self.search)
+        # Drafts not signed off (today's or earlier): one click back into them.
+        self._unfinished = vbox(None, (0, 0, 0, 0), 4)
+        self._lay.addLayout(self._unfinished)
+        self.unfinished_buttons: dict[str, QPushButton] = {}
         self._list = QVBoxLayout()
         self._list.setSpacing(8)
         self._lay.addLayout(self._list)
@@ -132,6 +147,24 @@ class DashboardScreen(QWidget):
     def focus_search(self) -> None:
         self.search.setFocus()
         self.search.selectAll()
+
+    def set_unfinished(self, items: list[Unfinished]) -> None:
+        clear_layout(self._unfinished)
+        self.unfinished_buttons.clear()
+        if not items:
+            return
+        self._unfinished.addWidget(label(f"Unfinished ({len(items)})", "h3"))
+        for u in items:
+            look = STATUS_LOOK.get(u.status, ("", "neutral"))[0]
+            when = local_time(u.updated_at)
+            b = button(
+                f"{u.patient_name}  ·  {look}  ·  last changed {when}",
+                accessible=f"Open unfinished: {u.patient_name}",
+            )
+            b.setToolTip("Open the draft where you left it")
+            b.clicked.connect(lambda _c=False, pid=u.patient_id: self.open_patient.emit(pid))
+            self.unfinished_buttons[u.patient_id] = b
+            self._unfinished.addWidget(b, 0, Qt.AlignmentFlag.AlignLeft)
 
     def show_error(self, message: str) -> None:
         clear_layout(self._list)

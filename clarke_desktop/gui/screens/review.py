@@ -365,6 +365,10 @@ class ReviewScreen(QWidget):
         outer.addLayout(top)
         self.progress_note.setWordWrap(True)  # warnings and progress, on their own line
         outer.addWidget(self.progress_note)
+        self.aside_note = label("", "caption", wrap=True, selectable=True)  # what the writer was told
+        self.aside_note.setAccessibleName("Your note to the letter writer")
+        self.aside_note.hide()
+        outer.addWidget(self.aside_note)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         letter_body = QWidget()
@@ -590,6 +594,11 @@ class ReviewScreen(QWidget):
         return why
 
     # --- intents for the controller ------------------------------------------------------------
+    def set_aside(self, aside: str) -> None:
+        """The clinician's note to the letter writer, shown beside the draft it shaped."""
+        self.aside_note.setText(f"Your note to the letter writer: {aside}" if aside.strip() else "")
+        self.aside_note.setVisible(bool(aside.strip()))
+
     def set_note(self, text: str) -> None:
         self.progress_note.setText(text)
 
