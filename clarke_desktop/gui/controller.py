@@ -26,8 +26,9 @@ from clarke_desktop.gui.screens.processing import ProcessingScreen
 from clarke_desktop.gui.screens.review import ReviewScreen
 from clarke_desktop.gui.screens.settings import DiagnosticsScreen, SettingsScreen
 from clarke_desktop.gui.screens.signed import SignedOffScreen, render_pdf_pages
+from clarke_desktop.gui.screens.signoff import SignOffDialog
 from clarke_desktop.gui.tasks import TaskRunner, TaskState
-from clarke_desktop.pipeline import FinaliseResult
+from clarke_desktop.pipeline import FinaliseResult, SignOffPreview
 from clarke_desktop.schemas import (
     ClinicalDocument,
     ClinicPatient,
@@ -663,17 +664,57 @@ class ConsultationController(QObject):
         )
 
     def sign_off(self) -> None:
-        if self.consultation_id is None or self.patient is None or self.review.blockers():
+        """Sign off deliberately: a preview of exactly what will be signed and sent, with the signer
+        and where it goes, then the clinician confirms (or goes back to the letter)."""
+        if self.consultation_id is None or self.patient is None:
+            return
+        if self.review.blockers():
+            self.review.explain_blockers()
             return
         self.review.flush_edits()
         doc = self.review.current_document()
         if doc is None:
             return
-        cid, patient = self.consultation_id, self.patient
+        cid = self.consultation_id
+        self.review.signing()
+        self.review.set_note("Preparing the preview of the signed letter…")
+
+        def work(_s: TaskState) -> tuple[SignOffPreview, list[Any], int]:
+            self.runner.wait_lane("db")  # edits and resolutions are saved first
+            preview = self.backend.preview_sign_off(cid, doc)
+            try:
+                pages, total = render_pdf_pages(preview.pdf_path)
+            except Exception:  # the dialog says the preview could not be drawn and names the file
+                pages, total = [], 0
+            return preview, pages, total
+
+        def shown(r: tuple[SignOffPreview, list[Any], int]) -> None:
+            preview, pages, total = r
+            try:
+                confirmed = self.consultation_id == cid and SignOffDialog.confirm(
+                    self._window, preview, pages, total
+                )
+            finally:
+                self.runner.submit(lambda _s: self.backend.discard_preview(preview), lane="db")
+            if confirmed:
+                self._sign(cid, doc)
+            else:
+                self.review.sign_failed()
+                self.review.set_note("Not signed: the letter is as you left it.")
+
+        def failed(e: BaseException) -> None:
+            self.review.sign_failed()
+            QMessageBox.warning(self._window, "Sign off", user_message(e))
+
+        self.runner.submit(work, on_result=shown, on_error=failed, key="signoff")
+
+    def _sign(self, cid: str, doc: ClinicalDocument) -> None:
+        patient = self.patient
+        assert patient is not None
         self.review.signing()
 
         def work(_s: TaskState) -> FinaliseResult:
-            self.runner.wait_lane("db")  # edits and resolutions are saved before signing
+            self.runner.wait_lane("db")
             return self.backend.sign_off(cid, doc)
 
         def done(result: FinaliseResult) -> None:

@@ -260,7 +260,13 @@ class MainWindow(QMainWindow):
             "Ctrl+Return",
             lambda: page() == "consultation" and self.consultation.can_generate() and flow.generate(),
         )
-        sc("Ctrl+Shift+S", lambda: page() == "review" and self.review.can_sign() and flow.sign_off())
+        sc(
+            "Ctrl+Shift+S",
+            lambda: (
+                page() == "review"
+                and (flow.sign_off() if self.review.can_sign() else self.review.explain_blockers())
+            ),
+        )
         sc("Ctrl+N", lambda: page() == "signed" and flow.next_patient())
         sc("Ctrl+J", self.toggle_assistant)
         sc("Ctrl+1", lambda: self.navigate("dashboard"))

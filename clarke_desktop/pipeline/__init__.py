@@ -4,6 +4,7 @@ from clarke_desktop.pipeline.errors import EmptySections, PipelineError, StageTi
 from clarke_desktop.pipeline.finalise import (
     HEADLESS_REASON,
     FinaliseResult,
+    SignOffPreview,
     apply_retention,
     resolve_open_discrepancies_headless,
     retry_writeback,
@@ -23,6 +24,7 @@ __all__ = [
     "EmptySections",
     "DEFAULT_POLICIES",
     "HEADLESS_REASON",
+    "SignOffPreview",
     "Components",
     "ConsultationPipeline",
     "ConsultationRequest",

@@ -11,12 +11,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clarke_desktop import paths
 from clarke_desktop.config import Settings
 from clarke_desktop.fhir.client import FhirClient, FhirError
 from clarke_desktop.files import file_sha256
 from clarke_desktop.pdf import SignatureInfo, render_letter_pdf
 from clarke_desktop.pipeline.errors import EmptySections
-from clarke_desktop.schemas import ClinicalDocument
+from clarke_desktop.schemas import ClinicalDocument, utc_now_iso
 from clarke_desktop.store import AppStore, AudioRecord, SignOffRecord, StoreError
 from clarke_desktop.writeback import SignedLetter, write_back
 
@@ -116,6 +117,57 @@ def sign_off_and_export(
     return result
 
 
+@dataclass(frozen=True)
+class SignOffPreview:
+    """The letter exactly as it would be signed now, by this signer, and where it would go;
+    nothing is signed or saved (the preview PDF is deleted once the clinician has decided)."""
+
+    pdf_path: Path
+    signed_by: str
+    signer: str  # name, title and registration, as the signature block prints them
+    destination: str  # where the signed letter will be written, in words
+    empty_sections: list[str]
+
+
+def preview_sign_off(
+    store: AppStore, consultation_id: str, document: ClinicalDocument, signed_by: str, out_path: Path,
+    *, settings: Settings,
+) -> SignOffPreview:  # fmt: skip
+    """Print `document` (the draft with the clinician's latest edits) as the signed PDF would be."""
+    latest = store.latest_letter(consultation_id)
+    version = latest.version if latest else 1
+    pdf = render_letter_pdf(
+        document, out_path, settings=settings, context=store.latest_context(consultation_id),
+        signature=SignatureInfo(signed_by, utc_now_iso(), version),
+    )  # fmt: skip
+    c = settings.clinician
+    signer = ", ".join(x for x in (signed_by, c.title, f"GMC {c.gmc_number}" if c.gmc_number else "") if x)
+    return SignOffPreview(pdf, signed_by, signer, destination(settings, document), empty_sections(document))
+
+
+def destination(settings: Settings, document: ClinicalDocument) -> str:
+    """Where a signed letter is written back, in the clinician's words."""
+    if document.model is not None and document.model.demo and not writes_to_demo_store(settings):
+        return "Not written to the record (demo model): the PDF only, for practice."
+    if settings.fhir.backend == "remote":
+        return f"The hospital record at {settings.fhir.remote_url}, and a PDF."
+    if paths.fhir_db_is_named():
+        return f"The record store {paths.fhir_db_path()}, and a PDF."
+    return "The demo record on this computer, and a PDF."
+
+
+DEMO_NOT_WRITTEN = (
+    "Not written back: the letter was drafted by the demo model, which is only ever written to the bundled "
+    "demo record. The signed PDF is saved for practice."
+)
+
+
+def writes_to_demo_store(settings: Settings) -> bool:
+    """Whether write-back goes to the app's own demo store (not a hospital server, not a store the
+    user named with CLARKE_FHIR_DB)."""
+    return settings.fhir.backend != "remote" and not paths.fhir_db_is_named()
+
+
 def _write_back(
     store: AppStore,
     signoff: SignOffRecord,
@@ -125,6 +177,9 @@ def _write_back(
     fhir: FhirClient,
     result: FinaliseResult,
 ) -> None:
+    if document.model is not None and document.model.demo and not writes_to_demo_store(settings):
+        result.warnings.append(DEMO_NOT_WRITTEN)  # practice letters never reach a real record
+        return
     record = store.consultation(signoff.consultation_id)
     letter = SignedLetter(
         document=document, version=signoff.version, patient_id=record.patient_id, signed_by=signoff.signed_by,

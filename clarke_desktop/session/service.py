@@ -17,7 +17,7 @@ from typing import Any
 from clarke_desktop import paths
 from clarke_desktop.asr.base import Transcriber
 from clarke_desktop.cancel import CancelToken
-from clarke_desktop.pipeline import ConsultationPipeline, FinaliseResult, PipelineResult
+from clarke_desktop.pipeline import ConsultationPipeline, FinaliseResult, PipelineResult, SignOffPreview
 from clarke_desktop.schemas import (
     ClinicalDocument,
     Clinician,
@@ -559,6 +559,22 @@ class ConsultationService:
             finally:
                 if fhir is not None:
                     fhir.close()
+
+    def preview_sign_off(self, consultation_id: str, document: ClinicalDocument) -> SignOffPreview:
+        """The PDF as it would be signed now by this signer, and where it would go. Nothing is saved;
+        the preview lives in the private data folder until `discard_preview`."""
+        from clarke_desktop.pipeline.finalise import preview_sign_off
+
+        folder = paths.data_dir() / "previews"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self._lock:
+            return preview_sign_off(
+                self._store, consultation_id, document, self.actor, folder / f"{consultation_id}.pdf",
+                settings=self._settings,
+            )  # fmt: skip
+
+    def discard_preview(self, preview: SignOffPreview) -> None:
+        preview.pdf_path.unlink(missing_ok=True)
 
     def audit_head(self) -> tuple[int, str]:
         with self._lock:

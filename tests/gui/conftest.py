@@ -9,6 +9,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).parent))
 
+
 def _load_bench_module(name: str) -> None:
     """bench/<name>.py importable by name (bench/ itself stays off sys.path: its fhir.py would shadow
     the fhir.resources package)."""
@@ -50,15 +51,25 @@ def runner(qapp, qtbot):
 @pytest.fixture(autouse=True)
 def dialogs(monkeypatch):
     """A modal dialog offscreen would wait forever for a click: every question is answered Yes and
-    recorded (a test that cares reads `dialogs.asked` or patches the answer itself)."""
+    every sign-off preview confirmed, and both recorded (a test that cares reads `dialogs.asked` /
+    `dialogs.previews` or patches the answer itself)."""
     from PySide6.QtWidgets import QMessageBox
+
+    from clarke_desktop.gui.screens.signoff import SignOffDialog
 
     class Dialogs:
         asked: list[str] = []
         shown: list[str] = []
+        previews: list[object] = []  # sign-off previews confirmed (the dialog's contents)
 
     record = Dialogs()
-    record.asked, record.shown = [], []
+    record.asked, record.shown, record.previews = [], [], []
+
+    def confirm(_parent, preview, pages, total):
+        record.previews.append((preview, len(pages), total))
+        return True
+
+    monkeypatch.setattr(SignOffDialog, "confirm", classmethod(lambda cls, *a: confirm(*a)))
 
     def question(_parent, title, text, *args, **kwargs):
         record.asked.append(f"{title}: {text}")

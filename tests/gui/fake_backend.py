@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from clarke_desktop.cancel import CancelToken
-from clarke_desktop.pipeline import FinaliseResult, PipelineResult
+from clarke_desktop.pipeline import FinaliseResult, PipelineResult, SignOffPreview
 from clarke_desktop.schemas import (
     Allergy,
     ClinicalDocument,
@@ -287,6 +287,15 @@ class FakeBackend:
     def resolve_discrepancy(self, consultation_id, discrepancy_id, resolution):
         self._log("resolve_discrepancy")
         self.resolved[discrepancy_id] = resolution
+
+    def preview_sign_off(self, consultation_id, document):
+        self._log("preview_sign_off")
+        self.previewed = document
+        return SignOffPreview(Path("/nonexistent/preview.pdf"), "Dr Sarah Chen", "Dr Sarah Chen, Consultant",
+                              "The demo record on this computer, and a PDF.", [])  # fmt: skip
+
+    def discard_preview(self, preview):
+        self._log("discard_preview")
 
     def sign_off(self, consultation_id, document=None, *, out_dir=None, keep_open_discrepancies=False,
                  allow_empty_sections=False):  # fmt: skip

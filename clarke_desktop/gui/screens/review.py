@@ -436,6 +436,7 @@ class ReviewScreen(QWidget):
         if c is None:
             c = SectionCard(key, heading)
             c.edited.connect(self.section_edited)
+            c.edited.connect(lambda *_: self._refresh())  # an empty section filled (or emptied)
             c.regenerate.connect(self.regenerate_section)
             c.fact_at.connect(self._show_fact)
             self.cards[key] = c
@@ -591,7 +592,17 @@ class ReviewScreen(QWidget):
         n = self.open_discrepancies()
         if n:
             why.append(f"{n} discrepanc{'y' if n == 1 else 'ies'} to resolve")
+        empty = self.empty_sections()
+        if empty:
+            why.append("write " + ", ".join(f"“{h}”" for h in empty) + " (empty)")
         return why
+
+    def empty_sections(self) -> list[str]:
+        """Headings of the sections the clinician must write before signing (narrative, no text)."""
+        doc = self.current_document()
+        if doc is None:
+            return []
+        return [s.heading for s in doc.sections if s.kind == "narrative" and not s.content.strip()]
 
     # --- intents for the controller ------------------------------------------------------------
     def set_aside(self, aside: str) -> None:
@@ -610,6 +621,12 @@ class ReviewScreen(QWidget):
 
     def can_sign(self) -> bool:
         return self.sign_button.isEnabled()
+
+    def explain_blockers(self) -> None:
+        """Sign off asked for while it cannot be done: say why, where the clinician is looking."""
+        why = self.blockers()
+        if why:
+            self.progress_note.setText("Not signed yet: " + "; ".join(why) + ".")
 
     def signing(self) -> None:
         self.sign_button.setEnabled(False)

@@ -1,0 +1,77 @@
+"""Sign-off is deliberate: nothing is signed until the clinician has seen a preview of exactly what
+will be signed and sent (with the signer and where it goes) and confirmed; a section left empty
+blocks it with the section named; "Back" leaves the letter unsigned."""
+
+from __future__ import annotations
+
+import pytest
+from fake_backend import FakeBackend
+from PySide6.QtCore import Qt
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def window(styled_app, qtbot):
+    from clarke_desktop.gui.app import build_window
+
+    w = build_window(FakeBackend())
+    qtbot.addWidget(w)
+    w.resize(1366, 768)
+    w.show()
+    qtbot.waitUntil(lambda: "pt-001" in w.dashboard.rows, timeout=5000)
+    yield w
+    w.runner.shutdown()
+
+
+def _reviewed(w, qtbot) -> None:
+    w.flow.open_patient("pt-001")
+    qtbot.waitUntil(lambda: w.flow.context is not None, timeout=5000)
+    w.flow.begin_consultation()
+    w.consultation.transcript.setPlainText("Doctor: how are the sugars? Patient: higher.")
+    w.flow.generate()
+    qtbot.waitUntil(lambda: w.review.document is not None and not w.review.busy_reasons, timeout=10000)
+    for item in list(w.review.items.values()):
+        qtbot.mouseClick(item.keep_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.review.can_sign(), timeout=5000)
+
+
+def test_the_preview_is_shown_before_anything_is_signed(window, qtbot, dialogs) -> None:
+    w = window
+    _reviewed(w, qtbot)
+    qtbot.keyClick(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: w.current_page() == "signed", timeout=5000)
+    ((preview, _pages, _total),) = dialogs.previews
+    assert preview.signer.startswith("Dr Sarah Chen") and "record" in preview.destination
+    names = [n for n, _ in w.backend.calls]
+    assert names.index("preview_sign_off") < names.index("sign_off")
+    assert w.backend.previewed.sections == w.backend.signed[0].sections  # what was shown is what was signed
+    assert "discard_preview" in names
+
+
+def test_back_from_the_preview_signs_nothing(window, qtbot, dialogs, monkeypatch) -> None:
+    from clarke_desktop.gui.screens.signoff import SignOffDialog
+
+    w = window
+    _reviewed(w, qtbot)
+    monkeypatch.setattr(SignOffDialog, "confirm", classmethod(lambda cls, *a: False))
+    w.flow.sign_off()
+    qtbot.waitUntil(lambda: "Not signed" in w.review.progress_note.text(), timeout=5000)
+    assert w.backend.signed == [] and w.current_page() == "review"
+    assert w.review.can_sign()  # the clinician can try again
+
+
+def test_an_empty_section_blocks_sign_off_and_is_named(window, qtbot, dialogs) -> None:
+    w = window
+    _reviewed(w, qtbot)
+    card = w.review.cards["plan"]
+    card.editor.setPlainText("   ")
+    w.review.flush_edits()
+    qtbot.waitUntil(lambda: not w.review.can_sign(), timeout=5000)
+    qtbot.keyClick(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert "“Plan” (empty)" in w.review.progress_note.text()
+    assert "“Plan”" in w.review.sign_button.toolTip()
+    assert dialogs.previews == [] and w.backend.signed == []
+    card.editor.setPlainText("Add gliclazide 40 mg once daily.")
+    w.review.flush_edits()
+    qtbot.waitUntil(lambda: w.review.can_sign(), timeout=5000)
