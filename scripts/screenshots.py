@@ -156,6 +156,10 @@ def drive(args: argparse.Namespace) -> int:
         return 1
     window.show_page("review")
     shot("06-review")
+    window.navigate("dashboard")  # the draft is listed as unfinished until it is signed
+    wait(lambda: args.patient in window.dashboard.unfinished_buttons, 60, "the unfinished list")
+    shot("01b-dashboard-unfinished")
+    window.navigate("letter")
     if window.review.document.fact_check:
         facts = window.review.document.fact_check
         unsupported = next((i for i, f in enumerate(facts) if not f.supported), 0)
@@ -163,15 +167,32 @@ def drive(args: argparse.Namespace) -> int:
         shot("07-review-fact-source")
     for item in list(window.review.items.values()):
         item.reason.setText("Checked with the patient")
+        if item.why is not None:  # a red conflict needs a specific reason
+            item.why.setCurrentIndex(1)
         item.dismiss_button.click()
-    wait(lambda: window.review.sign_button.isEnabled(), 60, "sign-off to be allowed")
     for card in window.review.cards.values():  # the clinician writes what the demo model did not
         if not card.editor.isReadOnly() and not card.text().strip():
             card.editor.setPlainText(
                 "Written by the clinician: the demo model's text for this section was refused."
             )
+    window.review.flush_edits()
+    wait(lambda: window.review.sign_button.isEnabled(), 60, "sign-off to be allowed")
     window.review.tabs.setCurrentIndex(0)
     shot("08-review-ready-to-sign")
+    from clarke_desktop.gui.screens.signoff import SignOffDialog
+
+    def confirm(parent, preview, pages, total) -> bool:  # the real dialog, photographed, then confirmed
+        dialog = SignOffDialog(parent, preview, pages, total)
+        dialog.show()
+        pump(0.8)
+        path = args.out / "08b-sign-off-preview.png"
+        dialog.screen().grabWindow(dialog.winId()).save(str(path))
+        shots.append(path.name)
+        print(f"saved {path}", flush=True)
+        dialog.accept()
+        return True
+
+    SignOffDialog.confirm = classmethod(lambda cls, *a: confirm(*a))  # type: ignore[method-assign,assignment]
     window.flow.sign_off()
     wait(lambda: window.current_page() == "signed", 120, "sign-off")
     wait(

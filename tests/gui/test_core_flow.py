@@ -89,6 +89,8 @@ def test_flow_through_the_core_with_a_scripted_model(window, qtbot):
             qtbot.mouseClick(item.keep_button, Qt.MouseButton.LeftButton)
         else:
             item.reason.setText("Checked with the patient")
+            if item.why is not None:  # a red conflict needs a specific reason
+                item.why.setCurrentIndex(1)
             qtbot.mouseClick(item.dismiss_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.review.sign_button.isEnabled(), timeout=60_000)
     qtbot.keyClick(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)

@@ -114,6 +114,8 @@ def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_p
         action = actions[i % 3]
         if action == "dismiss":
             item.reason.setText("Checked with the patient in clinic")
+            if item.why is not None:  # a red conflict needs a specific reason
+                item.why.setCurrentIndex(1)
             qtbot.mouseClick(item.dismiss_button, Qt.MouseButton.LeftButton)
         else:
             qtbot.mouseClick(

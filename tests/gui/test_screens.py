@@ -83,13 +83,22 @@ def test_sign_off_is_gated_on_discrepancies_and_saves_edits(window, qtbot):
     r.cards["plan"].instruction.setText("shorter")
     qtbot.mouseClick(r.cards["plan"].regen_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: r.cards["plan"].text() == "Rewritten: shorter", timeout=5000)
-    # dismiss needs a reason
+    # an allergy conflict is dismissed only for a specific reason: free text alone is not enough
     item = r.items["d1"]
     assert not item.dismiss_button.isEnabled()
     item.reason.setText("confirmed with patient: rash as a child, not an allergy")
+    assert not item.dismiss_button.isEnabled() and item.why is not None
+    item.why.setCurrentIndex(4)  # "Not a true allergy ..."
+    assert item.dismiss_button.isEnabled()
+    item.dismiss_button.setFocus()
     qtbot.mouseClick(item.dismiss_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: r.sign_button.isEnabled(), timeout=5000)
     assert backend.resolved["d1"].action == "dismiss"
+    assert backend.resolved["d1"].reason == (
+        "Not a true allergy (an intolerance or side effect): the record will be updated: "
+        "confirmed with patient: rash as a child, not an allergy"
+    )
+    assert item.hasFocus()  # focus stays on the resolved card, not on another card's button
     qtbot.keyClick(
         window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
     )

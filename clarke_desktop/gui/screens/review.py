@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QFrame,
     QHBoxLayout,
@@ -254,12 +255,36 @@ class SectionCard(QFrame):
             self.editor.setFixedHeight(height)
 
 
+# A red conflict (an allergy, or any high-severity one) is dismissed only for a stated, specific
+# reason chosen here; a free-text note may add to it but never replaces it.
+SPECIFIC_REASONS = {
+    "allergy": (
+        "The record is right: what was said in the consultation was mistaken",
+        "The record is wrong: I will correct the allergy record",
+        "Both are true: a different drug or a different reaction",
+        "Not a true allergy (an intolerance or side effect): the record will be updated",
+    ),
+    "other": (
+        "The record is right: what was said was mistaken or misheard",
+        "The record is out of date: I will update it",
+        "What was said is right and the letter says so",
+    ),
+}
+
+
+def needs_specific_reason(d: Discrepancy) -> bool:
+    return d.severity == "high" or d.kind in ("allergy", "allergy_class")
+
+
 class DiscrepancyItem(QFrame):
     resolved = Signal(str, object)  # id, Resolution
 
     def __init__(self, d: Discrepancy) -> None:
         super().__init__()
         self.d = d
+        # Focus rests on the card after a resolution (its buttons disappear), never on the next
+        # card's button, so a repeated Space cannot clear the checklist.
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setObjectName("alertCard" if d.severity == "high" else "warnCard")
         lay = vbox(self, (12, 10, 12, 10), 4)
         head = label(
@@ -287,19 +312,31 @@ class DiscrepancyItem(QFrame):
             "Keep both", accessible=f"Keep both: {d.description}", tip="Both are true; keep as written"
         )
         self.reason = QLineEdit()
-        self.reason.setPlaceholderText("Reason to dismiss")
         self.reason.setAccessibleName(f"Reason to dismiss: {d.description}")
         self.dismiss_button = button("Dismiss", accessible=f"Dismiss: {d.description}")
         self.dismiss_button.setEnabled(False)
-        self.reason.textChanged.connect(lambda t: self.dismiss_button.setEnabled(bool(t.strip())))
+        self.why: QComboBox | None = None
+        if needs_specific_reason(d):
+            self.why = QComboBox()
+            self.why.setAccessibleName(f"Why dismiss: {d.description}")
+            self.why.addItem("Why dismiss? Choose a reason…", "")
+            for text in SPECIFIC_REASONS["allergy" if d.kind.startswith("allergy") else "other"]:
+                self.why.addItem(text, text)
+            self.why.currentIndexChanged.connect(lambda _i: self._update_dismiss())
+            self.reason.setPlaceholderText("Note (optional)")
+        else:
+            self.reason.setPlaceholderText("Reason to dismiss")
+        self.reason.textChanged.connect(lambda _t: self._update_dismiss())
         self.fix_button.clicked.connect(lambda: self._resolve("fix"))
         self.keep_button.clicked.connect(lambda: self._resolve("keep_both"))
-        self.dismiss_button.clicked.connect(lambda: self._resolve("dismiss", self.reason.text().strip()))
+        self.dismiss_button.clicked.connect(lambda: self._resolve("dismiss", self.dismiss_reason()))
         self.reason.returnPressed.connect(self.dismiss_button.click)
         row.addWidget(self.fix_button)
         row.addWidget(self.keep_button)
         row.addStretch(1)
         lay.addWidget(self.actions)
+        if self.why is not None:
+            lay.addWidget(self.why)
         self.dismiss_row = QWidget()
         row2 = QHBoxLayout(self.dismiss_row)
         row2.setContentsMargins(0, 0, 0, 0)
@@ -312,6 +349,20 @@ class DiscrepancyItem(QFrame):
         if d.resolution:
             self.show_resolution(d.resolution)
 
+    def dismiss_reason(self) -> str | None:
+        """The stated reason: the chosen specific one (plus the note) for a red conflict; the typed
+        one otherwise. None while there is none."""
+        note = self.reason.text().strip()
+        if self.why is None:
+            return note or None
+        chosen = str(self.why.currentData() or "")
+        if not chosen:
+            return None
+        return f"{chosen}: {note}" if note else chosen
+
+    def _update_dismiss(self) -> None:
+        self.dismiss_button.setEnabled(self.dismiss_reason() is not None)
+
     def _resolve(self, action: str, reason: str | None = None) -> None:
         res = Resolution(action=action, reason=reason)  # type: ignore[arg-type]
         self.resolved.emit(self.d.id, res)
@@ -320,8 +371,12 @@ class DiscrepancyItem(QFrame):
         self.d.resolution = res
         words = {"fix": "Fixed in the letter", "keep_both": "Kept both", "dismiss": "Dismissed"}[res.action]
         self.outcome.setText(f"✓ {words}" + (f": {res.reason}" if res.reason else ""))
+        if self.isAncestorOf(QApplication.focusWidget()):
+            self.setFocus()  # keep focus here as the buttons go
         self.actions.hide()
         self.dismiss_row.hide()
+        if self.why is not None:
+            self.why.hide()
         self.setObjectName("infoCard")
         repolish(self)
 
