@@ -611,6 +611,7 @@ class ConsultationService:
             letterhead,
             mic,
             llm_backend=s.llm.backend,
+            server_url=s.llm.server_url or "",
             hardware=_hardware(),
         )
 
@@ -627,9 +628,14 @@ class ConsultationService:
             s.letterhead.department = lines[1] if len(lines) > 1 else ""
             s.letterhead.address = lines[2:-1] if len(lines) > 3 else lines[2:]
             s.letterhead.phone = lines[-1] if len(lines) > 3 else s.letterhead.phone
-        if s.llm.backend != new.llm_backend:
+        if new.llm_backend == "server":  # a server that cannot be reached is refused here, not mid-clinic
+            from clarke_desktop.session.server_check import check_server_url
+
+            new.server_url = check_server_url(new.server_url)
+        if s.llm.backend != new.llm_backend or (s.llm.server_url or "") != new.server_url:
             self._pipeline_stale = True  # the next run loads the engine the badge now names
         s.llm.backend = new.llm_backend  # type: ignore[assignment]
+        s.llm.server_url = new.server_url or s.llm.server_url
         if new.microphone:
             name, _, host = new.microphone.partition("|")
             s.audio.input_device, s.audio.host_api = name, host or None

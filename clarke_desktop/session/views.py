@@ -132,5 +132,6 @@ class AppSettings:
     letterhead: str = ""
     microphone: str = ""  # "name|host api"
     llm_backend: str = "embedded"  # embedded | installed | server
+    server_url: str = ""  # the OpenAI-compatible server, with llm_backend "server"
     hardware: str = ""  # read-only: where models run (GPU name or CPU)
     extra: dict[str, object] = field(default_factory=dict)

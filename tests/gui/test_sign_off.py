@@ -75,3 +75,21 @@ def test_an_empty_section_blocks_sign_off_and_is_named(window, qtbot, dialogs) -
     card.editor.setPlainText("Add gliclazide 40 mg once daily.")
     w.review.flush_edits()
     qtbot.waitUntil(lambda: w.review.can_sign(), timeout=5000)
+
+
+def test_open_pdf_without_a_viewer_offers_the_folder_then_the_path(
+    window, qtbot, dialogs, monkeypatch
+) -> None:
+    from PySide6.QtGui import QDesktopServices, QGuiApplication
+
+    w = window
+    _reviewed(w, qtbot)
+    w.flow.sign_off()
+    qtbot.waitUntil(lambda: w.current_page() == "signed", timeout=5000)
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or False)
+    qtbot.mouseClick(w.signed.open_button, Qt.MouseButton.LeftButton)
+    assert opened == ["/nonexistent/letter.pdf", "/nonexistent"]  # the PDF, then (agreed) its folder
+    assert "No PDF viewer" in dialogs.asked[-1]
+    assert "/nonexistent/letter.pdf" in dialogs.shown[-1]
+    assert QGuiApplication.clipboard().text() == "/nonexistent/letter.pdf"

@@ -82,7 +82,13 @@ class SettingsScreen(QWidget):
         self.hardware.setAccessibleName("Where the models run")
         self.mic = QComboBox()
         self.mic.setAccessibleName("Microphone")
+        self.server_url = QLineEdit()
+        self.server_url.setPlaceholderText("https://llm.hospital.nhs.uk:8443 (set by IT)")
+        self.server_url.setAccessibleName("Model server address")
+        self.llm_backend.currentIndexChanged.connect(lambda _i: self._show_server_url())
         f.addRow("Letter model", self.llm_backend)
+        f.addRow("Server address", self.server_url)
+        self._model_form = f
         f.addRow("Runs on", self.hardware)
         f.addRow("Microphone", self.mic)
         lay.addWidget(hw)
@@ -136,6 +142,8 @@ class SettingsScreen(QWidget):
         self.specialty.setText(s.specialty)
         self.letterhead.setPlainText(s.letterhead)
         self.llm_backend.setCurrentIndex(max(self.llm_backend.findData(s.llm_backend), 0))
+        self.server_url.setText(s.server_url)
+        self._show_server_url()
         self.hardware.setText(s.hardware or "—")
         self.mic.clear()
         self.mic.addItem("System default", "")
@@ -154,10 +162,14 @@ class SettingsScreen(QWidget):
             letterhead=self.letterhead.toPlainText().strip(),
             microphone=self.mic.currentData() or "",
             llm_backend=self.llm_backend.currentData(),
+            server_url=self.server_url.text().strip(),
             hardware=self._settings.hardware,
             extra=dict(self._settings.extra),
         )
         self.save.emit(s)
+
+    def _show_server_url(self) -> None:
+        self._model_form.setRowVisible(self.server_url, self.llm_backend.currentData() == "server")
 
     def saved_ok(self, ok: bool, message: str = "") -> None:
         self.saved.setText("Saved ✓" if ok else f"Not saved: {message}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QVBoxLayout, QWidget
 
 from clarke_desktop.gui.widgets import badge, button, card, clear_layout, label, notice, scroll_page, vbox
 from clarke_desktop.pipeline import FinaliseResult
@@ -117,9 +117,28 @@ class SignedOffScreen(QWidget):
         )
 
     def _open(self, folder: bool) -> None:
-        if self.result:
-            target = self.result.pdf_path.parent if folder else self.result.pdf_path
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(target)))
+        """Open the PDF (or its folder) in the desktop's viewer; with none installed, say so and offer
+        the folder, then the path to copy: the button never silently does nothing."""
+        if not self.result:
+            return
+        pdf = self.result.pdf_path
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(pdf.parent if folder else pdf))):
+            return
+        if not folder:
+            answer = QMessageBox.question(
+                self, "Open PDF",
+                "No PDF viewer is set up on this computer. Show the folder that holds the letter instead?",
+            )  # fmt: skip
+            if answer == QMessageBox.StandardButton.Yes and QDesktopServices.openUrl(
+                QUrl.fromLocalFile(str(pdf.parent))
+            ):
+                return
+        QGuiApplication.clipboard().setText(str(pdf))
+        QMessageBox.information(
+            self,
+            "Open PDF",
+            f"Nothing on this computer can open it. The path is copied to the clipboard:\n{pdf}",
+        )
 
     def _copy(self) -> None:
         if self.result:

@@ -1,0 +1,51 @@
+"""Checking a model server's address before Settings save it: a letter model that cannot be reached
+is found out in Settings, not halfway through a clinic."""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from clarke_desktop.session.errors import SessionError
+
+LOOPBACK_NAMES = {"localhost"}
+
+
+def check_server_url(url: str, *, timeout_s: float = 5.0) -> str:
+    """The address, normalised (no trailing slash), once the server has answered `GET /v1/models`.
+    Raises SessionError saying what is wrong: missing, not https on the network, or no answer."""
+    import httpx
+
+    url = url.strip().rstrip("/")
+    if not url:
+        raise SessionError(
+            "The model server needs its address, for example https://llm.hospital.nhs.uk:8443."
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise SessionError(f"{url} is not a web address: it should start with https://.")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise SessionError(
+            f"{url} would send consultations unencrypted over the network: use https:// "
+            "(plain http is accepted only for a server on this computer, such as http://127.0.0.1:8080)."
+        )
+    try:
+        answer = httpx.get(f"{url}/v1/models", timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise SessionError(f"The model server at {url} did not answer ({type(exc).__name__}). "
+                           "Check the address, or ask IT whether the server is running.") from exc  # fmt: skip
+    if answer.status_code != 200:
+        raise SessionError(
+            f"The model server at {url} answered {answer.status_code} to a list of its models; "
+            "it is not an OpenAI-compatible server, or it needs a key (ask IT)."
+        )
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
