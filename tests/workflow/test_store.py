@@ -32,7 +32,7 @@ def _with_letter(store: AppStore, *, discrepancy: bool = True) -> str:
 
 def test_database_and_sidecars_are_private_and_versioned(store: AppStore) -> None:
     _with_letter(store)
-    assert store.db.schema_version == 2
+    assert store.db.schema_version == 3
     for path in store.db.path.parent.iterdir():
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == 0o600, f"{path.name} is {oct(mode)}"
@@ -185,9 +185,12 @@ def test_version_1_database_is_migrated_keeping_its_data(tmp_path: Path) -> None
     )
     conn.close()
     with AppStore(path) as store:
-        assert store.db.schema_version == len(MIGRATIONS) == 2
+        assert store.db.schema_version == len(MIGRATIONS) == 3
         assert store.consultation("cons-old").status == ConsultationStatus.REVIEW
         assert store.pending_writebacks() == []
+        assert store.inputs("cons-old") is None  # v3: no typed inputs yet, and room for them
+        store.save_inputs("cons-old", transcript="typed after the upgrade", aside="")
+        assert [r.id for r in store.unfinished()] == ["cons-old"]
 
 
 def test_a_corrupt_database_file_is_named(tmp_path: Path) -> None:
