@@ -19,10 +19,10 @@ def uk_date(value: str | None, missing: str = "") -> str:
     return f"{day}/{month}/{year}" if day else f"{month}/{year}"
 
 
-def local_time(instant: str | None, missing: str = "") -> str:
+def local_time(instant: str | None, missing: str = "", *, zone: bool = False) -> str:
     """An instant stored in UTC (2026-12-07T04:00:06Z) in this computer's time zone, as a UK
     clinician reads it: "07/12/2026 04:00" (GMT) or "07/07/2026 10:00" (BST). A date alone, or
-    text that is no instant, is shown as given."""
+    text that is no instant, is shown as given. `zone` adds the zone's name (a signature's time)."""
     if not instant:
         return missing
     try:
@@ -31,7 +31,7 @@ def local_time(instant: str | None, missing: str = "") -> str:
         return instant
     if moment.tzinfo is None or "T" not in instant:
         return uk_date(instant) if "T" not in instant else instant
-    return moment.astimezone().strftime("%d/%m/%Y %H:%M")
+    return moment.astimezone().strftime("%d/%m/%Y %H:%M %Z" if zone else "%d/%m/%Y %H:%M")
 
 
 def record_date(value: str | None) -> str:

@@ -9,6 +9,7 @@ fails leaves a `retrieval_warnings` entry and the rest of the context intact.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import date
@@ -436,6 +437,13 @@ def _encounter(r: Resource, warnings: list[str]) -> EncounterSummary | None:
     )
 
 
+def _paragraphs(text: str) -> str:
+    """The letter's own lines and paragraphs kept (an address, a blank line between paragraphs),
+    spaces inside a line tidied: a run-on block is hard to read and to check."""
+    lines = [" ".join(line.split()) for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
 def _last_letter(resources: list[Resource]) -> tuple[str, SourceRef] | None:
     """The newest DocumentReference with inline text, as an excerpt marked as such."""
     dated = [
@@ -447,9 +455,11 @@ def _last_letter(resources: list[Resource]) -> tuple[str, SourceRef] | None:
         for content in r.get("content") or []:
             text = ft.attachment_text(content.get("attachment") or {})
             if text and text.strip():
-                text = " ".join(text.split())
+                text = _paragraphs(text)
                 if len(text) > LETTER_EXCERPT_CHARS:
-                    cut = text.rfind(" ", 0, LETTER_EXCERPT_CHARS)
+                    cut = max(
+                        text.rfind(" ", 0, LETTER_EXCERPT_CHARS), text.rfind("\n", 0, LETTER_EXCERPT_CHARS)
+                    )
                     text = text[: cut if cut > 0 else LETTER_EXCERPT_CHARS] + " [excerpt continues]"
                 return text, ft.source_of(r)
     return None

@@ -38,7 +38,7 @@ from reportlab.platypus import (
 from clarke_desktop.config import Settings
 from clarke_desktop.files import replace_durably
 from clarke_desktop.schemas import ClinicalDocument, Demographics, PatientContext
-from clarke_desktop.uk_format import nhs_number, uk_date
+from clarke_desktop.uk_format import local_time, nhs_number, uk_date
 
 DEMO_MARKING = "DEMO MODEL \u2014 NOT FOR CLINICAL USE"
 NHS_BLUE = colors.HexColor("#005EB8")
@@ -306,7 +306,7 @@ def _signature_block(
         lines.append(f"GMC No. {clinician.gmc_number}")
     block = [Paragraph(_text("\n".join(lines)), styles.body)]
     if signature:
-        when = signature.signed_at.replace("T", " ").replace("Z", " UTC")
+        when = local_time(signature.signed_at, zone=True)  # the local clock, with its zone (GMT, BST)
         label = "Addendum electronically signed" if signature.kind == "addendum" else "Electronically signed"
         block.append(
             Paragraph(

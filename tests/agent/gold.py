@@ -101,7 +101,7 @@ def compare(context: PatientContext, gold: dict[str, Any]) -> dict[str, Any]:
         if not context.last_letter_source or context.last_letter_source.id != letter["source"]["id"]:
             problems.append(f"last letter source {context.last_letter_source} != {letter['source']['id']}")
         for phrase in letter["must_mention"]:
-            if phrase not in (context.last_letter_excerpt or ""):
+            if phrase not in " ".join((context.last_letter_excerpt or "").split()):
                 problems.append(f"last letter excerpt lacks {phrase!r}")
     shown = {f[0] for fs in ours.values() for f in fs} | {
         s.id for s in [context.last_letter_source, d.source] if s

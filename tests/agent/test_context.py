@@ -205,3 +205,11 @@ def test_prompt_lists_recent_encounters_and_says_how_many_are_left_out(fhir) -> 
     assert text.count("Encounter for problem") + text.count("Follow-up visit") == 10
     assert "(5 earlier encounters not listed here)" in text
     assert len(many.recent_encounters) == 15  # the context itself keeps them all
+
+
+def test_the_last_letter_keeps_its_lines_and_paragraphs(fhir) -> None:
+    from clarke_desktop.agent.context import retrieve_context
+
+    excerpt = retrieve_context(fhir, "pt-001").last_letter_excerpt or ""
+    assert "\n\n" in excerpt  # paragraphs, not one run-on block
+    assert all(line == " ".join(line.split()) for line in excerpt.splitlines())  # tidy within a line

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from clarke_desktop.clinical_text.record import no_known_allergy
 from clarke_desktop.gui.widgets import button, card, clear_layout, label, notice, scroll_page, vbox
 from clarke_desktop.schemas import Allergy, LabResult, PatientContext
-from clarke_desktop.uk_format import uk_date, unit_display
+from clarke_desktop.uk_format import local_time, uk_date, unit_display
 
 TREND_ARROWS = {"rising": "↑", "falling": "↓", "stable": "→"}
 
@@ -301,7 +301,7 @@ class PatientScreen(QWidget):
         grid2.setColumnStretch(0, 1)
         grid2.setColumnStretch(1, 1)
         self._lay.addLayout(grid2)
-        self._lay.addWidget(label(f"Record read at {ctx.retrieved_at}", "caption"))
+        self._lay.addWidget(label(f"Record read at {local_time(ctx.retrieved_at)}", "caption"))
         self._lay.addStretch(1)
         self.start_button.setEnabled(True)
 
