@@ -244,6 +244,7 @@ class DocumentSection(BaseModel):
     kind: Literal["facts", "narrative"] = "narrative"
     editable: bool = True
     generated_by: str | None = None  # model name for narrative sections
+    edited_by: str | None = None  # the clinician whose words these now are (set when they edit it)
     fhir_sources: list[str] = Field(default_factory=list)
 
 

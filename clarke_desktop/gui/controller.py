@@ -614,9 +614,15 @@ class ConsultationController(QObject):
             for s in self.document.sections:
                 if s.key == key:
                     s.content = content
+
+        def saved(doc: ClinicalDocument | None) -> None:
+            if doc is not None and self.consultation_id == cid:
+                self.review.update_checks(doc, key)
+
         self.runner.submit(
             lambda _s: self.backend.save_section(cid, key, content),
             lane="db",
+            on_result=saved,
             on_error=lambda e: self.review.set_note(f"Edit not saved: {user_message(e)}"),
         )
 

@@ -512,9 +512,33 @@ class ConsultationService:
             )
         return new
 
-    def save_section(self, consultation_id: str, section_key: str, content: str) -> None:
+    def save_section(self, consultation_id: str, section_key: str, content: str) -> ClinicalDocument:
+        """Save the clinician's text for a section; its fact check and the warnings about it are
+        redone on the new text. Returns the saved version."""
+        from clarke_desktop.letters.fact_check import fact_check
+
         with self._lock:
-            self._store.edit_section(consultation_id, section_key, content, actor=self.actor)
+            context = self._contexts.get(consultation_id) or self._store.latest_context(consultation_id)
+            transcript = self._transcripts.get(consultation_id) or self._store.latest_transcript(
+                consultation_id
+            )
+
+            def recheck(doc: ClinicalDocument) -> ClinicalDocument:
+                section = next(s for s in doc.sections if s.key == section_key)
+                facts = [f for f in doc.fact_check if f.section_key != section_key]
+                if context is not None and transcript is not None:
+                    facts += fact_check(doc, transcript, context, keys={section_key})
+                order = {s.key: i for i, s in enumerate(doc.sections)}
+                facts.sort(key=lambda f: (order.get(f.section_key, 0), f.char_start))
+                # A warning that the model left this section empty no longer holds once it is written.
+                stale = section.content.strip() and f"'{section.heading}'" in " ".join(doc.warnings)
+                warnings = [w for w in doc.warnings if not (stale and f"'{section.heading}'" in w)]
+                return doc.model_copy(update={"fact_check": facts, "warnings": warnings})
+
+            self._store.edit_section(consultation_id, section_key, content, actor=self.actor, recheck=recheck)
+            latest = self._store.latest_letter(consultation_id)
+        assert latest is not None
+        return latest.document
 
     def resolve_discrepancy(self, consultation_id: str, discrepancy_id: str, resolution: Resolution) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -392,10 +392,20 @@ class AppStore:
         )
 
     def edit_section(
-        self, consultation_id: str, section_key: str, content: str, *, actor: str | None = None
+        self,
+        consultation_id: str,
+        section_key: str,
+        content: str,
+        *,
+        actor: str | None = None,
+        recheck: Callable[[ClinicalDocument], ClinicalDocument] | None = None,
     ) -> int:
+        """The clinician's new text for one section, as a new version; `recheck` redoes what
+        depends on the text (fact check, warnings) before it is saved."""
         _, document = self._latest_or_raise(consultation_id)
-        document = _with_section(document, section_key, content)
+        document = _with_section(document, section_key, content, edited_by=actor)
+        if recheck is not None:
+            document = recheck(document)
         return self.save_edit(consultation_id, document, actor=actor, section_key=section_key)
 
     def save_regenerated_section(
@@ -822,13 +832,16 @@ def context_resource_versions(context: PatientContext) -> list[str]:
     return sorted(refs)
 
 
-def _with_section(document: ClinicalDocument, section_key: str, content: str) -> ClinicalDocument:
+def _with_section(
+    document: ClinicalDocument, section_key: str, content: str, *, edited_by: str | None = None
+) -> ClinicalDocument:
     document = document.model_copy(deep=True)
     for section in document.sections:
         if section.key == section_key:
             if not section.editable:
                 raise StoreError(f"section {section_key} is not editable")
             section.content = content
+            section.edited_by = edited_by or "the clinician"  # provenance: no longer the model's text
             return document
     raise NotFound(f"the letter has no section {section_key}")
 

@@ -93,3 +93,12 @@ def test_open_pdf_without_a_viewer_offers_the_folder_then_the_path(
     assert "No PDF viewer" in dialogs.asked[-1]
     assert "/nonexistent/letter.pdf" in dialogs.shown[-1]
     assert QGuiApplication.clipboard().text() == "/nonexistent/letter.pdf"
+
+
+def test_text_the_clinician_edits_is_labelled_as_theirs(window, qtbot) -> None:
+    w = window
+    _reviewed(w, qtbot)
+    card = w.review.cards["history"]
+    assert card.tag.text() == "Demo model text"
+    card.editor.setPlainText("Seen in clinic today; my own words.")
+    assert card.tag.text() == "Edited by you"

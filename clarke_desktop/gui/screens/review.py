@@ -146,8 +146,17 @@ class SectionCard(QFrame):
         if self.facts:  # offsets no longer match the edited text
             self.facts = []
             self.editor.setExtraSelections([])
+        self.mark_edited("you")
         self._timer.start()
         self._fit()
+
+    def mark_edited(self, who: str) -> None:
+        """Provenance: once the clinician has changed a section, its words are theirs, not the model's."""
+        set_badge(self.tag, f"Edited by {who}", "ok", f"Text edited by {who}")
+        self.tag.setToolTip(
+            "Edited by the clinician: the fact check runs again on this text when it is saved"
+        )
+        self.tag.show()
 
     def flush(self) -> None:
         """Save now (debounce timer fired, or the clinician is signing / leaving)."""
@@ -189,7 +198,10 @@ class SectionCard(QFrame):
             set_badge(self.tag, "Written", "neutral")
 
     def set_model_tag(self, section: DocumentSection, demo: bool) -> None:
-        if section.kind == "facts":
+        self._section = section
+        if section.edited_by and section.kind == "narrative":
+            self.mark_edited(section.edited_by)
+        elif section.kind == "facts":
             set_badge(self.tag, "From the record", "info", "Facts copied from the record")
             self.instruction.hide()  # rendered from the record: edit it, never rewritten by a model
             self.regen_button.hide()
@@ -548,6 +560,21 @@ class ReviewScreen(QWidget):
         self.busy_reasons.discard(f"regen:{section.key}")
         self.progress_note.setText(f"“{section.heading}” rewritten.")
         self._refresh()
+
+    def update_checks(self, doc: ClinicalDocument, key: str) -> None:
+        """A section's text was saved and checked again: its facts, the fact list and the warnings
+        follow the current text (never the model's earlier text)."""
+        if self.document is None:
+            return
+        self.document.fact_check = doc.fact_check
+        self.document.warnings = doc.warnings
+        card = self.cards.get(key)
+        if card is not None and not card.dirty:  # typed on since: the next save checks again
+            card.set_facts([f for f in doc.fact_check if f.section_key == key])
+        self._build_facts(doc.fact_check)
+        self.progress_note.setText(
+            " ".join(w if w.endswith((".", "!", "?")) else f"{w}." for w in doc.warnings)
+        )
 
     def section_failed(self, key: str, message: str) -> None:
         c = self.cards.get(key)
