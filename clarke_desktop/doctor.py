@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import datetime as dt
+import json
 import os
 import platform
 import shutil
@@ -215,16 +216,26 @@ def check_onnxruntime(has_gpu: bool) -> Check:
             "Reinstall Clarke Desktop; the bundle is incomplete.",
         )
     providers = onnxruntime.get_available_providers()
-    data = {"version": onnxruntime.__version__, "providers": providers}
+    data: dict[str, Any] = {"version": onnxruntime.__version__, "providers": providers}
     if "CUDAExecutionProvider" in providers:
+        # Listed is not the same as working (onnxruntime #23372): start a session on a one-node
+        # model and see which provider it really got.
+        started = provider_that_starts(onnxruntime, "CUDAExecutionProvider")
+        data["cuda_starts"] = started == "CUDAExecutionProvider"
+        if data["cuda_starts"]:
+            return Check(
+                "onnxruntime", "ONNX Runtime (speech)", OK,
+                f"onnxruntime {onnxruntime.__version__}: CUDAExecutionProvider starts (tested with a one-node model)",
+                data=data,
+            )  # fmt: skip
         return Check(
-            "onnxruntime",
-            "ONNX Runtime (speech)",
-            OK,
-            f"onnxruntime {onnxruntime.__version__} offers CUDAExecutionProvider "
-            "(the app checks the providers each session really got and reports a CPU fall-back)",
-            data=data,
-        )
+            "onnxruntime", "ONNX Runtime (speech)", WARN,
+            f"onnxruntime {onnxruntime.__version__} lists CUDAExecutionProvider but it does not start here "
+            f"(a test session got {started or 'no provider'}): speech recognition runs on the CPU",
+            "Install the CUDA and cuDNN libraries this onnxruntime build needs (docs/it-guide.md, 'CUDA builds'), "
+            "or ignore this on a workstation without an NVIDIA GPU.",
+            data,
+        )  # fmt: skip
     fix = (
         "Speech recognition runs on the CPU, which is fast enough for MedASR. For GPU speech recognition "
         "install the CUDA build (onnxruntime-gpu; see docs/it-guide.md, 'CUDA builds')."
@@ -237,6 +248,21 @@ def check_onnxruntime(has_gpu: bool) -> Check:
         fix,
         data,
     )
+
+
+def provider_that_starts(onnxruntime: Any, wanted: str) -> str | None:
+    """The provider a session asking for `wanted` (then the CPU) really runs on, or None."""
+    probe = paths.resources_dir() / "diagnostics" / "probe.onnx"
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4  # the failure is reported by this check, not printed
+    try:
+        session = onnxruntime.InferenceSession(
+            str(probe), options, providers=[wanted, "CPUExecutionProvider"]
+        )
+    except Exception:  # noqa: BLE001 (any failure to start means: not usable)
+        return None
+    got: list[str] = session.get_providers()
+    return got[0] if got else None
 
 
 def check_llama_cpp(has_gpu: bool) -> Check:
@@ -542,6 +568,33 @@ def run_checks(verify_hashes: bool = False) -> list[Check]:
         )
     )
     return checks
+
+
+_MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+
+
+def report_text(checks: list[Check]) -> str:
+    """The checks as IT reads them: one line each, the fix under anything not ok, a summary."""
+    lines = []
+    for c in checks:
+        lines.append(f"[{_MARK.get(c.status, c.status)}] {c.title}: {c.detail}")
+        if c.status != "ok" and c.fix:
+            lines.append(f"       fix: {c.fix}")
+    s = report(checks)["summary"]
+    lines.append(f"\n{s['ok']} ok, {s['warn']} warning(s), {s['fail']} failure(s)")
+    return "\n".join(lines)
+
+
+def export_report(checks: list[Check], folder: Path) -> tuple[Path, Path]:
+    """Write the report for IT as JSON and as text into `folder`; returns both paths."""
+    from clarke_desktop.files import atomic_write
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = folder / f"clarke-diagnostics-{stamp}"
+    json_path, text_path = base.with_suffix(".json"), base.with_suffix(".txt")
+    atomic_write(json_path, (json.dumps(report(checks), indent=2) + "\n").encode())
+    atomic_write(text_path, (report_text(checks) + "\n").encode())
+    return json_path, text_path
 
 
 def report(checks: list[Check]) -> dict[str, Any]:

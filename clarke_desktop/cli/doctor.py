@@ -7,8 +7,6 @@ import sys
 
 import click
 
-_MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
-
 
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (for IT tooling).")
@@ -20,19 +18,11 @@ def doctor(as_json: bool, verify_hashes: bool) -> None:
 
     Exit status 1 when any check fails (warnings exit 0). Example: clarke-desktop doctor --json
     """
-    from clarke_desktop.doctor import report, run_checks
+    from clarke_desktop.doctor import report, report_text, run_checks
 
     checks = run_checks(verify_hashes=verify_hashes)
     result = report(checks)
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-    else:
-        for c in checks:
-            click.echo(f"[{_MARK[c.status]}] {c.title}: {c.detail}")
-            if c.status != "ok" and c.fix:
-                click.echo(f"       fix: {c.fix}")
-        s = result["summary"]
-        click.echo(f"\n{s['ok']} ok, {s['warn']} warning(s), {s['fail']} failure(s)")
+    click.echo(json.dumps(result, indent=2) if as_json else report_text(checks))
     sys.exit(1 if result["status"] == "fail" else 0)
 
 

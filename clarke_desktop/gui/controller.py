@@ -800,6 +800,21 @@ class ConsultationController(QObject):
             on_error=lambda e: self.settings_screen.saved_ok(False, user_message(e)),
         )
 
+    def export_diagnostics(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self._window, "Save the diagnostics report in", str(Path.home())
+        )
+        if not folder:
+            return
+        self.runner.submit(
+            lambda _s: self.backend.export_diagnostics(Path(folder)),
+            on_result=lambda paths: QMessageBox.information(
+                self._window, "Diagnostics", "Saved for IT:\n" + "\n".join(str(p) for p in paths)
+            ),
+            on_error=lambda e: QMessageBox.warning(self._window, "Diagnostics", user_message(e)),
+            key="diagnostics-export",
+        )
+
     def run_diagnostics(self) -> None:
         self.diagnostics.show_running()
         self.runner.submit(

@@ -165,6 +165,7 @@ class MainWindow(QMainWindow):
             (self.signed.next_patient, flow.next_patient),
             (self.settings_screen.save, flow.save_settings),
             (self.diagnostics.refresh, flow.run_diagnostics),
+            (self.diagnostics.export, flow.export_diagnostics),
             (self.assistant.ask, flow.ask_assistant), (self.assistant.decide, flow.decide_proposal),
         ]  # fmt: skip
         for signal, slot in wiring:

@@ -678,6 +678,12 @@ class ConsultationService:
             out.append(Check(c.title, ok, detail))
         return out
 
+    def export_diagnostics(self, folder: Path) -> tuple[Path, Path]:
+        """Run the checks and write them for IT (JSON and text) into `folder`."""
+        from clarke_desktop.doctor import export_report, run_checks
+
+        return export_report(run_checks(), folder)
+
     def _retire_pipeline(self) -> None:
         """Close the pipeline and free every loaded model (caller holds _pipeline_lock)."""
         from clarke_desktop.llm import registry

@@ -15,6 +15,8 @@ from clarke_desktop import doctor
 from clarke_desktop.cli import cli
 from clarke_desktop.modelpack import build_pack, install_pack
 
+REPO = Path(__file__).resolve().parents[2]
+
 EXPECTED_IDS = [
     "os",
     "cpu",
@@ -67,8 +69,20 @@ def test_this_machine_without_gpu_warns_with_fixes(models_env: Path) -> None:
         assert "GGML_CUDA=on" in checks["llama_cpp"]["fix"]
     import onnxruntime
 
-    has_cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-    assert checks["onnxruntime"]["status"] == ("ok" if has_cuda else "warn")
+    listed = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    ort_check = checks["onnxruntime"]
+    if listed:  # listed is not enough: OK only when a real session starts on it
+        session = onnxruntime.InferenceSession(
+            str(REPO / "resources" / "diagnostics" / "probe.onnx"),
+            providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+        )
+        starts = session.get_providers()[0] == "CUDAExecutionProvider"
+        assert ort_check["data"]["cuda_starts"] is starts
+        assert ort_check["status"] == ("ok" if starts else "warn")
+        if not starts:
+            assert "does not start here" in ort_check["detail"]
+    else:
+        assert ort_check["status"] == "warn"
     assert checks["models"]["status"] == "warn" and "not installed" in checks["models"]["detail"]
     assert checks["models"]["data"]["embedded_default_present"] is True
     assert checks["fhir_db"]["status"] == "ok"
@@ -135,3 +149,18 @@ def test_fhir_database_integrity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (tmp_path / "junk.sqlite3").write_bytes(b"this is not a database" * 100)
     junk = doctor.check_database("fhir_db", "FHIR", tmp_path / "junk.sqlite3")
     assert junk.status == "fail"
+
+
+def test_the_report_for_it_is_exported_as_json_and_text(tmp_path: Path) -> None:
+    checks = doctor.run_checks()
+    json_path, text_path = doctor.export_report(checks, tmp_path)
+    exported = json.loads(json_path.read_text(encoding="utf-8"))
+    assert [c["id"] for c in exported["checks"]] == [c.id for c in checks]
+    text = text_path.read_text(encoding="utf-8")
+    assert all(c.title in text for c in checks) and "warning(s)" in text
+    result = CliRunner().invoke(cli, ["doctor"])
+
+    def titles(out: str) -> list[str]:  # details (free disk space, say) may move between two runs
+        return [line.split(":")[0][7:] for line in out.splitlines() if line.startswith("[")]
+
+    assert titles(result.output) == titles(text) == [c.title for c in checks]  # as `doctor` prints

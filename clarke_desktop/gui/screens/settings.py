@@ -177,6 +177,7 @@ class SettingsScreen(QWidget):
 
 class DiagnosticsScreen(QWidget):
     refresh = Signal()
+    export = Signal()  # write the report for IT (JSON and text)
 
     def __init__(self) -> None:
         super().__init__()
@@ -187,6 +188,10 @@ class DiagnosticsScreen(QWidget):
         self.refresh_button = button("Run checks again")
         self.refresh_button.clicked.connect(self.refresh)
         head.addWidget(self.refresh_button)
+        self.export_button = button("Export for IT…", accessible="Export the diagnostics report for IT")
+        self.export_button.setToolTip("Save the checks as JSON and as text, to send to IT")
+        self.export_button.clicked.connect(self.export)
+        head.addWidget(self.export_button)
         lay.addLayout(head)
         lay.addWidget(
             label(
