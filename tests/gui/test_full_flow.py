@@ -122,14 +122,15 @@ def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_p
                 item.fix_button if action == "fix" else item.keep_button, Qt.MouseButton.LeftButton
             )
         qtbot.waitUntil(lambda did=did: w.review.items[did].d.resolution is not None, timeout=30_000)
-    qtbot.waitUntil(lambda: w.review.sign_button.isEnabled(), timeout=30_000)
     # A section the demo model's text was refused for is empty: the clinician types it (a letter
-    # is never signed with an empty section).
+    # is never signed with an empty section: the sign button waits for it).
     for key in narrative:
         if not w.review.cards[key].text().strip():
             w.review.cards[key].editor.setPlainText(
                 "Typed by the clinician after the demo model's text was refused."
             )
+    w.review.flush_edits()
+    qtbot.waitUntil(lambda: w.review.sign_button.isEnabled(), timeout=30_000)
 
     qtbot.keyClick(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     qtbot.waitUntil(lambda: w.current_page() == "signed", timeout=120_000)
