@@ -102,3 +102,17 @@ def test_text_the_clinician_edits_is_labelled_as_theirs(window, qtbot) -> None:
     assert card.tag.text() == "Demo model text"
     card.editor.setPlainText("Seen in clinic today; my own words.")
     assert card.tag.text() == "Edited by you"
+
+
+def test_an_empty_fact_check_says_why_it_is_empty(window, qtbot) -> None:
+    w = window
+    _reviewed(w, qtbot)
+    doc = w.review.document.model_copy(update={"fact_check": []})
+    w.review.set_document(doc)
+    assert w.review.facts.count() == 1
+    assert w.review.facts.item(0).text().startswith("Nothing to check: the written sections name no drug")
+    w.review.facts.setCurrentRow(0)  # the explanation line is not a fact: selecting it is harmless
+    for s in doc.sections:
+        s.content = ""
+    w.review.set_document(doc)
+    assert w.review.facts.item(0).text().startswith("Nothing to check yet: no section has text")

@@ -619,6 +619,22 @@ class ReviewScreen(QWidget):
 
     def _build_facts(self, facts: list[FactCheckItem]) -> None:
         self.facts.clear()
+        if not facts:  # an empty tab must not look like a failure: say why it is empty
+            written = self.document is not None and any(
+                sec.kind == "narrative" and sec.content.strip() for sec in self.document.sections
+            )
+            why = (
+                "Nothing to check: the written sections name no drug, dose, frequency, allergy, test "
+                "value, number or date."
+                if written
+                else "Nothing to check yet: no section has text. The fact check runs on each section as "
+                "it is written or saved."
+            )
+            empty = QListWidgetItem(why)
+            empty.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.facts.addItem(empty)
+            self.source_view.setPlainText(why)
+            return
         for f in facts:
             mark = "✓" if f.supported else "?"
             item = QListWidgetItem(f"{mark}  {f.text}   ·  {f.kind}  ·  {f.section_key}")
@@ -628,8 +644,9 @@ class ReviewScreen(QWidget):
             self.facts.addItem(item)
 
     def _fact_selected(self, item: QListWidgetItem | None, _prev: object = None) -> None:
-        if item is not None:
-            self._show_fact(item.data(Qt.ItemDataRole.UserRole))
+        fact = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        if fact is not None:  # the "nothing to check" line carries none
+            self._show_fact(fact)
 
     def _show_fact(self, fact: FactCheckItem) -> None:
         self.source_view.setPlainText(evidence_text(fact))
