@@ -116,3 +116,17 @@ def test_an_empty_fact_check_says_why_it_is_empty(window, qtbot) -> None:
         s.content = ""
     w.review.set_document(doc)
     assert w.review.facts.item(0).text().startswith("Nothing to check yet: no section has text")
+
+
+def test_the_chart_assistants_steps_are_shown_in_full(window, qtbot) -> None:
+    from clarke_desktop.session.views import AssistantStep
+
+    panel = window.assistant
+    panel.resize(340, 600)
+    long_step = (
+        "Observation?patient=pt-001&code=http://loinc.org|4548-4&_sort=-date&_count=10 (HbA1c, newest first)"
+    )
+    panel.add_step(AssistantStep("search", long_step))
+    item = panel.trace.item(0)
+    assert item.text().endswith(long_step) and item.toolTip() == item.text()
+    assert panel.trace.wordWrap() and panel.trace.textElideMode() == Qt.TextElideMode.ElideNone

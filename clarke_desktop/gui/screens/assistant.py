@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLineEdit, QListWidget, QTextBrowser, QVBoxLayout, QWidget
 
 from clarke_desktop.gui.widgets import badge, button, clear_layout, label, notice, set_badge, vbox
@@ -72,7 +72,11 @@ class AssistantPanel(QWidget):
         lay.addWidget(label("Steps", "caption"))
         self.trace = QListWidget()
         self.trace.setAccessibleName("Chart assistant steps")
-        self.trace.setMaximumHeight(150)
+        # A step is a search or a sentence: wrapped in full, never cut at the panel's edge.
+        self.trace.setWordWrap(True)
+        self.trace.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.trace.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.trace.setMaximumHeight(220)
         lay.addWidget(self.trace)
         lay.addWidget(label("Answer", "caption"))
         self.answer = QTextBrowser()
@@ -103,9 +107,9 @@ class AssistantPanel(QWidget):
         self.ask.emit(q)
 
     def add_step(self, step: AssistantStep) -> None:
-        self.trace.addItem(
-            f"{self.trace.count() + 1}. {STEP_WORDS.get(step.kind, step.kind.title())}: {step.text}"
-        )
+        text = f"{self.trace.count() + 1}. {STEP_WORDS.get(step.kind, step.kind.title())}: {step.text}"
+        self.trace.addItem(text)
+        self.trace.item(self.trace.count() - 1).setToolTip(text)
         self.trace.scrollToBottom()
 
     def set_answer(self, a: AssistantAnswer) -> None:
