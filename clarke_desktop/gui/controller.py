@@ -308,12 +308,14 @@ class ConsultationController(QObject):
 
     def work_in_progress(self) -> str | None:
         """What closing the window would interrupt, in a sentence; None when nothing would be."""
-        name = self.patient.name if self.patient else "this patient"
+        if self.patient is None:
+            return None
+        name = self.patient.name
         if self._pipeline is not None:
             return f"A letter for {name} is being written; closing stops it (the transcript is kept)."
-        if self.document is not None and self.statuses.get(self.patient.id if self.patient else "") != (
-            ConsultationStatus.SIGNED_OFF
-        ):
+        if self.statuses.get(self.patient.id) == ConsultationStatus.SIGNED_OFF:
+            return None  # signed and sent: nothing is left to lose
+        if self.document is not None:
             return f"The letter for {name} is not signed yet. It is saved and will be here when you reopen Clarke."
         if self.consultation.transcript_text() or self.consultation.aside_text():
             return f"The consultation for {name} has no letter yet. What you typed is saved."

@@ -71,6 +71,10 @@ class PreparedTranscript:
     warnings: list[str] = field(default_factory=list)
 
 
+# The warning a section left empty carries (after the reason, which names the section in quotes).
+EMPTY_SECTION = "The section is empty: write it or regenerate it."
+
+
 def _as_transcript(transcript: Transcript | str) -> Transcript:
     return transcript if isinstance(transcript, Transcript) else Transcript(text=transcript, origin="typed")
 
@@ -369,7 +373,7 @@ def write_document(
                 )
             except InvalidModelOutput as exc:  # the section is left for the clinician, and said so
                 content = ""
-                warnings.append(f"{exc} The section is empty: write it or regenerate it.")
+                warnings.append(f"{exc} {EMPTY_SECTION}")  # exc names the section (see _write_section)
                 if on_event:
                     on_event(LetterEvent("warning", key=section_spec.key, text=warnings[-1]))
             section = DocumentSection(
@@ -475,13 +479,29 @@ def regenerate_section(
             )
             if on_event:
                 on_event(LetterEvent("section_done", key=key, section=new.sections[index]))
-    new.fact_check = [item for item in new.fact_check if item.section_key != key] + fact_check(
-        new, transcript, context, keys={key}
-    )
+    new = recheck_section(new, key, transcript=transcript, context=context)
+    new.timings[f"regenerate.{key}_s"] = round(time.perf_counter() - started, 4)
+    return new
+
+
+def recheck_section(
+    doc: ClinicalDocument, key: str, *, transcript: Transcript | str, context: PatientContext | None
+) -> ClinicalDocument:
+    """What depends on one section's text, redone on its current text (regenerated or edited by the
+    clinician): its fact check and cited sources, and the warning that it was left empty once it
+    has text. Without a context (none saved) only the stale facts and warning go."""
+    new = doc.model_copy(deep=True)
+    section = next(s for s in new.sections if s.key == key)
+    new.fact_check = [item for item in new.fact_check if item.section_key != key]
+    if context is not None:
+        new.fact_check += fact_check(new, _as_transcript(transcript), context, keys={key})
     order = {s.key: i for i, s in enumerate(new.sections)}
     new.fact_check.sort(key=lambda item: (order.get(item.section_key, 0), item.char_start))
     _cite_sources(new, {key})
-    new.timings[f"regenerate.{key}_s"] = round(time.perf_counter() - started, 4)
+    if section.content.strip():
+        new.warnings = [
+            w for w in new.warnings if not (w.endswith(EMPTY_SECTION) and f"'{section.heading}'" in w)
+        ]
     return new
 
 

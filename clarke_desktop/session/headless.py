@@ -6,11 +6,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from clarke_desktop.schemas import Transcript
+from clarke_desktop.schemas import DocumentType, Transcript
 from clarke_desktop.session.errors import NotSigned, SessionError, TranscriptNeeded
 from clarke_desktop.session.events import EventSink, ignore
+
+if TYPE_CHECKING:
+    from clarke_desktop.pipeline import PipelineResult
+    from clarke_desktop.session.service import ConsultationService
 
 
 @dataclass(frozen=True)
@@ -18,7 +22,7 @@ class HeadlessRequest:
     patient_id: str
     signed_by: str
     out_dir: Path
-    doc_type: str = "clinic"
+    doc_type: DocumentType = "clinic"
     audio_path: Path | None = None
     transcript: Transcript | None = None
     aside: str = ""
@@ -41,7 +45,7 @@ def run_headless(request: HeadlessRequest, on_event: EventSink = ignore) -> dict
     except (SettingsError, StoreError) as exc:
         raise SessionError(str(exc)) from exc
     try:
-        cid = service.start_consultation(request.patient_id, doc_type=request.doc_type, new=True)  # type: ignore[arg-type]
+        cid = service.start_consultation(request.patient_id, doc_type=request.doc_type, new=True)
         started = time.perf_counter()
         result = _draft(service, cid, request, on_event)
         pipeline_s = time.perf_counter() - started
@@ -71,7 +75,9 @@ def run_headless(request: HeadlessRequest, on_event: EventSink = ignore) -> dict
     return _summary(cid, request, result, final, latest, pipeline_s, finalise_s, head)
 
 
-def _draft(service: Any, consultation_id: str, request: HeadlessRequest, on_event: EventSink) -> Any:
+def _draft(
+    service: ConsultationService, consultation_id: str, request: HeadlessRequest, on_event: EventSink
+) -> PipelineResult:
     from clarke_desktop.pipeline import PipelineError, TranscriptRequired
 
     if request.audio_path is not None:

@@ -7,6 +7,7 @@ by the front-end calls under a lock; the pipeline has its own connection (SQLite
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -387,32 +388,31 @@ class ConsultationService:
         """Drafts not signed off, newest first, with the patient's name from the record."""
         with self._lock:
             records = self._store.unfinished()
-        names: dict[str, str] = {}
-        out = []
-        for r in records:
-            if r.patient_id not in names:
-                names[r.patient_id] = self._patient_name(r.patient_id)
-            out.append(
-                Unfinished(
-                    r.id, r.patient_id, names[r.patient_id], ConsultationStatus(r.status), r.updated_at
-                )
-            )
-        return out
+        names = self._patient_names({r.patient_id for r in records})
+        return [
+            Unfinished(r.id, r.patient_id, names[r.patient_id], ConsultationStatus(r.status), r.updated_at)
+            for r in records
+        ]
 
-    def _patient_name(self, patient_id: str) -> str:
+    def _patient_names(self, patient_ids: set[str]) -> dict[str, str]:
+        """Each patient's name from the record (one connection for all); the id where it cannot be read."""
         from clarke_desktop.agent.fhir_text import human_name
         from clarke_desktop.fhir.client import FhirError
 
+        names = {pid: pid for pid in patient_ids}
+        if not patient_ids:
+            return names
         try:
             client = self._fhir()
         except FhirError:
-            return patient_id
+            return names
         try:
-            return human_name(client.read("Patient", patient_id).get("name")) or patient_id
-        except FhirError:
-            return patient_id
+            for pid in patient_ids:
+                with contextlib.suppress(FhirError):  # unreadable: shown by id, still reachable
+                    names[pid] = human_name(client.read("Patient", pid).get("name")) or pid
         finally:
             client.close()
+        return names
 
     # --- letter -------------------------------------------------------------------------------
     def draft(
@@ -515,7 +515,7 @@ class ConsultationService:
     def save_section(self, consultation_id: str, section_key: str, content: str) -> ClinicalDocument:
         """Save the clinician's text for a section; its fact check and the warnings about it are
         redone on the new text. Returns the saved version."""
-        from clarke_desktop.letters.fact_check import fact_check
+        from clarke_desktop.letters.writer import recheck_section
 
         with self._lock:
             context = self._contexts.get(consultation_id) or self._store.latest_context(consultation_id)
@@ -524,16 +524,10 @@ class ConsultationService:
             )
 
             def recheck(doc: ClinicalDocument) -> ClinicalDocument:
-                section = next(s for s in doc.sections if s.key == section_key)
-                facts = [f for f in doc.fact_check if f.section_key != section_key]
-                if context is not None and transcript is not None:
-                    facts += fact_check(doc, transcript, context, keys={section_key})
-                order = {s.key: i for i, s in enumerate(doc.sections)}
-                facts.sort(key=lambda f: (order.get(f.section_key, 0), f.char_start))
-                # A warning that the model left this section empty no longer holds once it is written.
-                stale = section.content.strip() and f"'{section.heading}'" in " ".join(doc.warnings)
-                warnings = [w for w in doc.warnings if not (stale and f"'{section.heading}'" in w)]
-                return doc.model_copy(update={"fact_check": facts, "warnings": warnings})
+                # Checked against both sources or not at all (a fact check without the transcript
+                # would call everything said in the room unsupported).
+                checked_against = context if transcript is not None else None
+                return recheck_section(doc, section_key, transcript=transcript or "", context=checked_against)
 
             self._store.edit_section(consultation_id, section_key, content, actor=self.actor, recheck=recheck)
             latest = self._store.latest_letter(consultation_id)

@@ -130,3 +130,13 @@ def test_the_chart_assistants_steps_are_shown_in_full(window, qtbot) -> None:
     item = panel.trace.item(0)
     assert item.text().endswith(long_step) and item.toolTip() == item.text()
     assert panel.trace.wordWrap() and panel.trace.textElideMode() == Qt.TextElideMode.ElideNone
+
+
+def test_closing_after_sign_off_asks_nothing(window, qtbot, dialogs) -> None:
+    w = window
+    _reviewed(w, qtbot)
+    w.flow.sign_off()
+    qtbot.waitUntil(lambda: w.current_page() == "signed", timeout=5000)
+    assert w.flow.work_in_progress() is None
+    w.close()
+    assert not any(q.startswith("Close Clarke") for q in dialogs.asked)
