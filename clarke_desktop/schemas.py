@@ -255,11 +255,27 @@ class Evidence(BaseModel):
     text: str | None = None
 
 
+class LetterEdit(BaseModel):
+    """A change a resolution made to the letter's text, kept so that it can be undone."""
+
+    section_key: str
+    start: int  # where `after` begins in the section's text
+    before: str
+    after: str
+
+
+# use_record / use_said: the letter now states that source's value; keep_both: the letter states
+# both in agreed wording; dismiss: not a discrepancy (a reason is required). "fix" is the earlier
+# "I corrected the letter myself", kept so drafts saved with it still open.
+ResolutionAction = Literal["use_record", "use_said", "keep_both", "dismiss", "fix"]
+
+
 class Resolution(BaseModel):
-    action: Literal["fix", "keep_both", "dismiss"]
+    action: ResolutionAction
     reason: str | None = None
     by: str | None = None
     at: str = Field(default_factory=utc_now_iso)
+    edits: list[LetterEdit] = Field(default_factory=list)  # none: the letter's text was not changed
 
 
 DiscrepancyKind = Literal[
@@ -278,6 +294,10 @@ class Discrepancy(BaseModel):
     record_source: SourceRef | None = None
     severity: Literal["high", "medium", "low"] = "medium"
     resolution: Resolution | None = None
+    # The two values in conflict, as a letter would write them ("10 mg" / "5 mg"); None for kinds
+    # where there is no single value to choose (a denied allergy, a diagnosis not on the list).
+    said_value: str | None = None
+    record_value: str | None = None
 
     @model_validator(mode="before")
     @classmethod

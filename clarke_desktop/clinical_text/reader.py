@@ -56,6 +56,16 @@ class Quantity:
     def is_dose(self) -> bool:
         return self.unit in DOSE_UNITS
 
+    def written(self) -> str:
+        """As a letter writes it: "10 mg", "117/56", "7.2" (a spoken "ten milligrams" in digits)."""
+        number = _plain(self.value) + (f"/{_plain(self.over)}" if self.over is not None else "")
+        return f"{number} {self.unit}" if self.unit else number
+
+
+def _plain(value: Decimal) -> str:
+    """A Decimal without exponent or trailing zeros: 10, 2.5, 0.25."""
+    return format(value.normalize(), "f")
+
 
 @dataclass(slots=True)
 class DrugMention:

@@ -9,6 +9,7 @@ this controller's signals. The controller drives the screens only through their 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -661,13 +662,30 @@ class ConsultationController(QObject):
         )
 
     def resolve_discrepancy(self, discrepancy_id: str, res: Resolution) -> None:
+        """Resolve one item; an action that changes the letter changes it in the service (on the
+        text as saved: pending typing is saved first, on the same lane), then shows it marked."""
+        self._on_discrepancy(
+            discrepancy_id, lambda cid: self.backend.resolve_discrepancy(cid, discrepancy_id, res)
+        )
+
+    def undo_resolution(self, discrepancy_id: str) -> None:
+        self._on_discrepancy(discrepancy_id, lambda cid: self.backend.undo_resolution(cid, discrepancy_id))
+
+    def _on_discrepancy(self, discrepancy_id: str, call: Callable[[str], ClinicalDocument]) -> None:
         cid = self.consultation_id
         if cid is None:
             return
+        self.review.flush_edits()
+
+        def done(doc: ClinicalDocument) -> None:
+            if self.consultation_id == cid:
+                self.document = doc
+                self.review.apply_resolution(doc, discrepancy_id)
+
         self.runner.submit(
-            lambda _s: self.backend.resolve_discrepancy(cid, discrepancy_id, res),
+            lambda _s: call(cid),
             lane="db",
-            on_result=lambda _r: self.review.mark_resolved(discrepancy_id, res),
+            on_result=done,
             on_error=lambda e: QMessageBox.warning(self._window, "Discrepancy", user_message(e)),
         )
 

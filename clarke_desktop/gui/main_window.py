@@ -32,7 +32,7 @@ from clarke_desktop.gui.screens.review import ReviewScreen
 from clarke_desktop.gui.screens.settings import DiagnosticsScreen, SettingsScreen
 from clarke_desktop.gui.screens.signed import SignedOffScreen
 from clarke_desktop.gui.tasks import TaskRunner
-from clarke_desktop.gui.widgets import badge, label, set_badge, vbox
+from clarke_desktop.gui.widgets import badge, enable, label, set_badge, vbox
 from clarke_desktop.schemas import (
     ConsultationStatus,
 )
@@ -160,7 +160,8 @@ class MainWindow(QMainWindow):
             (c.inputs_edited, flow.inputs_edited),
             (self.processing.cancel, flow.cancel_pipeline), (self.processing.retry, flow.generate),
             (r.section_edited, flow.save_section), (r.regenerate_section, flow.regenerate_section),
-            (r.resolve, flow.resolve_discrepancy), (r.sign_off, flow.sign_off),
+            (r.resolve, flow.resolve_discrepancy), (r.undo_resolution, flow.undo_resolution),
+            (r.sign_off, flow.sign_off),
             (r.change_doc_type, flow.change_doc_type), (r.discard, flow.discard_draft),
             (self.signed.next_patient, flow.next_patient),
             (self.settings_screen.save, flow.save_settings),
@@ -331,9 +332,11 @@ class MainWindow(QMainWindow):
 
     def _update_nav(self) -> None:
         patient = self.flow.patient
-        self.nav["patient"].setEnabled(patient is not None)
-        self.nav["consultation"].setEnabled(patient is not None)
-        self.nav["letter"].setEnabled(self.flow.document is not None or self.flow.writing)
+        first = "Open a patient from today's clinic first"
+        enable(self.nav["patient"], patient is not None, first)
+        enable(self.nav["consultation"], patient is not None, first)
+        enable(self.nav["letter"], self.flow.document is not None or self.flow.writing,
+               first if patient is None else "No letter yet: write it from the Consultation screen")  # fmt: skip
         if patient:
             nhs = f"  ·  NHS {patient.nhs_number}" if patient.nhs_number else ""
             self.header_title.setText(f"{patient.name}{nhs}")

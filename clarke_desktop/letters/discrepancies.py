@@ -56,7 +56,8 @@ class _Rules:
     # -- output --
 
     def add(self, kind: str, ti: int, tj: int, description: str, *, subject: str, record_text: str | None,
-            source: SourceRef | None, severity: str = "high") -> None:  # fmt: skip
+            source: SourceRef | None, severity: str = "high", said_value: str | None = None,
+            record_value: str | None = None) -> None:  # fmt: skip
         start, end = self.said.span(ti, tj) if tj > ti else (0, 0)
         key = (kind, start, subject)
         if key in self._seen:
@@ -72,6 +73,8 @@ class _Rules:
                 record_text=record_text,
                 record_source=source,
                 severity=severity,  # type: ignore[arg-type]
+                said_value=said_value,
+                record_value=record_value,
             )
         )
 
@@ -131,7 +134,8 @@ class _Rules:
             if not any(same_amount(q.value, q.unit, r.value, r.unit) for r in record_doses):
                 self.add("dose", drug.ti, max(drug.tj, q.tj),
                          f"{med.name}: dose said {self.snippet(q.ti, q.tj)}; prescribed {med.dose or medication_line(med)}.",
-                         subject=drug.canonical, record_text=medication_line(med), source=med.source)  # fmt: skip
+                         subject=drug.canonical, record_text=medication_line(med), source=med.source,
+                         said_value=q.written(), record_value=record_doses[0].written())  # fmt: skip
                 return
         record_freqs = [f for m in recorded for f in m.frequencies]
         if any(f.per_day is None for f in record_freqs):
@@ -140,7 +144,8 @@ class _Rules:
             if record_freqs and not any(r.same_as(f) or f.same_as(r) for r in record_freqs):
                 self.add("frequency", drug.ti, max(drug.tj, f.tj),
                          f"{med.name}: frequency said '{self.snippet(f.ti, f.tj)}'; prescribed {med.frequency or med.dosage_text}.",
-                         subject=drug.canonical, record_text=medication_line(med), source=med.source, severity="medium")  # fmt: skip
+                         subject=drug.canonical, record_text=medication_line(med), source=med.source, severity="medium",
+                         said_value=self.snippet(f.ti, f.tj), record_value=med.frequency or None)  # fmt: skip
                 return
 
     # -- allergies --
@@ -203,7 +208,8 @@ class _Rules:
                             self.add("allergy", drug.ti, k + len(parts),
                                      f"{self.snippet(drug.ti, drug.tj)} allergy: reaction said '{self.snippet(k, k + len(parts))}'; "
                                      f"the record has {match.allergy.reaction}" + (f" ({match.allergy.severity})" if match.allergy.severity else "") + ".",
-                                     subject=drug.canonical, record_text=record_text, source=match.allergy.source)  # fmt: skip
+                                     subject=drug.canonical, record_text=record_text, source=match.allergy.source,
+                                     said_value=self.snippet(k, k + len(parts)), record_value=match.allergy.reaction)  # fmt: skip
                         return
 
     def _said_class_vs_record(self, said: DrugMention) -> None:
@@ -271,7 +277,7 @@ class _Rules:
                              f"{lab.name}: value said {self.snippet(q.ti, q.tj)}; recorded {lab.value}{unit} on {record_date(lab.date)}"
                              + (f" (previously {lab.previous_value})" if lab.previous_value else "") + ".",
                              subject=test.test, record_text=f"{lab.name} {lab.value}{unit} ({record_date(lab.date)})",
-                             source=lab.source)  # fmt: skip
+                             source=lab.source, said_value=q.written(), record_value=f"{lab.value}{unit}")  # fmt: skip
                     break
 
     # -- diagnoses --

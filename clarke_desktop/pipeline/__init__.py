@@ -6,7 +6,6 @@ from clarke_desktop.pipeline.finalise import (
     FinaliseResult,
     SignOffPreview,
     apply_retention,
-    resolve_open_discrepancies_headless,
     retry_writeback,
     sign_off_and_export,
 )
@@ -35,7 +34,6 @@ __all__ = [
     "StageTimeout",
     "TranscriptRequired",
     "apply_retention",
-    "resolve_open_discrepancies_headless",
     "retry_writeback",
     "run_stage",
     "sign_off_and_export",

@@ -8,6 +8,7 @@ so the clinician's work is never lost to a store that is down.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,20 +53,6 @@ class FinaliseResult:
     auto_resolved: list[str] = field(default_factory=list)
 
 
-def resolve_open_discrepancies_headless(store: AppStore, consultation_id: str, actor: str) -> list[str]:
-    """Headless runs cannot ask: record each open discrepancy as "keep both" with a fixed reason
-    (audited), so the output lists it for the reader instead of hiding it."""
-    latest = store.latest_letter(consultation_id)
-    if latest is None:
-        return []
-    ids = [d.id for d in latest.document.discrepancies if d.resolution is None]
-    for discrepancy_id in ids:
-        store.resolve_discrepancy(
-            consultation_id, discrepancy_id, "keep_both", actor=actor, reason=HEADLESS_REASON
-        )
-    return ids
-
-
 def letter_filename(consultation_id: str, version: int, signed_at: str) -> str:
     """The signed letter's file name: the consultation and when it was signed (the version number
     is kept in the PDF's metadata and the database, not shown to the reader)."""
@@ -86,17 +73,18 @@ def sign_off_and_export(
     *,
     settings: Settings,
     fhir: FhirClient | None,
-    headless: bool = False,
+    resolve_open: Callable[[], list[str]] | None = None,
     allow_empty_sections: bool = False,
 ) -> FinaliseResult:
     """Sign the latest version, print it to PDF, record the export and write it back. A narrative
     section left empty refuses the sign-off (EmptySections) unless `allow_empty_sections`; then the
-    PDF and the audit entry say which sections were not written."""
+    PDF and the audit entry say which sections were not written. `resolve_open` (headless runs)
+    resolves what is still open once the letter may be signed, returning the ids it resolved."""
     latest = store.latest_letter(consultation_id)
     empty = empty_sections(latest.document) if latest is not None else []
     if empty and not allow_empty_sections:
         raise EmptySections(empty)
-    auto_resolved = resolve_open_discrepancies_headless(store, consultation_id, signed_by) if headless else []
+    auto_resolved = resolve_open() if resolve_open is not None else []
     signoff = store.sign_off(consultation_id, signed_by, not_written=empty)
     letter = store.letter_version(consultation_id, signoff.version)
     context = store.latest_context(consultation_id)

@@ -18,17 +18,20 @@ from typing import Any
 from clarke_desktop import paths
 from clarke_desktop.asr.base import Transcriber
 from clarke_desktop.cancel import CancelToken
+from clarke_desktop.letters import amend
 from clarke_desktop.pipeline import ConsultationPipeline, FinaliseResult, PipelineResult, SignOffPreview
 from clarke_desktop.schemas import (
     ClinicalDocument,
     Clinician,
     ClinicPatient,
     ConsultationStatus,
+    Discrepancy,
     DocumentType,
     PatientContext,
     Resolution,
     Transcript,
 )
+from clarke_desktop.session.errors import SessionError
 from clarke_desktop.session.events import ContextReady, EventSink, SectionDelta, TranscriptReady, ignore
 from clarke_desktop.session.recording import RecordingSession
 from clarke_desktop.session.views import (
@@ -515,30 +518,71 @@ class ConsultationService:
     def save_section(self, consultation_id: str, section_key: str, content: str) -> ClinicalDocument:
         """Save the clinician's text for a section; its fact check and the warnings about it are
         redone on the new text. Returns the saved version."""
-        from clarke_desktop.letters.writer import recheck_section
-
         with self._lock:
-            context = self._contexts.get(consultation_id) or self._store.latest_context(consultation_id)
-            transcript = self._transcripts.get(consultation_id) or self._store.latest_transcript(
-                consultation_id
-            )
+            self._store.edit_section(
+                consultation_id, section_key, content, actor=self.actor,
+                recheck=lambda doc: self._recheck(consultation_id, doc, {section_key}),
+            )  # fmt: skip
+            return self._latest_document(consultation_id)
 
-            def recheck(doc: ClinicalDocument) -> ClinicalDocument:
-                # Checked against both sources or not at all (a fact check without the transcript
-                # would call everything said in the room unsupported).
-                checked_against = context if transcript is not None else None
-                return recheck_section(doc, section_key, transcript=transcript or "", context=checked_against)
+    def resolve_discrepancy(
+        self, consultation_id: str, discrepancy_id: str, resolution: Resolution
+    ) -> ClinicalDocument:
+        """Resolve one discrepancy. "use_record", "use_said" and "keep_both" change the letter's
+        text where it states the value (see letters.amend); the changed sections become the
+        clinician's words and are checked again. Returns the letter as saved."""
+        with self._lock:
+            latest = self._latest_document(consultation_id)
+            target = _find_discrepancy(latest, discrepancy_id)
+            document, edits = amend.apply(latest, target, resolution.action)
+            document = self._as_clinicians(consultation_id, document, {e.section_key for e in edits})
+            self._store.resolve_discrepancy(
+                consultation_id, discrepancy_id, resolution.action, actor=self.actor,
+                reason=resolution.reason, document=document, edits=edits,
+            )  # fmt: skip
+            return self._latest_document(consultation_id)
 
-            self._store.edit_section(consultation_id, section_key, content, actor=self.actor, recheck=recheck)
-            latest = self._store.latest_letter(consultation_id)
-        assert latest is not None
+    def undo_resolution(self, consultation_id: str, discrepancy_id: str) -> ClinicalDocument:
+        """Reopen a resolved discrepancy before sign-off, reversing what it wrote into the letter
+        (refused, with the reason, where the clinician has since edited those words)."""
+        with self._lock:
+            latest = self._latest_document(consultation_id)
+            target = _find_discrepancy(latest, discrepancy_id)
+            if target.resolution is None:
+                return latest
+            edits = target.resolution.edits
+            document = amend.undo(latest, edits)
+            document = self._as_clinicians(consultation_id, document, {e.section_key for e in edits})
+            self._store.reopen_discrepancy(consultation_id, discrepancy_id, document, actor=self.actor)
+            return self._latest_document(consultation_id)
+
+    def _latest_document(self, consultation_id: str) -> ClinicalDocument:
+        latest = self._store.latest_letter(consultation_id)
+        if latest is None:
+            raise SessionError("There is no letter for this consultation yet.")
         return latest.document
 
-    def resolve_discrepancy(self, consultation_id: str, discrepancy_id: str, resolution: Resolution) -> None:
-        with self._lock:
-            self._store.resolve_discrepancy(
-                consultation_id, discrepancy_id, resolution.action, actor=self.actor, reason=resolution.reason
-            )
+    def _as_clinicians(
+        self, consultation_id: str, document: ClinicalDocument, keys: set[str]
+    ) -> ClinicalDocument:
+        """Sections a resolution rewrote: the clinician's words now, checked again."""
+        for section in document.sections:
+            if section.key in keys:
+                section.edited_by = self.actor
+        return self._recheck(consultation_id, document, keys)
+
+    def _recheck(self, consultation_id: str, document: ClinicalDocument, keys: set[str]) -> ClinicalDocument:
+        """What depends on these sections' text (fact check, warnings), redone on their current
+        text: against both sources or not at all (a fact check without the transcript would call
+        everything said in the room unsupported)."""
+        from clarke_desktop.letters.writer import recheck_section
+
+        context = self._contexts.get(consultation_id) or self._store.latest_context(consultation_id)
+        transcript = self._transcripts.get(consultation_id) or self._store.latest_transcript(consultation_id)
+        checked_against = context if transcript is not None else None
+        for key in keys:
+            document = recheck_section(document, key, transcript=transcript or "", context=checked_against)
+        return document
 
     def sign_off(
         self,
@@ -571,12 +615,29 @@ class ConsultationService:
                     out_dir or paths.exports_dir(),
                     settings=self._settings,
                     fhir=fhir,
-                    headless=keep_open_discrepancies,
+                    resolve_open=(lambda: self._keep_both_open(consultation_id))
+                    if keep_open_discrepancies
+                    else None,
                     allow_empty_sections=allow_empty_sections,
                 )
             finally:
                 if fhir is not None:
                     fhir.close()
+
+    def _keep_both_open(self, consultation_id: str) -> list[str]:
+        """Headless runs cannot ask: each open discrepancy is resolved "keep both" exactly as a
+        clinician's click would (the agreed wording written into the letter), with a fixed,
+        audited reason, and listed in the output for the reader."""
+        from clarke_desktop.pipeline import HEADLESS_REASON
+
+        open_ids = [
+            d.id for d in self._latest_document(consultation_id).discrepancies if d.resolution is None
+        ]
+        for discrepancy_id in open_ids:
+            self.resolve_discrepancy(
+                consultation_id, discrepancy_id, Resolution(action="keep_both", reason=HEADLESS_REASON)
+            )
+        return open_ids
 
     def preview_sign_off(self, consultation_id: str, document: ClinicalDocument) -> SignOffPreview:
         """The PDF as it would be signed now by this signer, and where it would go. Nothing is saved;
@@ -802,3 +863,12 @@ def chart_decide(
 
 
 __all__ = ["ConsultationService"]
+
+
+def _find_discrepancy(document: ClinicalDocument, discrepancy_id: str) -> Discrepancy:
+    found = next((d for d in document.discrepancies if d.id == discrepancy_id), None)
+    if found is None:
+        raise SessionError(
+            "That discrepancy is no longer in the letter; reopen the letter to see the current list."
+        )
+    return found

@@ -15,16 +15,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from clarke_desktop import paths
 from clarke_desktop.files import file_sha256
 from clarke_desktop.schemas import (
     ClinicalDocument,
     ConsultationStatus,
+    Discrepancy,
     DocumentType,
+    LetterEdit,
     PatientContext,
     Resolution,
+    ResolutionAction,
     Transcript,
     utc_now_iso,
 )
@@ -427,26 +430,39 @@ class AppStore:
         self,
         consultation_id: str,
         discrepancy_id: str,
-        action: Literal["fix", "keep_both", "dismiss"],
+        action: ResolutionAction,
         *,
         actor: str,
         reason: str | None = None,
         document: ClinicalDocument | None = None,
+        edits: list[LetterEdit] | None = None,
     ) -> int:
-        """Record a resolution as a new version. `document` carries the text fix for action "fix"."""
+        """Record a resolution as a new version. `document` carries the letter as the resolution
+        changed it, `edits` what changed (kept so the resolution can be undone)."""
         if action == "dismiss" and not (reason and reason.strip()):
             raise StoreError(f"dismissing discrepancy {discrepancy_id} needs a reason")
         _, latest = self._latest_or_raise(consultation_id)
-        base = document or latest
-        base = base.model_copy(deep=True)
-        target = next((d for d in base.discrepancies if d.id == discrepancy_id), None)
-        if target is None:
-            raise NotFound(f"consultation {consultation_id} has no discrepancy {discrepancy_id}")
-        target.resolution = Resolution(action=action, reason=reason, by=actor)
+        base = (document or latest).model_copy(deep=True)
+        target = _discrepancy(base, consultation_id, discrepancy_id)
+        target.resolution = Resolution(action=action, reason=reason, by=actor, edits=edits or [])
         return self._new_version(
             consultation_id, base, "resolution", actor, discrepancy_id, AuditEvent.DISCREPANCY_RESOLVED,
             discrepancy=discrepancy_id, kind=target.kind, action=action,
             reason_sha256=sha256_text(reason) if reason else None,
+            sections_changed=sorted({e.section_key for e in edits or []}),
+        )  # fmt: skip
+
+    def reopen_discrepancy(
+        self, consultation_id: str, discrepancy_id: str, document: ClinicalDocument, *, actor: str
+    ) -> int:
+        """Undo a resolution before sign-off: `document` is the letter with its edits reversed."""
+        base = document.model_copy(deep=True)
+        target = _discrepancy(base, consultation_id, discrepancy_id)
+        undone = target.resolution.action if target.resolution else None
+        target.resolution = None
+        return self._new_version(
+            consultation_id, base, "resolution", actor, discrepancy_id, AuditEvent.DISCREPANCY_REOPENED,
+            discrepancy=discrepancy_id, kind=target.kind, undone=undone,
         )  # fmt: skip
 
     def latest_letter(self, consultation_id: str) -> LetterVersion | None:
@@ -830,6 +846,13 @@ def context_resource_versions(context: PatientContext) -> list[str]:
                 add(getattr(item, "source", None))
                 add(getattr(item, "previous_source", None))
     return sorted(refs)
+
+
+def _discrepancy(document: ClinicalDocument, consultation_id: str, discrepancy_id: str) -> Discrepancy:
+    found = next((d for d in document.discrepancies if d.id == discrepancy_id), None)
+    if found is None:
+        raise NotFound(f"consultation {consultation_id} has no discrepancy {discrepancy_id}")
+    return found
 
 
 def _with_section(

@@ -40,6 +40,7 @@ class AuditEvent:
     LETTER_EDITED = "letter_edited"
     SECTION_REGENERATED = "section_regenerated"
     DISCREPANCY_RESOLVED = "discrepancy_resolved"
+    DISCREPANCY_REOPENED = "discrepancy_reopened"  # a resolution undone before sign-off
     SIGNED_OFF = "signed_off"
     ADDENDUM_CREATED = "addendum_created"
     EXPORTED = "exported"

@@ -243,7 +243,19 @@ class FakeBackend:
                     transcript=TranscriptSpan(text="no allergies", start_s=12.0, end_s=13.1),
                     record_text="Penicillin (rash)",
                     record_source=SourceRef(resource_type="AllergyIntolerance", id="a1"),
-                )
+                ),
+                Discrepancy(
+                    id="d2",
+                    kind="dose",
+                    severity="high",
+                    description="Gliclazide: dose said 80 mg; prescribed 40 mg.",
+                    subject="gliclazide",
+                    transcript=TranscriptSpan(text="gliclazide eighty milligrams", start_s=40.0, end_s=42.0),
+                    record_text="Gliclazide 40 mg tablets, 40 mg once daily",
+                    record_source=SourceRef(resource_type="MedicationRequest", id="m1"),
+                    said_value="80 mg",
+                    record_value="40 mg",
+                ),
             ],
             fact_check=[
                 FactCheckItem(
@@ -275,6 +287,7 @@ class FakeBackend:
         for sec in new.sections:
             if sec.key == section_key:
                 sec.content = f"Rewritten: {instruction}"
+        self.letters[consultation_id] = new
         return new
 
     def confirm_consent(self, consultation_id):
@@ -283,10 +296,44 @@ class FakeBackend:
     def save_section(self, consultation_id, section_key, content):
         self._log("save_section")
         self.saved[section_key] = content
+        doc = self.letters.get(consultation_id)
+        if doc is not None:
+            doc = doc.model_copy(deep=True)
+            next(s for s in doc.sections if s.key == section_key).content = content
+            self.letters[consultation_id] = doc
+            return doc
+        return None
 
     def resolve_discrepancy(self, consultation_id, discrepancy_id, resolution):
+        """As the service does: the letter changed by the action (letters.amend), then returned."""
+        from clarke_desktop.letters import amend
+
         self._log("resolve_discrepancy")
         self.resolved[discrepancy_id] = resolution
+        doc = self.letters[consultation_id]
+        target = next(d for d in doc.discrepancies if d.id == discrepancy_id)
+        doc, edits = amend.apply(doc, target, resolution.action)
+        doc = doc.model_copy(deep=True)
+        for s in doc.sections:  # the rewritten sections are the clinician's words now
+            if any(e.section_key == s.key for e in edits):
+                s.edited_by = "Dr Sarah Chen"
+        next(d for d in doc.discrepancies if d.id == discrepancy_id).resolution = resolution.model_copy(
+            update={"edits": edits}
+        )
+        self.letters[consultation_id] = doc
+        return doc
+
+    def undo_resolution(self, consultation_id, discrepancy_id):
+        from clarke_desktop.letters import amend
+
+        self._log("undo_resolution")
+        self.resolved.pop(discrepancy_id, None)
+        doc = self.letters[consultation_id]
+        target = next(d for d in doc.discrepancies if d.id == discrepancy_id)
+        doc = amend.undo(doc, target.resolution.edits if target.resolution else [])
+        next(d for d in doc.discrepancies if d.id == discrepancy_id).resolution = None
+        self.letters[consultation_id] = doc
+        return doc
 
     def preview_sign_off(self, consultation_id, document):
         self._log("preview_sign_off")

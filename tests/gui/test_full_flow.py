@@ -109,7 +109,7 @@ def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_p
         section = next(s for s in regen[-1].document.sections if s.key == regen_key)
         assert section.content == regenerated and section.generated_by == doc.model.name
 
-    actions = ["fix", "keep_both", "dismiss"]
+    actions = ["use_record", "keep_both", "dismiss"]
     for i, (did, item) in enumerate(list(w.review.items.items())):
         action = actions[i % 3]
         if action == "dismiss":
@@ -118,9 +118,8 @@ def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_p
                 item.why.setCurrentIndex(1)
             qtbot.mouseClick(item.dismiss_button, Qt.MouseButton.LeftButton)
         else:
-            qtbot.mouseClick(
-                item.fix_button if action == "fix" else item.keep_button, Qt.MouseButton.LeftButton
-            )
+            choice = item.record_button if action == "use_record" else None
+            qtbot.mouseClick(choice or item.keep_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda did=did: w.review.items[did].d.resolution is not None, timeout=30_000)
     # A section the demo model's text was refused for is empty: the clinician types it (a letter
     # is never signed with an empty section: the sign button waits for it).

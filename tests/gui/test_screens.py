@@ -75,7 +75,7 @@ def test_sign_off_is_gated_on_discrepancies_and_saves_edits(window, qtbot):
     _to_review(window, qtbot)
     r = window.review
     assert not r.sign_button.isEnabled()
-    assert "discrepancy" in r.sign_button.toolTip()
+    assert "discrepancies to resolve" in r.sign_button.toolTip()
     # edit a section: autosaved after the debounce, off the GUI thread
     r.cards["history"].editor.setPlainText("HbA1c 55 mmol/mol, up from 48.")
     qtbot.waitUntil(lambda: backend.saved.get("history") == "HbA1c 55 mmol/mol, up from 48.", timeout=5000)
@@ -92,13 +92,17 @@ def test_sign_off_is_gated_on_discrepancies_and_saves_edits(window, qtbot):
     assert item.dismiss_button.isEnabled()
     item.dismiss_button.setFocus()
     qtbot.mouseClick(item.dismiss_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: r.sign_button.isEnabled(), timeout=5000)
+    qtbot.waitUntil(lambda: r.items["d1"].d.resolution is not None, timeout=5000)
     assert backend.resolved["d1"].action == "dismiss"
     assert backend.resolved["d1"].reason == (
         "Not a true allergy (an intolerance or side effect): the record will be updated: "
         "confirmed with patient: rash as a child, not an allergy"
     )
     assert item.hasFocus()  # focus stays on the resolved card, not on another card's button
+    # the rewritten plan no longer gives gliclazide's dose: choosing the record's changes nothing
+    qtbot.mouseClick(r.items["d2"].record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: r.sign_button.isEnabled(), timeout=5000)
+    assert "needed no change" in r.items["d2"].outcome.text()
     qtbot.keyClick(
         window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
     )

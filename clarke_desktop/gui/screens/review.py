@@ -1,13 +1,15 @@
 """Review: the letter streams in section by section; edit, regenerate, resolve, check facts, sign.
 
-Sign-off stays disabled until every discrepancy is resolved (fix, keep both, or dismiss with a
-reason) and nothing is still being written; the button's tooltip says what is missing.
+Sign-off stays disabled until every discrepancy is resolved (use the record's value, use what was
+said, keep both, or dismiss with a reason) and nothing is still being written; the button's tooltip
+says what is missing. A resolution that changes the letter shows the change marked, and can be
+undone until sign-off; F8 walks the open items.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -17,6 +19,8 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
     QSplitter,
     QTabWidget,
     QTextBrowser,
@@ -30,12 +34,14 @@ from clarke_desktop.gui.widgets import (
     badge,
     button,
     clear_layout,
+    enable,
     label,
     repolish,
     scroll_page,
     set_badge,
     vbox,
 )
+from clarke_desktop.letters.amend import Place, agreed_wording, locate
 from clarke_desktop.schemas import (
     ClinicalDocument,
     Discrepancy,
@@ -99,6 +105,7 @@ class SectionCard(QFrame):
         self.key = key
         self.setProperty("card", True)
         self.facts: list[FactCheckItem] = []
+        self.highlights: list[tuple[int, int]] = []  # text a resolution just wrote, marked until edited
         self._loading = False
         lay = vbox(self, (16, 12, 16, 12), 6)
         top = QHBoxLayout()
@@ -143,8 +150,9 @@ class SectionCard(QFrame):
         if self._loading:
             return
         self.dirty = True
-        if self.facts:  # offsets no longer match the edited text
+        if self.facts or self.highlights:  # offsets no longer match the edited text
             self.facts = []
+            self.highlights = []
             self.editor.setExtraSelections([])
         self.mark_edited("you")
         self._timer.start()
@@ -189,7 +197,8 @@ class SectionCard(QFrame):
         self.editor.setReadOnly(streaming)
         self.editor.setProperty("streaming", streaming)
         repolish(self.editor)
-        self.regen_button.setEnabled(not streaming)
+        enable(self.regen_button, not streaming, "This section is being written",
+               "Write this section again, following the instruction")  # fmt: skip
         self.instruction.setEnabled(not streaming)
         if streaming:
             set_badge(self.tag, "Writing…", "info")
@@ -217,11 +226,23 @@ class SectionCard(QFrame):
         self.tag.show()
         if not section.editable:
             self.editor.setReadOnly(True)
-            self.regen_button.setEnabled(False)
+            enable(self.regen_button, False, "This section is copied from the record, not written by a model")
 
     def set_facts(self, facts: list[FactCheckItem]) -> None:
         self.facts = facts
         self._paint_facts(None)
+
+    def highlight(self, ranges: list[tuple[int, int]]) -> None:
+        """Mark text a resolution changed (or the place a discrepancy is about) and bring it into
+        view, the cursor at its start."""
+        text_len = len(self.text())
+        self.highlights = [(a, b) for a, b in ranges if 0 <= a <= b <= text_len]
+        self._paint_facts(None)
+        if self.highlights:
+            cur = QTextCursor(self.editor.document())
+            cur.setPosition(self.highlights[0][0])
+            self.editor.setTextCursor(cur)
+            self.editor.ensureCursorVisible()
 
     def _paint_facts(self, current: FactCheckItem | None) -> None:
         """Mark every fact where it is (unsupported ones underlined in orange); the facts bound to
@@ -248,6 +269,17 @@ class SectionCard(QFrame):
             if together:
                 fmt.setFontWeight(700)
             fmt.setToolTip(evidence_text(f))
+            sel.format = fmt
+            sels.append(sel)
+        for a, b in self.highlights:  # over the facts: the change is what the clinician looks for
+            sel = QTextEdit.ExtraSelection()
+            cur = QTextCursor(self.editor.document())
+            cur.setPosition(a)
+            cur.setPosition(b, QTextCursor.MoveMode.KeepAnchor)
+            sel.cursor = cur
+            fmt = QTextCharFormat()
+            fmt.setBackground(QColor("#FFE58A"))
+            fmt.setToolTip("Changed when the discrepancy was resolved")
             sel.format = fmt
             sels.append(sel)
         self.editor.setExtraSelections(sels)
@@ -288,16 +320,38 @@ def needs_specific_reason(d: Discrepancy) -> bool:
     return d.severity == "high" or d.kind in ("allergy", "allergy_class")
 
 
+def outcome_text(d: Discrepancy, res: Resolution) -> str:
+    """What a resolution did, in the checklist's words: which value the letter now gives and where."""
+    where = sorted({e.section_key for e in res.edits})
+    changed = f" (changed in the letter: {', '.join(where)})" if where else ""
+    if res.action == "use_record":
+        said = f" — the letter now says {d.record_value}" if res.edits else ""
+        return f"✓ The record is right{said}{changed or ' (the letter needed no change)'}"
+    if res.action == "use_said":
+        said = f" — the letter now says {d.said_value}" if res.edits else ""
+        return f"✓ What was said is right{said}{changed or ' (the letter needed no change)'}"
+    if res.action == "keep_both":
+        return f"✓ Both kept: {agreed_wording(d)}" + ("" if res.edits else " (already in the letter)")
+    if res.action == "fix":
+        return "✓ Fixed in the letter"
+    return f"✓ Dismissed: {res.reason}" if res.reason else "✓ Dismissed"
+
+
 class DiscrepancyItem(QFrame):
     resolved = Signal(str, object)  # id, Resolution
+    undo = Signal(str)  # id: reopen it, reversing what it wrote
+    show_in_letter = Signal(str)
+    show_in_transcript = Signal(str)
 
-    def __init__(self, d: Discrepancy) -> None:
+    def __init__(self, d: Discrepancy, where: Place | None) -> None:
         super().__init__()
         self.d = d
         # Focus rests on the card after a resolution (its buttons disappear), never on the next
         # card's button, so a repeated Space cannot clear the checklist.
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setObjectName("alertCard" if d.severity == "high" else "warnCard")
+        self._tone = "alertCard" if d.severity == "high" else "warnCard"
+        self.setObjectName(self._tone)
+        self.setAccessibleName(f"Discrepancy: {d.description}")
         lay = vbox(self, (12, 10, 12, 10), 4)
         head = label(
             f"{'⚠ ' if d.severity == 'high' else ''}{KIND_LABELS.get(d.kind, d.kind)}: {d.description}",
@@ -310,23 +364,58 @@ class DiscrepancyItem(QFrame):
             if d.transcript.start_s is not None
             else "In the transcript"
         )
-        lay.addWidget(label(f"{said}: “{d.transcript.text}”", wrap=True, selectable=True))
+        said_row = QHBoxLayout()
+        said_row.addWidget(label(f"{said}: “{d.transcript.text}”", wrap=True, selectable=True), 1)
+        to_transcript = button("Show", accessible=f"Show in the transcript: {d.description}")
+        to_transcript.setToolTip("Show these words in the transcript")
+        to_transcript.clicked.connect(lambda: self.show_in_transcript.emit(self.d.id))
+        said_row.addWidget(to_transcript, 0, Qt.AlignmentFlag.AlignTop)
+        lay.addLayout(said_row)
         if d.record_text:
             src = f"  ({d.record_source.reference})" if d.record_source else ""
             lay.addWidget(label(f"Record: {d.record_text}{src}", wrap=True, selectable=True))
+        letter_row = QHBoxLayout()
+        self.where = label("", "caption", wrap=True)
+        letter_row.addWidget(self.where, 1)
+        self.to_letter = button("Show", accessible=f"Show in the letter: {d.description}")
+        self.to_letter.setToolTip("Show this place in the letter")
+        self.to_letter.clicked.connect(lambda: self.show_in_letter.emit(self.d.id))
+        letter_row.addWidget(self.to_letter, 0, Qt.AlignmentFlag.AlignTop)
+        lay.addLayout(letter_row)
+        self.set_where(where)
+
         self.actions = QWidget()
         row = QHBoxLayout(self.actions)
         row.setContentsMargins(0, 4, 0, 0)
-        self.fix_button = button(
-            "Fix letter", accessible=f"Fix: {d.description}", tip="I have corrected the letter"
-        )
-        self.keep_button = button(
-            "Keep both", accessible=f"Keep both: {d.description}", tip="Both are true; keep as written"
-        )
+        self.record_button: QPushButton | None = None
+        self.said_button: QPushButton | None = None
+        if d.record_value and d.said_value:  # two values to choose between: the letter takes one
+            self.record_button = button(
+                f"Use record: {d.record_value}", accessible=f"Use the record's value: {d.description}"
+            )
+            self.record_button.setToolTip(
+                f"The record is right: the letter will say {d.record_value} wherever it gives this value"
+            )
+            self.said_button = button(
+                f"Use what was said: {d.said_value}", accessible=f"Use what was said: {d.description}"
+            )
+            self.said_button.setToolTip(
+                f"What was said is right: the letter will say {d.said_value} wherever it gives this value"
+            )
+            self.record_button.clicked.connect(lambda: self._resolve("use_record"))
+            self.said_button.clicked.connect(lambda: self._resolve("use_said"))
+            row.addWidget(self.record_button)
+            row.addWidget(self.said_button)
+        self.keep_button = button("Keep both", accessible=f"Keep both: {d.description}")
+        self.keep_button.setToolTip(f"Both are true: the letter will say “{agreed_wording(d)}”")
+        self.keep_button.clicked.connect(lambda: self._resolve("keep_both"))
+        row.addWidget(self.keep_button)
+        row.addStretch(1)
+        lay.addWidget(self.actions)
+
         self.reason = QLineEdit()
         self.reason.setAccessibleName(f"Reason to dismiss: {d.description}")
         self.dismiss_button = button("Dismiss", accessible=f"Dismiss: {d.description}")
-        self.dismiss_button.setEnabled(False)
         self.why: QComboBox | None = None
         if needs_specific_reason(d):
             self.why = QComboBox()
@@ -339,14 +428,8 @@ class DiscrepancyItem(QFrame):
         else:
             self.reason.setPlaceholderText("Reason to dismiss")
         self.reason.textChanged.connect(lambda _t: self._update_dismiss())
-        self.fix_button.clicked.connect(lambda: self._resolve("fix"))
-        self.keep_button.clicked.connect(lambda: self._resolve("keep_both"))
         self.dismiss_button.clicked.connect(lambda: self._resolve("dismiss", self.dismiss_reason()))
         self.reason.returnPressed.connect(self.dismiss_button.click)
-        row.addWidget(self.fix_button)
-        row.addWidget(self.keep_button)
-        row.addStretch(1)
-        lay.addWidget(self.actions)
         if self.why is not None:
             lay.addWidget(self.why)
         self.dismiss_row = QWidget()
@@ -355,11 +438,32 @@ class DiscrepancyItem(QFrame):
         row2.addWidget(self.reason, 1)
         row2.addWidget(self.dismiss_button)
         lay.addWidget(self.dismiss_row)
+        self._update_dismiss()
+
+        done_row = QHBoxLayout()
         self.outcome = label("", wrap=True)
         self.outcome.setStyleSheet("font-weight: 700; color: #1B7A42;")
-        lay.addWidget(self.outcome)
+        done_row.addWidget(self.outcome, 1)
+        self.undo_button = button("Undo", accessible=f"Undo the resolution: {d.description}")
+        self.undo_button.setToolTip("Reopen this item and take back what it changed in the letter")
+        self.undo_button.clicked.connect(lambda: self.undo.emit(self.d.id))
+        done_row.addWidget(self.undo_button, 0, Qt.AlignmentFlag.AlignTop)
+        lay.addLayout(done_row)
+        self.undo_button.hide()
         if d.resolution:
             self.show_resolution(d.resolution)
+
+    def set_where(self, where: Place | None) -> None:
+        if where is None:
+            self.where.setText("In the letter: not mentioned")
+        else:
+            self.where.setText(f"In the letter: {where.heading}, “{where.text}”")
+        enable(
+            self.to_letter,
+            where is not None,
+            "The letter does not mention this",
+            "Show this place in the letter",
+        )
 
     def dismiss_reason(self) -> str | None:
         """The stated reason: the chosen specific one (plus the note) for a red conflict; the typed
@@ -373,7 +477,10 @@ class DiscrepancyItem(QFrame):
         return f"{chosen}: {note}" if note else chosen
 
     def _update_dismiss(self) -> None:
-        self.dismiss_button.setEnabled(self.dismiss_reason() is not None)
+        ok = self.dismiss_reason() is not None
+        enable(self.dismiss_button, ok,
+               "Choose why above first" if self.why is not None else "Type the reason to dismiss first",
+               "Dismiss: not a discrepancy, for the reason given")  # fmt: skip
 
     def _resolve(self, action: str, reason: str | None = None) -> None:
         res = Resolution(action=action, reason=reason)  # type: ignore[arg-type]
@@ -381,22 +488,41 @@ class DiscrepancyItem(QFrame):
 
     def show_resolution(self, res: Resolution) -> None:
         self.d.resolution = res
-        words = {"fix": "Fixed in the letter", "keep_both": "Kept both", "dismiss": "Dismissed"}[res.action]
-        self.outcome.setText(f"✓ {words}" + (f": {res.reason}" if res.reason else ""))
+        self.outcome.setText(outcome_text(self.d, res))
         if self.isAncestorOf(QApplication.focusWidget()):
             self.setFocus()  # keep focus here as the buttons go
         self.actions.hide()
         self.dismiss_row.hide()
         if self.why is not None:
             self.why.hide()
+        self.outcome.show()
+        self.undo_button.show()
         self.setObjectName("infoCard")
         repolish(self)
+
+    def show_open(self) -> None:
+        """Reopened (undone): the choices come back."""
+        self.d.resolution = None
+        self.outcome.setText("")
+        self.outcome.hide()
+        self.undo_button.hide()
+        self.actions.show()
+        self.dismiss_row.show()
+        if self.why is not None:
+            self.why.show()
+        self.setObjectName(self._tone)
+        repolish(self)
+
+    def signed(self) -> None:
+        """Nothing can be undone once the letter is signed."""
+        self.undo_button.hide()
 
 
 class ReviewScreen(QWidget):
     section_edited = Signal(str, str)
     regenerate_section = Signal(str, str)
     resolve = Signal(str, object)
+    undo_resolution = Signal(str)
     sign_off = Signal()
     change_doc_type = Signal(str)
     discard = Signal()
@@ -441,7 +567,8 @@ class ReviewScreen(QWidget):
         letter_body = QWidget()
         self._sections = vbox(letter_body, (4, 4, 12, 4), 10)
         self._sections.addStretch(1)
-        split.addWidget(scroll_page(letter_body))
+        self._letter_scroll = scroll_page(letter_body)
+        split.addWidget(self._letter_scroll)
 
         side = QWidget()
         sl = vbox(side, (8, 0, 0, 0))
@@ -467,6 +594,10 @@ class ReviewScreen(QWidget):
         self.transcript_view.setReadOnly(True)
         self.transcript_view.setAccessibleName("Transcript")
         self.tabs.addTab(self.transcript_view, "Transcript")
+        # F8 walks the open discrepancies, as IDEs walk problems: the card, and its place in the letter.
+        next_item = QShortcut(QKeySequence(Qt.Key.Key_F8), self)
+        next_item.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        next_item.activated.connect(self.next_unresolved)
         sl.addWidget(self.tabs)
         split.addWidget(side)
         split.setStretchFactor(0, 3)
@@ -610,12 +741,121 @@ class ReviewScreen(QWidget):
             self._checklist.addWidget(
                 label("No discrepancies between the conversation and the record.", wrap=True)
             )
+        else:
+            self._checklist.addWidget(label("F8: next open item", "caption"))
+        current = self.current_document()
         for d in discrepancies:
-            item = DiscrepancyItem(d)
+            item = DiscrepancyItem(d, locate(current, d) if current is not None else None)
             item.resolved.connect(self.resolve)
+            item.undo.connect(self.undo_resolution)
+            item.show_in_letter.connect(self.show_in_letter)
+            item.show_in_transcript.connect(self.show_in_transcript)
             self.items[d.id] = item
             self._checklist.addWidget(item)
         self._checklist.addStretch(1)
+
+    def _discrepancy(self, discrepancy_id: str) -> Discrepancy | None:
+        if self.document is None:
+            return None
+        return next((d for d in self.document.discrepancies if d.id == discrepancy_id), None)
+
+    def show_in_letter(self, discrepancy_id: str) -> None:
+        """Bring the letter's words about this discrepancy into view, marked."""
+        d = self._discrepancy(discrepancy_id)
+        current = self.current_document()
+        if d is None or current is None:
+            return
+        if d.resolution is not None and d.resolution.edits:
+            self._mark_edits(d)
+            return
+        where = locate(current, d)
+        if where is not None and where.section_key in self.cards:
+            card = self.cards[where.section_key]
+            card.highlight([(where.start, where.end)])
+            self._letter_scroll.ensureWidgetVisible(card)
+
+    def show_in_transcript(self, discrepancy_id: str) -> None:
+        """Select the words in the transcript tab."""
+        d = self._discrepancy(discrepancy_id)
+        if d is None:
+            return
+        text = self.transcript_view.toPlainText()
+        start, end = d.transcript.char_start, d.transcript.char_end
+        if start is None or end is None or text[start:end] != d.transcript.text:
+            start = text.find(d.transcript.text)  # a span without offsets: its words
+            end = start + len(d.transcript.text)
+        cur = QTextCursor(self.transcript_view.document())
+        if start >= 0:
+            cur.setPosition(start)
+            cur.setPosition(min(end, len(text)), QTextCursor.MoveMode.KeepAnchor)
+        self.transcript_view.setTextCursor(cur)
+        self.transcript_view.ensureCursorVisible()
+        self.tabs.setCurrentWidget(self.transcript_view)
+
+    def next_unresolved(self) -> None:
+        """Focus the next open discrepancy after the one with focus (wrapping), and show its place."""
+        ids = [i for i, item in self.items.items() if item.d.resolution is None]
+        if not ids:
+            self.progress_note.setText("No open discrepancies.")
+            return
+        order = list(self.items)
+        focused = next((i for i, item in self.items.items() if item.isAncestorOf(QApplication.focusWidget())
+                        or item is QApplication.focusWidget()), None)  # fmt: skip
+        after = order.index(focused) if focused in order else -1
+        following = [i for i in ids if order.index(i) > after]
+        target = (following or ids)[0]
+        self.tabs.setCurrentIndex(0)
+        item = self.items[target]
+        item.setFocus()
+        scroll = self.tabs.widget(0)
+        if isinstance(scroll, QScrollArea):
+            scroll.ensureWidgetVisible(item)
+        self.show_in_letter(target)
+
+    def _mark_edits(self, d: Discrepancy) -> None:
+        if d.resolution is None:
+            return
+        by_key: dict[str, list[tuple[int, int]]] = {}
+        for e in d.resolution.edits:
+            by_key.setdefault(e.section_key, []).append((e.start, e.start + len(e.after)))
+        for key, ranges in by_key.items():
+            if key in self.cards:
+                self.cards[key].highlight(ranges)
+        first = next((self.cards[k] for k in by_key if k in self.cards), None)
+        if first is not None:
+            self._letter_scroll.ensureWidgetVisible(first)
+
+    def apply_resolution(self, doc: ClinicalDocument, discrepancy_id: str) -> None:
+        """The letter as saved after a resolution or its undo: the changed sections' text (as the
+        clinician's), the item's new state, the recomputed checks; the change is highlighted."""
+        if self.document is None:
+            return
+        changed = {
+            s.key for s in doc.sections if s.key in self.cards and self.cards[s.key].text() != s.content
+        }
+        self.document = doc.model_copy(deep=True)
+        for s in self.document.sections:
+            if s.key in changed:
+                card = self.cards[s.key]
+                card.set_text(s.content)
+                card.set_model_tag(s, self._demo)
+                card.set_facts([f for f in doc.fact_check if f.section_key == s.key])
+        self._build_facts(doc.fact_check)
+        d = self._discrepancy(discrepancy_id)
+        item = self.items.get(discrepancy_id)
+        if d is not None and item is not None:
+            if d.resolution is None:
+                item.show_open()
+            else:
+                item.show_resolution(d.resolution)
+                self._mark_edits(d)
+        current = self.current_document()
+        for i, it in self.items.items():  # places move when text changes
+            dd = self._discrepancy(i)
+            if dd is not None and current is not None:
+                it.d = dd
+                it.set_where(locate(current, dd))
+        self._refresh()
 
     def _build_facts(self, facts: list[FactCheckItem]) -> None:
         self.facts.clear()
@@ -652,15 +892,6 @@ class ReviewScreen(QWidget):
         self.source_view.setPlainText(evidence_text(fact))
         if self.tabs.currentIndex() != 1:
             self.tabs.setCurrentIndex(1)
-
-    def mark_resolved(self, discrepancy_id: str, res: Resolution) -> None:
-        if discrepancy_id in self.items:
-            self.items[discrepancy_id].show_resolution(res)
-        if self.document is not None:
-            for d in self.document.discrepancies:
-                if d.id == discrepancy_id:
-                    d.resolution = res
-        self._refresh()
 
     # --- state ---------------------------------------------------------------------------
     def flush_edits(self) -> None:
@@ -728,7 +959,7 @@ class ReviewScreen(QWidget):
             self.progress_note.setText("Not signed yet: " + "; ".join(why) + ".")
 
     def signing(self) -> None:
-        self.sign_button.setEnabled(False)
+        enable(self.sign_button, False, "Signing off: a moment")
         self.progress_note.setText("Signing off, writing the PDF and the record…")
 
     def sign_failed(self) -> None:
@@ -737,8 +968,7 @@ class ReviewScreen(QWidget):
 
     def _refresh(self) -> None:
         why = self.blockers()
-        self.sign_button.setEnabled(not why)
-        self.sign_button.setToolTip("Sign off the letter" if not why else "Not yet: " + "; ".join(why))
+        enable(self.sign_button, not why, "Not yet: " + "; ".join(why), "Sign off the letter")
         n = self.open_discrepancies()
         if self.document is None:
             self.tabs.setTabText(0, "Checklist")
@@ -750,4 +980,5 @@ class ReviewScreen(QWidget):
             set_badge(self.status, "Draft — needs review", "warn", "Letter status: draft, needs review")
         else:
             set_badge(self.status, "Ready to sign", "ok", "Letter status: ready to sign")
-        self.discard_button.setEnabled("writing" not in self.busy_reasons)
+        enable(self.discard_button, "writing" not in self.busy_reasons,
+               "The letter is being written: cancel it on the progress screen", "Discard this draft")  # fmt: skip
