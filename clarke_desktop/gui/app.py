@@ -13,7 +13,7 @@ from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from clarke_desktop import paths
-from clarke_desktop.gui.widgets import WheelGuard
+from clarke_desktop.gui.widgets import DisabledExplainer, WheelGuard
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ def make_application(argv: list[str]) -> QApplication:
     app.setStyleSheet(load_stylesheet())
     if not app.findChildren(WheelGuard):
         app.installEventFilter(WheelGuard(app))  # no value changes under a scrolling mouse
+    if not app.findChildren(DisabledExplainer):
+        app.installEventFilter(DisabledExplainer(app))  # a click on a disabled button says why
     return app
 
 

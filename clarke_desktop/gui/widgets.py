@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QAbstractScrollArea,
     QAbstractSpinBox,
     QApplication,
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -149,6 +151,28 @@ def clear_layout(layout: QLayout) -> None:
             w.deleteLater()
         elif item.layout() is not None:
             clear_layout(item.layout())
+
+
+def enable(widget: QWidget, ok: bool, why_not: str, tip: str = "") -> None:
+    """Enable `widget`, or disable it saying why: the tooltip a hover shows, and a click shows at
+    once (DisabledExplainer). Every action that can be disabled is disabled through this."""
+    widget.setEnabled(ok)
+    widget.setToolTip(tip if ok else why_not)
+
+
+class DisabledExplainer(QObject):
+    """A click on a disabled button shows why it is disabled, where the clinician is looking
+    (a disabled widget gets no clicked signal, and silence reads as a broken button)."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if (
+            event.type() == QEvent.Type.MouseButtonRelease
+            and isinstance(obj, QAbstractButton)
+            and not obj.isEnabled()
+            and obj.toolTip()
+        ):
+            QToolTip.showText(obj.mapToGlobal(obj.rect().center()), obj.toolTip(), obj)
+        return False
 
 
 class WheelGuard(QObject):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLineEdit, QListWidget, QTextBrowser, QVBoxLayout, QWidget
 
-from clarke_desktop.gui.widgets import badge, button, clear_layout, label, notice, set_badge, vbox
+from clarke_desktop.gui.widgets import badge, button, clear_layout, enable, label, notice, set_badge, vbox
 from clarke_desktop.session.views import AssistantAnswer, AssistantStep, Proposal
 
 STEP_WORDS = {
@@ -89,7 +89,7 @@ class AssistantPanel(QWidget):
     def set_patient(self, name: str | None) -> None:
         self.patient.setText(f"Record of {name}" if name else "Open a patient to ask about their record.")
         self.question.setEnabled(bool(name))
-        self.ask_button.setEnabled(bool(name))
+        enable(self.ask_button, bool(name), "Open a patient first", "Ask about this patient's record")
         self.trace.clear()
         self.answer.clear()
         clear_layout(self._proposals)
@@ -103,7 +103,7 @@ class AssistantPanel(QWidget):
         self.answer.setPlainText("Working…")
         clear_layout(self._proposals)
         self.proposals.clear()
-        self.ask_button.setEnabled(False)
+        enable(self.ask_button, False, "Working on the last question")
         self.ask.emit(q)
 
     def add_step(self, step: AssistantStep) -> None:
@@ -113,7 +113,7 @@ class AssistantPanel(QWidget):
         self.trace.scrollToBottom()
 
     def set_answer(self, a: AssistantAnswer) -> None:
-        self.ask_button.setEnabled(True)
+        enable(self.ask_button, True, "", "Ask about this patient's record")
         parts = []
         if a.demo_model:
             parts.append(
@@ -132,7 +132,7 @@ class AssistantPanel(QWidget):
             self._proposals.addWidget(r)
 
     def set_failed(self, message: str) -> None:
-        self.ask_button.setEnabled(True)
+        enable(self.ask_button, True, "", "Ask about this patient's record")
         self.answer.clear()
         clear_layout(self._proposals)
         self._proposals.addWidget(notice(message, "alert", "The assistant could not answer"))

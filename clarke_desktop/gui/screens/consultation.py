@@ -19,6 +19,7 @@ from clarke_desktop.gui.widgets import (
     button,
     card,
     clear_layout,
+    enable,
     label,
     notice,
     scroll_page,
@@ -217,26 +218,35 @@ class ConsultationScreen(QWidget):
         self.record_button.setText("●  Resume" if state == "paused" else "●  Record")
         colour = {"recording": "#B8892A", "paused": "#9A5000"}.get(state, "#1E3A5F")
         self.timer.setStyleSheet(f"font-size: 26pt; font-weight: 700; color: {colour};")
-        self.record_button.setEnabled(can_record and state in ("idle", "paused"))
-        self.pause_button.setEnabled(state == "recording")
-        self.stop_button.setEnabled(state in ("recording", "paused"))
-        busy = state in ("recording", "paused", "transcribing")
+        recording = state in ("recording", "paused")
+        busy = recording or state == "transcribing"
+        no_mic = (
+            "Speech recognition is not installed: type or open a transcript instead"
+            if not getattr(self, "_asr_ok", False)
+            else "No microphone connected: import audio, open a transcript file, or type"
+        )
+        enable(self.record_button, can_record and state in ("idle", "paused"),
+               no_mic if not can_record else "Already recording" if state == "recording" else "Transcribing: wait for it to finish",
+               "Record the consultation (after the patient's consent)")  # fmt: skip
+        enable(self.pause_button, state == "recording", "Not recording", "Pause the recording")
+        enable(self.stop_button, recording, "Not recording", "Stop the recording and finish the transcript")
         self.transcript.setReadOnly(busy)
-        self.import_button.setEnabled(not busy and getattr(self, "_asr_ok", False))
-        self.demo_button.setEnabled(not busy)
-        self.text_button.setEnabled(not busy)
-        self.mic_picker.setEnabled(state == "idle")
+        stop_first = "Stop the recording first" if recording else "Transcribing: wait for it to finish"
+        enable(self.import_button, not busy and getattr(self, "_asr_ok", False),
+               stop_first if busy else "Speech recognition is not installed: open or type a transcript instead",
+               "Transcribe an audio file of the consultation")  # fmt: skip
+        enable(self.demo_button, not busy, stop_first, "Use the demo consultation's transcript")
+        enable(self.text_button, not busy, stop_first, "Open a transcript file")
+        enable(self.mic_picker, state == "idle", "Change the microphone when not recording", "Microphone")
         self.transcript_title.setText("Live transcript" if busy else "Transcript")
         self._update_buttons()
 
     def _update_buttons(self) -> None:
         has_text = bool(self.transcript.toPlainText().strip())
-        self.generate_button.setEnabled(
-            has_text and self.state not in ("recording", "paused", "transcribing")
-        )
-        self.generate_button.setToolTip(
-            "" if has_text else "Record, import audio or paste a transcript first"
-        )
+        busy = self.state in ("recording", "paused", "transcribing")
+        enable(self.generate_button, has_text and not busy,
+               "Stop the recording first" if busy else "Record, import audio or paste a transcript first",
+               "Write the letter from this transcript and the record")  # fmt: skip
 
     # --- intents for the controller (it never reaches into the widgets) ----------------------
     def transcript_text(self) -> str:
@@ -267,7 +277,7 @@ class ConsultationScreen(QWidget):
 
     def recording_requested(self) -> None:
         """Consent given: the button waits while the microphone opens."""
-        self.record_button.setEnabled(False)
+        enable(self.record_button, False, "Opening the microphone…")
 
     def recording_started(self) -> None:
         self.set_state("recording")

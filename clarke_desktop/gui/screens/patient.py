@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from clarke_desktop.clinical_text.record import no_known_allergy
-from clarke_desktop.gui.widgets import button, card, clear_layout, label, notice, scroll_page, vbox
+from clarke_desktop.gui.widgets import button, card, clear_layout, enable, label, notice, scroll_page, vbox
 from clarke_desktop.schemas import Allergy, LabResult, PatientContext
 from clarke_desktop.uk_format import local_time, uk_date, unit_display
 
@@ -180,7 +180,7 @@ class PatientScreen(QWidget):
         foot.setContentsMargins(28, 8, 28, 12)
         self.back_button = button("← Today's clinic", accessible="Back to today's clinic")
         self.start_button = button("Start consultation  (Ctrl+R)", "primary", accessible="Start consultation")
-        self.start_button.setEnabled(False)
+        enable(self.start_button, False, "Open a patient from today's clinic first")
         self.back_button.clicked.connect(self.back)
         self.start_button.clicked.connect(self.start_consultation)
         foot.addWidget(self.back_button)
@@ -197,7 +197,7 @@ class PatientScreen(QWidget):
         self._lay.addWidget(label(name, "h1"))
         self._lay.addWidget(label("Reading the record…", "caption"))
         self._lay.addStretch(1)
-        self.start_button.setEnabled(False)
+        enable(self.start_button, False, "Reading the record: a moment")
 
     def show_error(self, name: str, message: str) -> None:
         clear_layout(self._lay)
@@ -211,7 +211,7 @@ class PatientScreen(QWidget):
             )
         )
         self._lay.addStretch(1)
-        self.start_button.setEnabled(True)
+        enable(self.start_button, True, "", "Start the consultation (Ctrl+R)")
 
     def set_context(self, ctx: PatientContext) -> None:
         self.context = ctx
@@ -303,7 +303,7 @@ class PatientScreen(QWidget):
         self._lay.addLayout(grid2)
         self._lay.addWidget(label(f"Record read at {local_time(ctx.retrieved_at)}", "caption"))
         self._lay.addStretch(1)
-        self.start_button.setEnabled(True)
+        enable(self.start_button, True, "", "Start the consultation (Ctrl+R)")
 
 
 def patient_strip(ctx: PatientContext | None, name: str) -> QWidget:

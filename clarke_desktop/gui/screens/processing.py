@@ -10,6 +10,7 @@ from clarke_desktop.gui.widgets import (
     button,
     card,
     clear_layout,
+    enable,
     label,
     notice,
     repolish,
@@ -109,7 +110,7 @@ class ProcessingScreen(QWidget):
             row.set("waiting", 0, "")
         clear_layout(self._alerts)
         self.elapsed.setText("")
-        self.cancel_button.setEnabled(True)
+        enable(self.cancel_button, True, "", "Stop writing the letter")
         self.cancel_button.show()
         self.retry_button.hide()
         self.back_button.hide()
@@ -119,7 +120,7 @@ class ProcessingScreen(QWidget):
         if p.stage == PipelineStage.COMPLETE:
             for row in self.rows.values():
                 row.set("done", 100)
-            self.cancel_button.setEnabled(False)
+            enable(self.cancel_button, False, "Finished: nothing to cancel")
             return
         if p.stage == PipelineStage.FAILED:
             self.fail(p.message)
@@ -133,7 +134,7 @@ class ProcessingScreen(QWidget):
         self.rows[p.stage].set("done" if done else "active", 100 if done else max(local, 3), p.message)
 
     def cancelling(self) -> None:
-        self.cancel_button.setEnabled(False)
+        enable(self.cancel_button, False, "Cancelling: stopping at the next safe point")
 
     def set_elapsed(self, seconds: float) -> None:
         self.elapsed.setText(f"Elapsed {int(seconds) // 60:d}:{int(seconds) % 60:02d}")

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clarke_desktop.gui.widgets import badge, button, clear_layout, label, notice, scroll_page, vbox
+from clarke_desktop.gui.widgets import badge, button, clear_layout, enable, label, notice, scroll_page, vbox
 from clarke_desktop.session.views import AppSettings, Check, MicStatus, ModelStatus
 
 LLM_BACKENDS = {
@@ -207,10 +207,10 @@ class DiagnosticsScreen(QWidget):
     def show_running(self) -> None:
         clear_layout(self.summary)
         self.summary.addWidget(label("Running checks…", "caption"))
-        self.refresh_button.setEnabled(False)
+        enable(self.refresh_button, False, "Checks are running")
 
     def set_checks(self, checks: list[Check]) -> None:
-        self.refresh_button.setEnabled(True)
+        enable(self.refresh_button, True, "", "Run the checks again")
         clear_layout(self.summary)
         clear_layout(self._table_holder)
         failed = [c for c in checks if c.ok is False]
@@ -236,6 +236,6 @@ class DiagnosticsScreen(QWidget):
         self._table_holder.addWidget(_table(("Result", "Check", "Detail"), rows, "Diagnostic checks"))
 
     def set_failed(self, message: str) -> None:
-        self.refresh_button.setEnabled(True)
+        enable(self.refresh_button, True, "", "Run the checks again")
         clear_layout(self.summary)
         self.summary.addWidget(notice(message, "alert", "Diagnostics could not run"))
