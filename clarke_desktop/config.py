@@ -27,7 +27,13 @@ class ClinicianSettings(BaseModel):
     name: str = "Dr A. Clinician"
     title: str = "Consultant"
     specialty: str = "General Medicine"
-    gmc_number: str = ""
+    gmc_number: str = ""  # the signed-in account's registration ("GMC 7012345", "NMC 12A3456B")
+
+    @property
+    def registration(self) -> str:
+        """As printed: a bare number is a GMC number; one with its register's name stays as it is."""
+        reg = self.gmc_number.strip()
+        return f"GMC {reg}" if reg[:1].isdigit() else reg
 
 
 class Letterhead(BaseModel):

@@ -56,6 +56,11 @@ def app_db_path() -> Path:
     return data_dir() / "clarke.sqlite3"
 
 
+def accounts_path() -> Path:
+    """The account book: password hashes and sealed keys, no patient data (identity.accounts)."""
+    return data_dir() / "accounts.sqlite3"
+
+
 def recordings_dir() -> Path:
     return _ensure_private_dir(data_dir() / "recordings")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from clarke_desktop.cli.auth import sign_in, sign_in_options
 from clarke_desktop.schemas import DOCUMENT_TYPES, Transcript
 
 EXIT_PIPELINE = 1
@@ -53,7 +54,21 @@ def read_transcript_file(path: Path) -> Transcript:
     default="clinic",
     show_default=True,
 )
-@click.option("--sign-off", "signed_by", required=True, help="Name of the clinician signing the letter.")
+@click.option(
+    "--sign-off",
+    "signed_by",
+    required=True,
+    help="Sign the letter as the signed-in clinician account: give its user name or display name "
+    "(the name and registration printed come from the account, never from this text).",
+)
+@click.option(
+    "--resolve",
+    "resolve",
+    multiple=True,
+    metavar="ID=ACTION",
+    help="Resolve one discrepancy by id: use_record, use_said, keep_both, or dismiss:REASON. Red items "
+    "(allergy and dose conflicts) are never resolved by default: each must be named. Repeatable.",
+)
 @click.option(
     "--out",
     "out_dir",
@@ -80,6 +95,7 @@ def read_transcript_file(path: Path) -> Transcript:
     help="Cap the tokens the letter model may write per section (quick runs on the demo model).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@sign_in_options
 def run_consultation(
     patient_id: str,
     audio_path: Path | None,
@@ -92,21 +108,32 @@ def run_consultation(
     allow_empty_sections: bool,
     max_section_tokens: int | None,
     as_json: bool,
+    resolve: tuple[str, ...],
+    user: str | None,
+    password_file: Path | None,
 ) -> None:
     """Run a whole consultation headless: transcribe, read the record, draft, sign, export, write back.
 
-    Open discrepancies cannot be reviewed headless: by default each is resolved as "keep both"
-    with the reason "headless run: reviewed in output" (audited, and listed in the output);
-    --strict refuses to sign instead. A narrative section left empty (the model's text refused,
-    say) is never signed silently: exit 3 naming the sections, unless --allow-empty-sections.
-    Exit status: 0 signed; 1 an error (message on stderr); 2 a transcript is needed; 3 not signed
-    (open discrepancies with --strict, or empty sections); the draft is kept in every case.
+    Needs a clinician account's sign-in (--user and --password-file, or CLARKE_USER and
+    CLARKE_PASSWORD_FILE): without one it exits 1 and writes nothing. --sign-off names that same
+    account (its user name or display name) as a deliberate confirmation of who signs.
+
+    Red discrepancies (allergy conflicts and any high-severity one, such as a dose said against the
+    record) are never resolved by default: each must be named with --resolve ID=ACTION, or the run
+    exits 3 listing their ids (they are the same on a re-run of the same transcript and record).
+    Other open discrepancies are resolved as "keep both" with the reason "headless run: reviewed in
+    output" (the agreed wording is written into the letter, audited and listed in the output);
+    --strict refuses to sign instead. A narrative section left empty is never signed silently: exit
+    3 naming the sections, unless --allow-empty-sections.
+    Exit status: 0 signed; 1 an error or no sign-in (message on stderr); 2 a transcript is needed;
+    3 not signed (red discrepancies, open ones with --strict, or empty sections); the draft is kept.
 
     Example:
 
-        clarke-desktop run-consultation --patient pt-001 --transcript visit.txt --sign-off "Dr S. Chen" --out letters --json
+        CLARKE_USER=s.chen CLARKE_PASSWORD_FILE=~/.clarke-pw clarke-desktop run-consultation --patient pt-001 \\
+            --transcript visit.txt --sign-off s.chen --resolve dose-57-0=use_record --out letters --json
     """
-    from clarke_desktop.session.errors import SessionError
+    from clarke_desktop.session.errors import NotSigned, SessionError
     from clarke_desktop.session.events import SessionEvent, StageProgress
     from clarke_desktop.session.headless import HeadlessRequest, run_headless
 
@@ -114,8 +141,20 @@ def run_consultation(
         raise click.UsageError("give exactly one of --audio FILE or --transcript FILE")
     if audio_path is not None and not audio_path.exists():
         raise click.ClickException(f"audio file {audio_path} does not exist")
+    resolutions = _resolutions(resolve)
+    signed_in = sign_in(user, password_file)  # before anything is read or written
+    account = signed_in.account
+    if signed_by.strip().lower() not in {
+        account.name.lower(),
+        account.display_name.lower(),
+        account.signer.lower(),
+    }:
+        raise click.ClickException(
+            f"--sign-off {signed_by!r} is not the signed-in account ({account.name}, {account.display_name}): "
+            "a letter is signed only by the account that signed in."
+        )
     request = HeadlessRequest(
-        patient_id=patient_id, signed_by=signed_by, out_dir=out_dir, doc_type=doc_type, audio_path=audio_path,
+        patient_id=patient_id, signed_in=signed_in, out_dir=out_dir, resolutions=resolutions, doc_type=doc_type, audio_path=audio_path,
         transcript=read_transcript_file(transcript_path) if transcript_path else None, aside=aside, strict=strict,
         allow_empty_sections=allow_empty_sections,
         max_section_tokens=max_section_tokens,
@@ -129,11 +168,33 @@ def run_consultation(
         summary = run_headless(request, progress)
     except SessionError as exc:
         _echo_err(f"Error: {exc.message}" if exc.exit_code != EXIT_UNRESOLVED else exc.message)
+        if as_json and isinstance(exc, NotSigned):  # the ids to name with --resolve on a re-run
+            click.echo(json.dumps({"signed": False, "message": exc.message, "consultation_id": exc.consultation_id,
+                                   "unresolved": exc.open}, indent=2))  # fmt: skip
         sys.exit(exc.exit_code)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
         _print_summary(summary)
+
+
+ACTIONS = ("use_record", "use_said", "keep_both", "dismiss")
+
+
+def _resolutions(options: tuple[str, ...]) -> dict[str, tuple[Any, str | None]]:
+    """--resolve ID=ACTION[:REASON] options as {id: (action, reason)}."""
+    out: dict[str, tuple[Any, str | None]] = {}
+    for option in options:
+        discrepancy_id, sep, rest = option.partition("=")
+        action, _, reason = rest.partition(":")
+        if not sep or not discrepancy_id or action not in ACTIONS:
+            raise click.UsageError(
+                f"--resolve {option!r}: write ID=ACTION with ACTION one of {', '.join(ACTIONS)} (dismiss:REASON)"
+            )
+        if action == "dismiss" and not reason.strip():
+            raise click.UsageError(f"--resolve {option!r}: a dismissal needs its reason, as dismiss:REASON")
+        out[discrepancy_id] = (action, reason.strip() or None)
+    return out
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -302,8 +302,8 @@ def _signature_block(
     role = ", ".join(v for v in (clinician.title, clinician.specialty) if v)
     if role:
         lines.append(role)
-    if clinician.gmc_number:
-        lines.append(f"GMC No. {clinician.gmc_number}")
+    if clinician.registration:
+        lines.append(clinician.registration)
     block = [Paragraph(_text("\n".join(lines)), styles.body)]
     if signature:
         when = local_time(signature.signed_at, zone=True)  # the local clock, with its zone (GMT, BST)

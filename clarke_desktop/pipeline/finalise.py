@@ -129,7 +129,7 @@ def preview_sign_off(
         signature=SignatureInfo(signed_by, utc_now_iso(), version),
     )  # fmt: skip
     c = settings.clinician
-    signer = ", ".join(x for x in (signed_by, c.title, f"GMC {c.gmc_number}" if c.gmc_number else "") if x)
+    signer = ", ".join(x for x in (signed_by, c.title, c.registration) if x)
     return SignOffPreview(pdf, signed_by, signer, destination(settings, document), empty_sections(document))
 
 

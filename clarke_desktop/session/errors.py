@@ -22,6 +22,13 @@ class TranscriptNeeded(SessionError):
 
 
 class NotSigned(SessionError):
-    """Discrepancies are open and the flow was told not to resolve them itself."""
+    """Discrepancies are open and the flow was told not to resolve them itself. `open` lists them
+    (id, kind, severity, description) so a caller can name them on a re-run."""
 
     exit_code = 3
+
+    def __init__(self, message: str, *, consultation_id: str | None = None,
+                 open: list[dict[str, str]] | None = None) -> None:  # fmt: skip
+        super().__init__(message)
+        self.consultation_id = consultation_id
+        self.open = open or []

@@ -4,11 +4,12 @@ back. `run-consultation` is a thin command over `run_headless`."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clarke_desktop.schemas import DocumentType, Transcript
+from clarke_desktop.identity import SignInError, Unlocked
+from clarke_desktop.schemas import Discrepancy, DocumentType, Resolution, ResolutionAction, Transcript
 from clarke_desktop.session.errors import NotSigned, SessionError, TranscriptNeeded
 from clarke_desktop.session.events import EventSink, ignore
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class HeadlessRequest:
     patient_id: str
-    signed_by: str
+    signed_in: Unlocked  # the account that signs: its name and registration go on the letter
     out_dir: Path
     doc_type: DocumentType = "clinic"
     audio_path: Path | None = None
@@ -29,6 +30,14 @@ class HeadlessRequest:
     strict: bool = False  # refuse to sign while discrepancies are open
     allow_empty_sections: bool = False  # sign even with a narrative section left empty (PDF and audit say so)
     max_section_tokens: int | None = None
+    # Explicit resolutions by discrepancy id: (action, reason). A red item (an allergy, or any
+    # high-severity conflict) is never resolved by default: it must be named here.
+    resolutions: dict[str, tuple[ResolutionAction, str | None]] = field(default_factory=dict)
+
+
+def needs_explicit(d: Discrepancy) -> bool:
+    """Red items: an allergy conflict, or any high-severity one (a dose said against the record)."""
+    return d.severity == "high" or d.kind in ("allergy", "allergy_class")
 
 
 def run_headless(request: HeadlessRequest, on_event: EventSink = ignore) -> dict[str, Any]:
@@ -37,19 +46,41 @@ def run_headless(request: HeadlessRequest, on_event: EventSink = ignore) -> dict
     message for the user."""
     from clarke_desktop.config import SettingsError
     from clarke_desktop.pipeline import EmptySections
+    from clarke_desktop.session.identity import Identity, require_signer
     from clarke_desktop.session.service import ConsultationService
     from clarke_desktop.store import StoreError
 
     try:
-        service = ConsultationService(actor=request.signed_by)
+        require_signer(request.signed_in)
+    except SignInError as exc:
+        raise SessionError(exc.user_text) from exc
+    identity = Identity()
+    try:
+        service = ConsultationService(signed_in=request.signed_in, identity=identity)
     except (SettingsError, StoreError) as exc:
+        identity.close()
         raise SessionError(str(exc)) from exc
     try:
         cid = service.start_consultation(request.patient_id, doc_type=request.doc_type, new=True)
         started = time.perf_counter()
         result = _draft(service, cid, request, on_event)
         pipeline_s = time.perf_counter() - started
-        open_ids = [d.id for d in result.document.discrepancies if d.resolution is None]
+        _resolve_named(service, cid, result.document.discrepancies, request)
+        document = service.resume(cid).letter
+        assert document is not None
+        red_items = [d for d in document.discrepancies if d.resolution is None and needs_explicit(d)]
+        red = [d.id for d in red_items]
+        if red:
+            raise NotSigned(
+                f"Not signed: {len(red)} red discrepanc{'y' if len(red) == 1 else 'ies'} (allergy or dose conflicts) "
+                f"must each be resolved by name: {', '.join(red)}. Re-run with --resolve ID=ACTION for each "
+                "(use_record, use_said, keep_both, or dismiss:REASON); the draft is saved as consultation "
+                f"{cid}.",
+                consultation_id=cid,
+                open=[{"id": d.id, "kind": d.kind, "severity": d.severity, "description": d.description,
+                       "said_value": d.said_value or "", "record_value": d.record_value or ""} for d in red_items],
+            )  # fmt: skip
+        open_ids = [d.id for d in document.discrepancies if d.resolution is None]
         if request.strict and open_ids:
             raise NotSigned(
                 f"Not signed: {len(open_ids)} discrepancies need review ({', '.join(open_ids)}); "
@@ -72,7 +103,22 @@ def run_headless(request: HeadlessRequest, on_event: EventSink = ignore) -> dict
         raise SessionError(str(exc)) from exc
     finally:
         service.close()
+        identity.close()
     return _summary(cid, request, result, final, latest, pipeline_s, finalise_s, head)
+
+
+def _resolve_named(
+    service: ConsultationService, cid: str, found: list[Discrepancy], request: HeadlessRequest
+) -> None:
+    known = {d.id for d in found}
+    unknown = sorted(set(request.resolutions) - known)
+    if unknown:
+        raise NotSigned(
+            f"Not signed: --resolve names {', '.join(unknown)}, which this draft does not have "
+            f"(its discrepancies: {', '.join(sorted(known)) or 'none'}); the draft is saved as consultation {cid}."
+        )
+    for discrepancy_id, (action, reason) in request.resolutions.items():
+        service.resolve_discrepancy(cid, discrepancy_id, Resolution(action=action, reason=reason))
 
 
 def _draft(

@@ -13,11 +13,12 @@ import threading
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clarke_desktop import paths
 from clarke_desktop.asr.base import Transcriber
 from clarke_desktop.cancel import CancelToken
+from clarke_desktop.identity import SignInError
 from clarke_desktop.letters import amend
 from clarke_desktop.pipeline import ConsultationPipeline, FinaliseResult, PipelineResult, SignOffPreview
 from clarke_desktop.schemas import (
@@ -50,21 +51,33 @@ from clarke_desktop.session.views import (
 )
 from clarke_desktop.store.app import ConsultationRecord
 
+if TYPE_CHECKING:
+    from clarke_desktop.identity import Account, Unlocked
+    from clarke_desktop.session.identity import Identity
+
 log = logging.getLogger(__name__)
 
 EMBEDDED_ROLE = "embedded"
 
 
 class ConsultationService:
-    """One per window or command. `actor` names who acts (the audit's actor; default the
-    clinician in Settings). Raises ConfigError/StoreError when the settings or store cannot open."""
+    """One per window or command. `signed_in`: the account using it (from `Identity.sign_in`):
+    it is the audit's actor and the letter's signer, its name and registration printed from the
+    account, never from a setting. Without one (tests, tools) `actor` names who acts. Raises
+    ConfigError/StoreError when the settings or store cannot open."""
 
-    def __init__(self, *, actor: str | None = None) -> None:
+    def __init__(
+        self, *, actor: str | None = None, signed_in: Unlocked | None = None, identity: Identity | None = None
+    ) -> None:
         from clarke_desktop.config import load_settings
         from clarke_desktop.store import AppStore
 
         self._settings = load_settings()
         self._actor = actor
+        self._identity = identity
+        self._signed_in: Unlocked | None = None
+        if signed_in is not None:
+            self._use_account(signed_in)
         self._store = AppStore()
         self._apply_retention()
         self._lock = threading.RLock()
@@ -86,6 +99,56 @@ class ConsultationService:
             apply_retention(self._store, self._settings)
         except Exception:  # never block a clinic from opening; doctor and the log say why
             log.exception("audio retention could not be applied at start-up")
+
+    # --- who ------------------------------------------------------------------------------------
+    def _use_account(self, unlocked: Unlocked) -> None:
+        account = unlocked.account
+        self._signed_in = unlocked
+        self._actor = account.display_name  # unique among accounts: the audit and the signature agree
+        self._settings.clinician.name = account.display_name
+        self._settings.clinician.gmc_number = account.registration or ""
+
+    @property
+    def account(self) -> Account | None:
+        """The signed-in account (None: a tool or test running without accounts)."""
+        return self._signed_in.account if self._signed_in is not None else None
+
+    def reauthenticate(self, password: str, *, purpose: str) -> None:
+        """The signed-in account's password again, before a consequential act (sign-off, a write
+        to the record). SignInError when it is wrong; the attempt counts towards the lockout."""
+        if self._signed_in is None or self._identity is None:
+            raise SignInError("No one is signed in: sign in first.")
+        self._identity.reauthenticate(self._signed_in, password, purpose=purpose)
+
+    def lock(self, *, reason: str) -> None:
+        """The window hides patient data (idle, or the clinician locked it); audited."""
+        if self._signed_in is not None and self._identity is not None:
+            self._identity.locked(self._signed_in, reason=reason)
+
+    def unlock(self, name: str, password: str) -> Account:
+        """Unlock: the same account again, or another account signing in (the session becomes
+        theirs: actor and signer change with it). SignInError when refused."""
+        if self._identity is None:
+            raise SignInError("Accounts are not in use here.")
+        current = self._signed_in
+        if current is not None and name.strip() == current.account.name:
+            self._identity.reauthenticate(current, password, purpose="unlock")
+            return current.account
+        unlocked = self._identity.sign_in(name, password)
+        with self._lock:
+            self._use_account(unlocked)
+            self._contexts.clear()
+            self._transcripts.clear()
+        return unlocked.account
+
+    def _require_signer(self) -> None:
+        if self._signed_in is not None:
+            from clarke_desktop.session.identity import require_signer
+
+            try:
+                require_signer(self._signed_in)
+            except SignInError as e:
+                raise SessionError(e.user_text) from e
 
     # --- plumbing -----------------------------------------------------------------------------
     @property
@@ -596,6 +659,7 @@ class ConsultationService:
         from clarke_desktop.fhir.client import FhirError
         from clarke_desktop.pipeline import sign_off_and_export
 
+        self._require_signer()
         with self._lock:
             latest = self._store.latest_letter(consultation_id)
             if latest is not None and document is not None:
@@ -644,6 +708,7 @@ class ConsultationService:
         the preview lives in the private data folder until `discard_preview`."""
         from clarke_desktop.pipeline.finalise import preview_sign_off
 
+        self._require_signer()
         folder = paths.data_dir() / "previews"
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         with self._lock:

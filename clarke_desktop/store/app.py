@@ -689,6 +689,11 @@ class AppStore:
 
     # --- audit ----------------------------------------------------------------------------
 
+    def record_event(self, event: str, *, actor: str | None, consultation_id: str | None = None, **data: Any) -> None:
+        """An audited action outside a consultation's own steps (accounts, keys, sign-in)."""
+        with self._tx() as tx:
+            tx.event(event, consultation_id, actor, **data)
+
     def verify_audit(self) -> VerifyReport:
         with self.db._lock:
             return self.audit.verify(self.db.conn)

@@ -47,6 +47,18 @@ class AuditEvent:
     WRITTEN_BACK = "written_back"
     PIPELINE_FAILED = "pipeline_failed"
     DRAFT_RECOVERED = "draft_recovered"
+    # Accounts and keys (actor: the account that acted; data names the account acted on).
+    SET_UP = "set_up"  # first start: the first admin account and the recovery key created
+    ACCOUNT_ADDED = "account_added"
+    ACCOUNT_DISABLED = "account_disabled"
+    ACCOUNT_ENABLED = "account_enabled"
+    ACCOUNT_UNLOCKED = "account_unlocked"
+    PASSWORD_RESET = "password_reset"
+    SIGNED_IN = "signed_in"
+    SESSION_LOCKED = "session_locked"
+    REAUTHENTICATED = "reauthenticated"  # the password asked again (sign-off, approvals, unlock)
+    KEYS_ROTATED = "keys_rotated"
+    KEYS_RECOVERED = "keys_recovered"
 
 
 def sha256_text(text: str) -> str:

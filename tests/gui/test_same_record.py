@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import accounts
 import pytest
 from click.testing import CliRunner
 from pypdf import PdfReader
@@ -49,11 +50,12 @@ def scripted_models(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def _through_the_window(qtbot: Any, transcript: Path) -> str:
+def _through_the_window(qtbot: Any, transcript: Path, data: Path) -> str:
     from clarke_desktop.gui.app import build_window
+    from clarke_desktop.session.identity import Identity
     from clarke_desktop.session.service import ConsultationService
 
-    service = ConsultationService()
+    service = ConsultationService(signed_in=accounts.signed_in(data), identity=Identity())
     assert service.actor == SIGNER
     w = build_window(service)
     qtbot.addWidget(w)
@@ -85,11 +87,11 @@ def _through_the_window(qtbot: Any, transcript: Path) -> str:
         service.close()
 
 
-def _through_the_command(transcript: Path, out: Path) -> dict[str, Any]:
+def _through_the_command(transcript: Path, out: Path, red: list[str]) -> dict[str, Any]:
     from clarke_desktop.cli import cli
 
     args = ["run-consultation", "--patient", "pt-001", "--transcript", str(transcript),
-            "--sign-off", SIGNER, "--out", str(out), "--json"]  # fmt: skip
+            "--sign-off", SIGNER, "--out", str(out), "--json", *[f"--resolve={i}=keep_both" for i in red]]  # fmt: skip
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     summary: dict[str, Any] = json.loads(result.output)
@@ -187,16 +189,24 @@ def test_the_window_and_run_consultation_leave_the_same_record(
     transcript.write_bytes((resources_dir() / "demo" / "pt-001_consultation.txt").read_bytes())
     # Each front end starts from a fresh data folder (the same demo record), so neither sees the
     # other's write-back.
+    from clarke_desktop.session.headless import needs_explicit
+
+    for folder in ("window-data", "command-data"):
+        accounts.set_up(tmp_path / folder, clinician_name=SIGNER)
+    accounts.sign_in_env(monkeypatch, tmp_path)
     monkeypatch.setenv("CLARKE_DATA_DIR", str(tmp_path / "window-data"))
-    gui_cid = _through_the_window(qtbot, transcript)
+    gui_cid = _through_the_window(qtbot, transcript, tmp_path / "window-data")
     gui = _record(gui_cid)
+    found = _signed(gui_cid, tmp_path / "window-data").discrepancies
+    red = [d.id for d in found if needs_explicit(d)]
     monkeypatch.setenv("CLARKE_DATA_DIR", str(tmp_path / "command-data"))
-    summary = _through_the_command(transcript, tmp_path / "out")
+    summary = _through_the_command(transcript, tmp_path / "out", red)
     cli = _record(summary["consultation_id"])
     assert gui["versions"][0]["document"]["discrepancies"], "the demo consultation contradicts the record"
-    # The one documented difference: a headless run cannot ask, so it gives each "keep both" the
-    # fixed reason; the clinician's click gives none.
-    assert {d["resolution"]["reason"] for d in summary["discrepancies"]} == {HEADLESS_REASON}
+    # The one documented difference: a headless run cannot ask, so it gives each "keep both" it
+    # decides itself the fixed reason; red items were named on the command line, as clicked.
+    for d in summary["discrepancies"]:
+        assert d["resolution"]["reason"] == (None if d["id"] in red else HEADLESS_REASON)
     assert all(d.resolution.reason is None for d in _signed(gui_cid, tmp_path / "window-data").discrepancies)
     for part in ("transcript", "context", "versions", "audit", "pdf"):
         assert gui[part] == cli[part], (

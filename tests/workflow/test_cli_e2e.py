@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import accounts
 import pytest
 from pypdf import PdfReader
 
@@ -47,16 +48,26 @@ def test_run_consultation_headless_end_to_end(tmp_path: Path, monkeypatch: pytes
     _fhir_db(data / "fhir.sqlite3")
     transcript = DEMO_TRANSCRIPT  # the bundled demo consultation, with slips planted on purpose
     out = tmp_path / "out"
+    accounts.set_up(data)
+    pw = tmp_path / "pw"
+    pw.write_text(accounts.CLINICIAN_PASSWORD + "\n", encoding="utf-8")
     env = {**os.environ, "CLARKE_DATA_DIR": str(data)}
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "clarke_desktop", "run-consultation",
-            "--patient", "pt-001", "--transcript", str(transcript), "--type", "clinic",
-            "--sign-off", "Dr S. Chen", "--out", str(out), "--max-section-tokens", "40", "--json",
-            "--allow-empty-sections",  # the demo model's text is refused whenever it copies its prompt
-        ],
-        capture_output=True, text=True, env=env, timeout=1700, cwd=REPO,
-    )  # fmt: skip
+    command = [
+        sys.executable, "-m", "clarke_desktop", "run-consultation", "--user", accounts.CLINICIAN,
+        "--password-file", str(pw), "--patient", "pt-001", "--transcript", str(transcript), "--type", "clinic",
+        "--sign-off", accounts.CLINICIAN, "--out", str(out), "--json",
+        "--allow-empty-sections",  # the demo model's text is refused whenever it copies its prompt
+    ]  # fmt: skip
+    # The planted slips are red (a dose, an allergy): never resolved by default. The refusal lists
+    # them; the re-run names each (the same ids: the same transcript and record).
+    refused = subprocess.run([*command, "--max-section-tokens", "8"], capture_output=True, text=True, env=env,
+                             timeout=1700, cwd=REPO)  # fmt: skip
+    assert refused.returncode == 3, refused.stderr[-3000:]
+    unresolved = json.loads(refused.stdout)["unresolved"]
+    assert unresolved and not list(out.glob("*.pdf"))
+    named = [f"--resolve={d['id']}=keep_both" for d in unresolved]
+    proc = subprocess.run([*command, "--max-section-tokens", "40", *named], capture_output=True, text=True,
+                          env=env, timeout=1700, cwd=REPO)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
 
@@ -93,9 +104,14 @@ def test_run_consultation_headless_end_to_end(tmp_path: Path, monkeypatch: pytes
         assert any(r.startswith("Patient/pt-001/_history/") for r in context_entry.data["fhir_resources"])
         resolved = [e for e in store.audit_entries(cid) if e.event == "discrepancy_resolved"]
         assert summary["discrepancies"], "the demo transcript's planted slips were not flagged"
-        assert len(resolved) == len(summary["auto_resolved"]) == len(summary["discrepancies"])
+        assert len(resolved) == len(summary["discrepancies"])
+        assert len(summary["auto_resolved"]) == len(summary["discrepancies"]) - len(unresolved)
+        red = {d["id"] for d in unresolved}
         for d in summary["discrepancies"]:
-            assert d["resolution"]["action"] == "keep_both" and d["resolution"]["reason"] == HEADLESS_REASON
+            assert d["resolution"]["action"] == "keep_both"
+            assert d["resolution"]["reason"] == (None if d["id"] in red else HEADLESS_REASON)
+        assert summary["signed_by"] == accounts.CLINICIAN_NAME
+        assert accounts.REGISTRATION in text  # the registration printed is the account's
         assert store.latest_letter(cid).signed
 
     fhir = LocalFhirClient(data / "fhir.sqlite3")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import accounts
 import numpy as np
 import pytest
 import soundfile as sf
@@ -17,6 +18,8 @@ from clarke_desktop.store import AppStore
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CLARKE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CLARKE_MODELS_DIR", str(tmp_path / "no-models"))
+    accounts.set_up(tmp_path / "data")
+    accounts.sign_in_env(monkeypatch, tmp_path)
     return tmp_path
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import accounts
 import pytest
 import workflow_samples as samples
 from click.testing import CliRunner
@@ -23,14 +24,16 @@ def drafted_with_an_empty_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     import clarke_desktop.session.headless as headless
 
     monkeypatch.setenv("CLARKE_DATA_DIR", str(tmp_path / "data"))
+    accounts.set_up(tmp_path / "data")
+    accounts.sign_in_env(monkeypatch, tmp_path)
 
     def draft(service, consultation_id, request, on_event):
         document = samples.document(consultation_id, discrepancy=False)
         document.sections[2].content = "   "
         store = AppStore()
         try:
-            store.save_transcript(consultation_id, samples.transcript(), actor=request.signed_by)
-            version = store.save_generated_letter(consultation_id, document, actor=request.signed_by)
+            store.save_transcript(consultation_id, samples.transcript(), actor=request.signed_in.account.display_name)
+            version = store.save_generated_letter(consultation_id, document, actor=request.signed_in.account.display_name)
         finally:
             store.close()
         return PipelineResult(consultation_id, samples.transcript(), samples.context(), document, version)

@@ -62,7 +62,7 @@ def test_letter_has_every_nhs_element(tmp_path: Path) -> None:
         "Gliclazide 40 mg once daily (new)",
         "Yours sincerely,",
         "Consultant Diabetologist",
-        "GMC No. 7654321",
+        "GMC 7654321",
         "Electronically signed by Dr S. Chen",
         "cc: Mrs Margaret Thompson (patient), 12 Oak Lane, London, SE1 4AB",
         "Page 1 of 1",

@@ -1,0 +1,124 @@
+"""Accounts as the app and the commands use them: first start, sign-in, re-authentication, and
+IT's account and key actions, each one audited under the account that did it.
+
+Qt-free and shared: the window's sign-in, lock and sign-off dialogs and the `users` / `keys`
+commands call these same methods.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from clarke_desktop import paths
+from clarke_desktop.identity import Account, AccountBook, Role, Setup, SignInError, Unlocked
+from clarke_desktop.identity.keys import new_recovery_key
+from clarke_desktop.store import AppStore
+from clarke_desktop.store.audit import AuditEvent
+
+
+class Identity:
+    def __init__(self, accounts_path: Path | None = None) -> None:
+        self.book = AccountBook(accounts_path or paths.accounts_path())
+
+    def close(self) -> None:
+        self.book.close()
+
+    def __enter__(self) -> Identity:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def needs_setup(self) -> bool:
+        return self.book.is_empty()
+
+    def _audit(self, event: str, actor: str, **data: Any) -> None:
+        with AppStore() as store:
+            store.record_event(event, actor=actor, **data)
+
+    # --- the clinician --------------------------------------------------------------------------
+
+    def set_up(
+        self, name: str, display_name: str, password: str, *, registration: str | None = None
+    ) -> Setup:
+        """The first account (an admin) and the IT recovery key, shown once by the caller."""
+        done = self.book.setup(name, display_name, password, registration=registration)
+        self._audit(AuditEvent.SET_UP, name, account=name, role="admin", key_id=self.book.key_id())
+        return done
+
+    def sign_in(self, name: str, password: str) -> Unlocked:
+        before = self.book.get(name.strip())
+        unlocked = self.book.sign_in(name, password)
+        # Failed tries cannot be written to the audit before someone signs in (the log is the
+        # patient data's, and opens with the key); they are counted and reported on the next sign-in.
+        missed = before.failures if before is not None else 0
+        self._audit(
+            AuditEvent.SIGNED_IN, unlocked.account.name, role=unlocked.account.role, failed_before=missed
+        )
+        return unlocked
+
+    def reauthenticate(self, unlocked: Unlocked, password: str, *, purpose: str) -> None:
+        """The signed-in account's password asked again before a consequential act."""
+        self.book.verify(unlocked, password)
+        self._audit(AuditEvent.REAUTHENTICATED, unlocked.account.name, purpose=purpose)
+
+    def locked(self, unlocked: Unlocked, *, reason: str) -> None:
+        self._audit(AuditEvent.SESSION_LOCKED, unlocked.account.name, reason=reason)
+
+    # --- IT -------------------------------------------------------------------------------------
+
+    def accounts(self) -> list[Account]:
+        return self.book.accounts()
+
+    def add(self, by: Unlocked, name: str, display_name: str, role: Role, password: str,
+            *, registration: str | None = None) -> Account:  # fmt: skip
+        account = self.book.add(by, name, display_name, role, password, registration=registration)
+        self._audit(AuditEvent.ACCOUNT_ADDED, by.account.name, account=name, role=role,
+                    registration=account.registration)  # fmt: skip
+        return account
+
+    def set_disabled(self, by: Unlocked, name: str, disabled: bool) -> Account:
+        account = self.book.set_disabled(by, name, disabled)
+        self._audit(AuditEvent.ACCOUNT_DISABLED if disabled else AuditEvent.ACCOUNT_ENABLED, by.account.name,
+                    account=name)  # fmt: skip
+        return account
+
+    def unlock(self, by: Unlocked, name: str) -> Account:
+        account = self.book.unlock(by, name)
+        self._audit(AuditEvent.ACCOUNT_UNLOCKED, by.account.name, account=name)
+        return account
+
+    def reset_password(self, by: Unlocked, name: str, password: str) -> Account:
+        account = self.book.reset_password(by.data_key, name, password, by=by)
+        self._audit(AuditEvent.PASSWORD_RESET, by.account.name, account=name)
+        return account
+
+    def recover(self, recovery_key: str, name: str, password: str) -> Account:
+        """IT's way back in: the recovery key sets a new password for an existing account."""
+        data_key = self.book.recover(recovery_key)
+        account = self.book.reset_password(data_key, name, password)
+        self._audit(AuditEvent.KEYS_RECOVERED, "recovery key", account=name)
+        return account
+
+    def rotate(self, by: Unlocked) -> tuple[Unlocked, str]:
+        """A new recovery key (the old one stops working), the data key sealed again for every
+        account. Returns the admin's session and the new recovery key to show once.
+
+        The data key itself is kept: re-encrypting every database and file under a new one is
+        the at-rest encryption's job (see the IT guide for what is rotated)."""
+        by.require_admin()
+        recovery = new_recovery_key()
+        self.book.reseal_all(by.data_key, recovery)
+        self._audit(AuditEvent.KEYS_ROTATED, by.account.name, key_id=self.book.key_id())
+        return by, recovery
+
+
+def require_signer(unlocked: Unlocked) -> Account:
+    """Only an enabled clinician account signs letters (an admin is IT, not a clinician)."""
+    if not unlocked.account.can_sign:
+        raise SignInError(
+            f"{unlocked.account.name} is an {unlocked.account.role} account and cannot sign letters: "
+            "sign in as a clinician."
+        )
+    return unlocked.account
