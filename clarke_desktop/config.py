@@ -61,6 +61,12 @@ class FhirSettings(BaseModel):
     remote_url: str | None = None
 
 
+class SecuritySettings(BaseModel):
+    # Minutes without input before the window locks (0: never). IT sets it in settings.json; the
+    # clinician's Settings page does not show it.
+    idle_lock_minutes: float = Field(default=5, ge=0, le=240)
+
+
 class Settings(BaseModel):
     version: int = SETTINGS_VERSION
     clinician: ClinicianSettings = Field(default_factory=ClinicianSettings)
@@ -68,6 +74,7 @@ class Settings(BaseModel):
     audio: AudioSettings = Field(default_factory=AudioSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     fhir: FhirSettings = Field(default_factory=FhirSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
 
 def _from_v0(raw: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,16 @@ export QT_QPA_PLATFORM=offscreen
 # Any proxy setting would only be a route out; make sure none leaks in from the environment.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 
+# A set-up installation: an administrator and the clinician who signs (headless sign-in).
+if "$exe" users --help >/dev/null 2>&1; then
+  printf 'offline admin passphrase\n' >"$scratch/admin.pw"
+  printf 'offline check passphrase\n' >"$scratch/clinician.pw"
+  "$exe" users add it.admin --role admin --display-name "IT Admin" <"$scratch/admin.pw" >/dev/null
+  "$exe" users add offline --role clinician --display-name "Dr Offline Check" \
+    --user it.admin --password-file "$scratch/admin.pw" <"$scratch/clinician.pw" >/dev/null
+  export CLARKE_USER=offline CLARKE_PASSWORD_FILE="$scratch/clinician.pw"
+fi
+
 cat >"$scratch/transcript.txt" <<'TXT'
 Doctor: Good morning. How have things been since we last met?
 Patient: Much better. The breathlessness has settled and I have been taking the inhaler twice a day.

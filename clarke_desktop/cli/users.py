@@ -63,7 +63,13 @@ def users() -> None:
 @sign_in_options
 def add(name: str, role: str, display_name: str, registration: str | None, user: str | None,
         password_file: Path | None) -> None:  # fmt: skip
-    """Add an account; its password is read as one line on standard input."""
+    """Add an account; its password is read as one line on standard input.
+
+    \b
+    Example:
+      echo 'clinician passphrase' | clarke-desktop users add s.chen --role clinician \\
+          --display-name "Dr Sarah Chen" --registration "GMC 7012345" --user it.admin --password-file admin.pw
+    """
     with _identity() as identity:
         try:
             if identity.needs_setup():
@@ -88,7 +94,12 @@ def add(name: str, role: str, display_name: str, registration: str | None, user:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @sign_in_options
 def list_(as_json: bool, user: str | None, password_file: Path | None) -> None:
-    """The accounts, their roles and whether they are disabled or locked out."""
+    """The accounts, their roles and whether they are disabled or locked out.
+
+    \b
+    Example:
+      clarke-desktop users list --user it.admin --password-file admin.pw --json
+    """
     admin = sign_in(user, password_file)
     with _identity() as identity:
         try:
@@ -139,27 +150,57 @@ def _admin_action(action: str):  # type: ignore[no-untyped-def]
     return command
 
 
-users.command("disable", help="Disable an account: it can no longer sign in.")(_admin_action("disable"))
-users.command("enable", help="Enable a disabled account again.")(_admin_action("enable"))
-users.command("unlock", help="Clear an account's lockout after too many wrong passwords.")(
-    _admin_action("unlock")
-)
+def _help(text: str, example: str) -> str:
+    return f"{text}\n\n\b\nExample:\n  {example}"
+
+
 users.command(
-    "reset-password",
-    help="Set a new password (one line on standard input); the admin signs in with a password file.",
-)(_admin_action("reset-password"))
+    "disable",
+    help=_help(
+        "Disable an account: it can no longer sign in.",
+        "clarke-desktop users disable locum --user it.admin --password-file admin.pw",
+    ),
+)(_admin_action("disable"))
+users.command(
+    "enable",
+    help=_help(
+        "Enable a disabled account again.",
+        "clarke-desktop users enable locum --user it.admin --password-file admin.pw",
+    ),
+)(_admin_action("enable"))
+users.command(
+    "unlock",
+    help=_help(
+        "Clear an account's lockout after too many wrong passwords.",
+        "clarke-desktop users unlock s.chen --user it.admin --password-file admin.pw",
+    ),
+)(_admin_action("unlock"))
+users.command("reset-password", help=_help(
+    "Set a new password (one line on standard input); the admin signs in with a password file.",
+    "echo 'new passphrase here' | clarke-desktop users reset-password s.chen --user it.admin --password-file admin.pw",
+))(_admin_action("reset-password"))  # fmt: skip
 
 
 @click.group()
 def keys() -> None:
-    """The keys that protect patient data: rotate, recover. See the IT guide, "Recovery key"."""
+    """The keys that protect patient data: rotate, recover. See the IT guide, "Recovery key".
+
+    \b
+    Example:
+      clarke-desktop keys rotate --user it.admin --password-file admin.pw
+    """
 
 
 @keys.command("rotate")
 @sign_in_options
 def rotate(user: str | None, password_file: Path | None) -> None:
     """A new IT recovery key (printed once; the old one stops working), every account's copy of the
-    data key sealed again. Needs an administrator's sign-in."""
+    data key sealed again. Needs an administrator's sign-in.
+
+    \b
+    Example:
+      clarke-desktop keys rotate --user it.admin --password-file admin.pw
+    """
     admin = sign_in(user, password_file)
     with _identity() as identity:
         try:
@@ -174,7 +215,12 @@ def rotate(user: str | None, password_file: Path | None) -> None:
               help="File holding the IT recovery key printed at set-up (or at the last rotation).")  # fmt: skip
 @click.option("--user", "name", required=True, help="The account to give a new password (one line on stdin).")
 def recover(recovery_key_file: Path, name: str) -> None:
-    """Regain access with the IT recovery key: sets a new password for an existing account."""
+    """Regain access with the IT recovery key: sets a new password for an existing account.
+
+    \b
+    Example:
+      echo 'new admin passphrase' | clarke-desktop keys recover --recovery-key-file recovery.txt --user it.admin
+    """
     text = recovery_key_file.read_text(encoding="utf-8").strip()
     with _identity() as identity:
         try:

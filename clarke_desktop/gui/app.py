@@ -137,8 +137,18 @@ def run_gui(argv: list[str]) -> int:
     app = make_application(argv)
     window_ref: list = []
     _install_excepthook(window_ref)
+    from clarke_desktop.gui.screens.signin import start_session
+    from clarke_desktop.session.identity import Identity
+    from clarke_desktop.session.service import ConsultationService
+
+    identity: Identity | None = None
     try:
-        window = build_window()
+        identity = Identity()
+        signed_in = start_session(identity)  # nothing of the data opens without a sign-in
+        if signed_in is None:
+            identity.close()
+            return 0
+        window = build_window(ConsultationService(signed_in=signed_in, identity=identity))
         window_ref.append(window)
     except Exception as exc:  # show why we cannot start instead of a silent exit
         log.exception("could not start")
@@ -168,6 +178,7 @@ def run_gui(argv: list[str]) -> int:
     code = app.exec()
     window.runner.shutdown()
     window.backend.close()
+    identity.close()
     if _crash_file is not None:
         _crash_file.close()
         faulthandler.disable()

@@ -97,6 +97,8 @@ class Screens:
 class ConsultationController(QObject):
     page_wanted = Signal(str)  # a page the flow moves to
     flow_changed = Signal()  # patient, draft or running letter changed: navigation, header, banner
+    unlocked = Signal(object)  # the account now using the window
+    unlock_failed = Signal(str)
     models_checked = Signal(object, object)  # ModelStatus | None, the error when the check failed
     environment_checked = Signal(object, object)  # MicStatus, AsrStatus
     clinician_loaded = Signal(str)  # the sidebar's "name\nspecialty"
@@ -212,7 +214,9 @@ class ConsultationController(QObject):
             self._elsewhere = {
                 u.patient_id: _elsewhere(u) for u in unfinished if u.patient_id not in self.patients
             }
-            self.clinician_loaded.emit(f"{clinician.name}\n{clinician.specialty}".strip())
+            # Who is signed in (their name goes on letters), else the clinic's booked clinician.
+            who = self.backend.account.display_name if self.accounts_in_use else clinician.name
+            self.clinician_loaded.emit(f"{who}\n{clinician.specialty}".strip())
             self.dashboard.set_clinic(
                 clinician, patients, statuses, self.patient.id if self.patient else self._highlight
             )
@@ -717,13 +721,15 @@ class ConsultationController(QObject):
         def shown(r: tuple[SignOffPreview, list[Any], int]) -> None:
             preview, pages, total = r
             try:
-                confirmed = self.consultation_id == cid and SignOffDialog.confirm(
-                    self._window, preview, pages, total
+                decision = (
+                    SignOffDialog.confirm(self._window, preview, pages, total, ask_password=self.accounts_in_use)
+                    if self.consultation_id == cid
+                    else None
                 )
             finally:
                 self.runner.submit(lambda _s: self.backend.discard_preview(preview), lane="db")
-            if confirmed:
-                self._sign(cid, doc)
+            if decision is not None:
+                self._sign(cid, doc, decision)
             else:
                 self.review.sign_failed()
                 self.review.set_note("Not signed: the letter is as you left it.")
@@ -734,13 +740,50 @@ class ConsultationController(QObject):
 
         self.runner.submit(work, on_result=shown, on_error=failed, key="signoff")
 
-    def _sign(self, cid: str, doc: ClinicalDocument) -> None:
+    # ------------------------------------------------------------------ lock
+    def lock(self, reason: str) -> None:
+        """Cover everything; the clinician's typing is saved first. Audited."""
+        if not self.accounts_in_use:
+            return
+        self.review.flush_edits()
+        self.runner.submit(lambda _s: self.backend.lock(reason=reason), lane="db")
+
+    def unlock(self, name: str, password: str) -> None:
+        """The same account again (everything as it was), or another account signing in (the open
+        patient is closed, the clinic list shown: their session, their name on what they sign)."""
+        before = self.backend.account
+
+        def done(account: Any) -> None:
+            if before is not None and account.name != before.name:
+                self.patient = None
+                self._reset_flow()
+                self.assistant.set_patient(None)
+                self.flow_changed.emit()
+                self.refresh_clinic()
+                self.page_wanted.emit("dashboard")
+            self.unlocked.emit(account)
+
+        self.runner.submit(
+            lambda _s: self.backend.unlock(name, password),
+            on_result=done,
+            on_error=lambda e: self.unlock_failed.emit(user_message(e)),
+            key="unlock",
+        )
+
+    @property
+    def accounts_in_use(self) -> bool:
+        """Whether someone signed in (then sign-off and approvals ask for their password again)."""
+        return getattr(self.backend, "account", None) is not None
+
+    def _sign(self, cid: str, doc: ClinicalDocument, password: str) -> None:
         patient = self.patient
         assert patient is not None
         self.review.signing()
 
         def work(_s: TaskState) -> FinaliseResult:
             self.runner.wait_lane("db")
+            if self.accounts_in_use:  # nothing is signed until the password is right
+                self.backend.reauthenticate(password, purpose="sign-off")
             return self.backend.sign_off(cid, doc)
 
         def done(result: FinaliseResult) -> None:

@@ -26,6 +26,7 @@ from clarke_desktop.gui.controller import ConsultationController, Screens, user_
 from clarke_desktop.gui.screens.assistant import AssistantPanel
 from clarke_desktop.gui.screens.consultation import ConsultationScreen
 from clarke_desktop.gui.screens.dashboard import DashboardScreen
+from clarke_desktop.gui.screens.lock import IdleWatch, LockScreen
 from clarke_desktop.gui.screens.patient import PatientScreen
 from clarke_desktop.gui.screens.processing import ProcessingScreen
 from clarke_desktop.gui.screens.review import ReviewScreen
@@ -61,7 +62,8 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.backend = backend
         self.runner = runner
-        self.setWindowTitle("Clarke Desktop")
+        account = getattr(backend, "account", None)
+        self.setWindowTitle(f"Clarke Desktop — {account.display_name}" if account else "Clarke Desktop")
         self.setMinimumSize(1024, 640)
         self._build()
         self.flow = ConsultationController(
@@ -76,6 +78,14 @@ class MainWindow(QMainWindow):
         )  # fmt: skip
         self._connect()
         self._shortcuts()
+        self._lock_screen = LockScreen(self)
+        self._lock_screen.unlock.connect(self.flow.unlock)
+        self.flow.unlocked.connect(self._unlocked)
+        self.flow.unlock_failed.connect(self._lock_screen.failed)
+        self.idle: IdleWatch | None = None
+        if self.flow.accounts_in_use:
+            self.idle = IdleWatch(self, getattr(backend, "idle_lock_minutes", 5))
+            self.idle.idle.connect(lambda: self.lock("Locked after a time without use."))
         self.poll = QTimer(self)
         self.poll.setInterval(100)
         self.poll.timeout.connect(self.flow.tick)
@@ -249,11 +259,15 @@ class MainWindow(QMainWindow):
         return head
 
     def _shortcuts(self) -> None:
+        self._shortcut_list: list[QShortcut] = []
+
         def sc(keys: str, fn: Any) -> None:
             s = QShortcut(QKeySequence(keys), self)
             s.setContext(Qt.ShortcutContext.WindowShortcut)
             s.activated.connect(fn)
+            self._shortcut_list.append(s)
 
+        sc("Ctrl+L", lambda: self.lock("Locked."))
         flow, page = self.flow, self.current_page
         sc("Ctrl+R", self._shortcut_record)
         sc("Ctrl+P", lambda: page() == "consultation" and flow.pause_recording())
@@ -289,6 +303,39 @@ class MainWindow(QMainWindow):
             self.flow.begin_consultation()
         elif page == "consultation" and self.consultation.can_record():
             self.flow.record()
+
+    # ------------------------------------------------------------------ lock
+    def is_locked(self) -> bool:
+        return self._lock_screen.isVisible()
+
+    def lock(self, reason: str) -> None:
+        """Hide every patient detail and turn every shortcut off until someone signs in."""
+        account = getattr(self.backend, "account", None)
+        if account is None or self.is_locked():
+            return
+        self.flow.lock(reason)
+        for s in self._shortcut_list:
+            s.setEnabled(False)
+        self._dock_was_visible = self.assistant_dock.isVisible()
+        self.assistant_dock.hide()
+        if self.idle is not None:
+            self.idle.pause()
+        self._lock_screen.show_for(account.name, account.display_name, reason)
+
+    def _unlocked(self, account: Any) -> None:
+        self._lock_screen.hide()
+        for s in self._shortcut_list:
+            s.setEnabled(True)
+        if getattr(self, "_dock_was_visible", False):
+            self.assistant_dock.show()
+        if self.idle is not None:
+            self.idle.resume()
+        self.setWindowTitle(f"Clarke Desktop — {account.display_name}")
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if self._lock_screen.isVisible():
+            self._lock_screen.setGeometry(self.rect())
 
     # ------------------------------------------------------------------ navigation
     def current_page(self) -> str:

@@ -11,10 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from clarke_desktop import paths
+from clarke_desktop.errors import ClarkeError
 from clarke_desktop.identity import Account, AccountBook, Role, Setup, SignInError, Unlocked
 from clarke_desktop.identity.keys import new_recovery_key
 from clarke_desktop.store import AppStore
 from clarke_desktop.store.audit import AuditEvent
+
+
+class SetUpFileError(ClarkeError):
+    """The non-interactive set-up file is missing a part or cannot be read."""
 
 
 class Identity:
@@ -45,6 +50,30 @@ class Identity:
         """The first account (an admin) and the IT recovery key, shown once by the caller."""
         done = self.book.setup(name, display_name, password, registration=registration)
         self._audit(AuditEvent.SET_UP, name, account=name, role="admin", key_id=self.book.key_id())
+        return done
+
+    def set_up_from_file(self, path: Path) -> Setup:
+        """The non-interactive set-up (IT's automation, screenshots, tests): a JSON file
+        {"admin": {"name", "display_name", "password"}, "clinicians": [{"name", "display_name",
+        "registration", "password"}], "recovery_key_file": PATH}. The recovery key is written to
+        `recovery_key_file` (created 0600, never overwritten); delete the set-up file afterwards."""
+        import json
+        import os
+
+        try:
+            spec = json.loads(path.read_text(encoding="utf-8"))
+            admin, clinicians, key_file = spec["admin"], spec.get("clinicians", []), Path(spec["recovery_key_file"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SetUpFileError(
+                f"The set-up file {path} cannot be used ({e}): see the IT guide, \"Accounts\", for its format."
+            ) from e
+        done = self.set_up(admin["name"], admin["display_name"], admin["password"])
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(done.recovery_key + "\n")
+        for c in clinicians:
+            self.add(done.admin, c["name"], c["display_name"], "clinician", c["password"],
+                     registration=c.get("registration"))  # fmt: skip
         return done
 
     def sign_in(self, name: str, password: str) -> Unlocked:

@@ -113,6 +113,10 @@ class ConsultationService:
         """The signed-in account (None: a tool or test running without accounts)."""
         return self._signed_in.account if self._signed_in is not None else None
 
+    @property
+    def idle_lock_minutes(self) -> float:
+        return self._settings.security.idle_lock_minutes
+
     def reauthenticate(self, password: str, *, purpose: str) -> None:
         """The signed-in account's password again, before a consequential act (sign-off, a write
         to the record). SignInError when it is wrong; the attempt counts towards the lockout."""

@@ -64,12 +64,15 @@ def dialogs(monkeypatch):
 
     record = Dialogs()
     record.asked, record.shown, record.previews = [], [], []
+    record.password = ""  # what the clinician types when the preview asks for their password
+    record.asked_password = False
 
-    def confirm(_parent, preview, pages, total):
+    def confirm(_parent, preview, pages, total, ask_password=False):
         record.previews.append((preview, len(pages), total))
-        return True
+        record.asked_password = ask_password
+        return record.password if ask_password else ""
 
-    monkeypatch.setattr(SignOffDialog, "confirm", classmethod(lambda cls, *a: confirm(*a)))
+    monkeypatch.setattr(SignOffDialog, "confirm", classmethod(lambda cls, *a, **k: confirm(*a, **k)))
 
     def question(_parent, title, text, *args, **kwargs):
         record.asked.append(f"{title}: {text}")

@@ -52,7 +52,10 @@ from clarke_desktop.session.views import (
 
 
 class FakeBackend:
-    def __init__(self, *, step_delay: float = 0.0, fail_generate: Exception | None = None) -> None:
+    def __init__(self, *, step_delay: float = 0.0, fail_generate: Exception | None = None,
+                 account: object | None = None, password: str = "") -> None:  # fmt: skip
+        self.account = account  # None: no accounts (no re-authentication asked)
+        self.password = password
         self.calls: list[tuple[str, int]] = []
         self.step_delay = step_delay
         self.fail_generate = fail_generate
@@ -303,6 +306,13 @@ class FakeBackend:
             self.letters[consultation_id] = doc
             return doc
         return None
+
+    def reauthenticate(self, password, *, purpose):
+        from clarke_desktop.identity import SignInError
+
+        self._log(f"reauthenticate:{purpose}")
+        if password != self.password:
+            raise SignInError("Wrong user name or password.")
 
     def resolve_discrepancy(self, consultation_id, discrepancy_id, resolution):
         """As the service does: the letter changed by the action (letters.amend), then returned."""

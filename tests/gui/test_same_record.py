@@ -50,7 +50,7 @@ def scripted_models(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def _through_the_window(qtbot: Any, transcript: Path, data: Path) -> str:
+def _through_the_window(qtbot: Any, transcript: Path, data: Path, dialogs: Any) -> str:
     from clarke_desktop.gui.app import build_window
     from clarke_desktop.session.identity import Identity
     from clarke_desktop.session.service import ConsultationService
@@ -78,6 +78,7 @@ def _through_the_window(qtbot: Any, transcript: Path, data: Path) -> str:
         for item in list(w.review.items.values()):
             qtbot.mouseClick(item.keep_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: w.review.can_sign(), timeout=60_000)
+        dialogs.password = accounts.CLINICIAN_PASSWORD  # typed again at the preview
         w.flow.sign_off()
         qtbot.waitUntil(lambda: w.current_page() == "signed", timeout=120_000)
         assert w.flow.consultation_id is not None
@@ -180,7 +181,8 @@ def _pdf_text(path: Path, consultation_id: str) -> str:
 
 
 def test_the_window_and_run_consultation_leave_the_same_record(
-    styled_app: Any, qtbot: Any, scripted_models: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    styled_app: Any, qtbot: Any, scripted_models: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    dialogs: Any,
 ) -> None:
     from clarke_desktop.paths import resources_dir
     from clarke_desktop.pipeline import HEADLESS_REASON
@@ -195,7 +197,7 @@ def test_the_window_and_run_consultation_leave_the_same_record(
         accounts.set_up(tmp_path / folder, clinician_name=SIGNER)
     accounts.sign_in_env(monkeypatch, tmp_path)
     monkeypatch.setenv("CLARKE_DATA_DIR", str(tmp_path / "window-data"))
-    gui_cid = _through_the_window(qtbot, transcript, tmp_path / "window-data")
+    gui_cid = _through_the_window(qtbot, transcript, tmp_path / "window-data", dialogs)
     gui = _record(gui_cid)
     found = _signed(gui_cid, tmp_path / "window-data").discrepancies
     red = [d.id for d in found if needs_explicit(d)]

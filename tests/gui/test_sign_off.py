@@ -54,7 +54,7 @@ def test_back_from_the_preview_signs_nothing(window, qtbot, dialogs, monkeypatch
 
     w = window
     _reviewed(w, qtbot)
-    monkeypatch.setattr(SignOffDialog, "confirm", classmethod(lambda cls, *a: False))
+    monkeypatch.setattr(SignOffDialog, "confirm", classmethod(lambda cls, *a, **k: None))
     w.flow.sign_off()
     qtbot.waitUntil(lambda: "Not signed" in w.review.progress_note.text(), timeout=5000)
     assert w.backend.signed == [] and w.current_page() == "review"

@@ -3,6 +3,7 @@ xcb needs its own system libraries, see KNOWLEDGE.md)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,18 @@ pytestmark = pytest.mark.gui
     shutil.which("xvfb-run") is None, reason="xvfb-run is not installed (Debian package xvfb)"
 )
 def test_clarke_desktop_window_starts_on_xcb_under_xvfb(tmp_path):
-    env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "CLARKE_DATA_DIR": str(tmp_path / "data")}
+    # First start, set up and signed in without a dialog (the documented non-interactive set-up).
+    setup = tmp_path / "setup.json"
+    setup.write_text(json.dumps({
+        "admin": {"name": "it.admin", "display_name": "IT Admin", "password": "admin passphrase"},
+        "clinicians": [{"name": "s.chen", "display_name": "Dr S. Chen", "registration": "GMC 7012345",
+                        "password": "clinician passphrase"}],
+        "recovery_key_file": str(tmp_path / "recovery.txt"),
+    }))  # fmt: skip
+    pw = tmp_path / "pw"
+    pw.write_text("clinician passphrase\n")
+    env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "CLARKE_DATA_DIR": str(tmp_path / "data"),
+           "CLARKE_SETUP_FILE": str(setup), "CLARKE_USER": "s.chen", "CLARKE_PASSWORD_FILE": str(pw)}  # fmt: skip
     env.pop("DISPLAY", None)
     proc = subprocess.run(
         [
@@ -45,3 +57,4 @@ def test_clarke_desktop_window_starts_on_xcb_under_xvfb(tmp_path):
     size = out.split("size=")[1].split()[0]
     w, h = (int(x) for x in size.split("x"))
     assert w >= 1300 and h >= 700, out
+    assert (tmp_path / "recovery.txt").stat().st_mode & 0o777 == 0o600
