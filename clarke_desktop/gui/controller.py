@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
 
 from clarke_desktop.cancel import Cancelled
 from clarke_desktop.errors import ClarkeError
@@ -29,6 +29,7 @@ from clarke_desktop.gui.screens.settings import DiagnosticsScreen, SettingsScree
 from clarke_desktop.gui.screens.signed import SignedOffScreen, render_pdf_pages
 from clarke_desktop.gui.screens.signoff import SignOffDialog
 from clarke_desktop.gui.tasks import TaskRunner, TaskState
+from clarke_desktop.identity import SignInError
 from clarke_desktop.pipeline import FinaliseResult, SignOffPreview
 from clarke_desktop.schemas import (
     ClinicalDocument,
@@ -837,15 +838,32 @@ class ConsultationController(QObject):
         )
 
     def decide_proposal(self, proposal_id: str, approve: bool) -> None:
+        """A write to the record happens only on approval, and an approval is the clinician's own:
+        their password is asked again (declining asks nothing)."""
         if self.patient is None:
             return
         pid = self.patient.id
-        self.runner.submit(
-            lambda _s: self.backend.decide_proposal(pid, proposal_id, approve),
-            lane="db",
-            on_result=self.assistant.proposal_decided,
-            on_error=lambda e: self.assistant.set_failed(user_message(e)),
-        )
+        password = ""
+        if approve and self.accounts_in_use:
+            password, ok = QInputDialog.getText(
+                self._window, "Approve the change to the record",
+                "Your password, to write this change to the record as yourself:", QLineEdit.EchoMode.Password,
+            )  # fmt: skip
+            if not ok:
+                return
+
+        def work(_s: TaskState) -> Any:
+            if approve and self.accounts_in_use:
+                self.backend.reauthenticate(password, purpose="approve record change")
+            return self.backend.decide_proposal(pid, proposal_id, approve)
+
+        def failed(e: BaseException) -> None:
+            if isinstance(e, SignInError):  # the proposal stays open for another try
+                self.assistant.decision_refused(proposal_id, user_message(e))
+            else:
+                self.assistant.set_failed(user_message(e))
+
+        self.runner.submit(work, lane="db", on_result=self.assistant.proposal_decided, on_error=failed)
 
     # ------------------------------------------------------------------ settings / diagnostics
     def load_settings(self) -> None:

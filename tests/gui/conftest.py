@@ -82,6 +82,13 @@ def dialogs(monkeypatch):
         record.shown.append(f"{title}: {text}")
         return QMessageBox.StandardButton.Ok
 
+    def get_text(_parent, title, text, *args, **kwargs):
+        record.asked.append(f"{title}: {text}")
+        return record.password, True
+
+    from PySide6.QtWidgets import QInputDialog
+
+    monkeypatch.setattr(QInputDialog, "getText", get_text)
     monkeypatch.setattr(QMessageBox, "question", question)
     monkeypatch.setattr(QMessageBox, "warning", show)
     monkeypatch.setattr(QMessageBox, "information", show)

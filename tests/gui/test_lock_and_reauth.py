@@ -158,3 +158,19 @@ def test_first_start_creates_the_admin_and_clinician_and_shows_the_recovery_key_
         sign_in.password.setText("admin passphrase")
         sign_in._try()
         assert sign_in.unlocked is not None and sign_in.unlocked.account.role == "admin"
+
+
+def test_approving_a_record_change_asks_for_the_password(signed_in_fake, qtbot, dialogs) -> None:
+    w = signed_in_fake
+    a = w.assistant
+    a.question.setText("Any weight problems?")
+    qtbot.mouseClick(a.ask_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "p1" in a.proposals, timeout=5000)
+    dialogs.password = "a wrong one"
+    qtbot.mouseClick(a.proposals["p1"].approve, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "reauthenticate:approve record change" in [n for n, _ in w.backend.calls], timeout=5000)
+    qtbot.wait(200)
+    assert "decide_proposal" not in [n for n, _ in w.backend.calls]  # nothing written
+    dialogs.password = "right one"
+    qtbot.mouseClick(a.proposals["p1"].approve, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: a.proposals["p1"].state.text().startswith("Approved"), timeout=5000)

@@ -137,6 +137,12 @@ class AssistantPanel(QWidget):
         clear_layout(self._proposals)
         self._proposals.addWidget(notice(message, "alert", "The assistant could not answer"))
 
+    def decision_refused(self, proposal_id: str, message: str) -> None:
+        """The approval was not accepted (a wrong password): the proposal stays open, with why."""
+        card = self.proposals.get(proposal_id)
+        if card is not None:
+            set_badge(card.state, f"Not approved: {message}", "bad")
+
     def proposal_decided(self, p: Proposal) -> None:
         if p.id in self.proposals:
             self.proposals[p.id].set_status(p.status)
