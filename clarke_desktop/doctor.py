@@ -486,9 +486,15 @@ def sqlite_integrity(path: Path) -> list[str]:
 
 
 def check_database(check_id: str, title: str, path: Path) -> Check:
+    from local_fhir.cipher import is_plaintext
+
     data = {"path": str(path)}
     if not path.exists():
         return Check(check_id, title, OK, f"{path} not created yet (created at first start)", data=data)
+    encrypted_here = (path.parent / "accounts.sqlite3").exists()  # an installation with accounts
+    if not is_plaintext(path) and encrypted_here:  # its integrity is checked with the key, on opening
+        return Check(check_id, title, OK, f"{path} is encrypted (SQLCipher); it opens after a sign-in",
+                     data={**data, "encrypted": True})  # fmt: skip
     try:
         rows = sqlite_integrity(path)
     except sqlite3.Error as exc:

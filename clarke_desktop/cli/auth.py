@@ -74,3 +74,14 @@ def sign_in(user: str | None, password_file: Path | None) -> Unlocked:
             return identity.sign_in(name, read_password(password_file_from(password_file)))
         except SignInError as e:
             raise click.ClickException(e.user_text) from e
+
+
+def open_installation(user: str | None, password_file: Path | None) -> Unlocked | None:
+    """For a command that opens the stores: a sign-in when the installation has accounts (its data
+    is encrypted and opens only then); None on an installation without accounts."""
+    from clarke_desktop.session.identity import Identity
+
+    with Identity() as identity:
+        if identity.needs_setup():
+            return None
+    return sign_in(user, password_file)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from clarke_desktop.cli.auth import sign_in, sign_in_options
+from clarke_desktop.cli.auth import open_installation, sign_in, sign_in_options
 from clarke_desktop.schemas import DOCUMENT_TYPES, Transcript
 
 EXIT_PIPELINE = 1
@@ -217,7 +217,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @click.command("recover")
 @click.option("--apply", "apply_", is_flag=True, help="Recover everything listed (otherwise only list).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-def recover(apply_: bool, as_json: bool) -> None:
+@sign_in_options
+def recover(apply_: bool, as_json: bool, user: str | None, password_file: Path | None) -> None:
     """List (and with --apply, recover) interrupted recordings and letter drafts.
 
     A draft's every autosaved edit is already in the database; recovering it settles the
@@ -231,6 +232,7 @@ def recover(apply_: bool, as_json: bool) -> None:
     from clarke_desktop.session.errors import SessionError
     from clarke_desktop.session.recovery import recover_interrupted
 
+    open_installation(user, password_file)
     try:
         found = recover_interrupted(apply=apply_)
     except SessionError as exc:
@@ -277,7 +279,8 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-def audit_verify(as_json: bool) -> None:
+@sign_in_options
+def audit_verify(as_json: bool, user: str | None, password_file: Path | None) -> None:
     """Check every entry's hash and link; name any entry altered or removed (exit 1).
 
     Example:
@@ -286,6 +289,7 @@ def audit_verify(as_json: bool) -> None:
     """
     from clarke_desktop.store import AppStore, StoreError
 
+    open_installation(user, password_file)
     try:
         with AppStore() as store:
             report = store.verify_audit()
@@ -321,7 +325,8 @@ def audit_verify(as_json: bool) -> None:
 
 @audit.command("show")
 @click.option("--consultation", "consultation_id", help="Only this consultation's entries.")
-def audit_show(consultation_id: str | None) -> None:
+@sign_in_options
+def audit_show(consultation_id: str | None, user: str | None, password_file: Path | None) -> None:
     """List audit entries (ids, versions and hashes; never patient content).
 
     Example:
@@ -330,6 +335,7 @@ def audit_show(consultation_id: str | None) -> None:
     """
     from clarke_desktop.store import AppStore
 
+    open_installation(user, password_file)
     with AppStore() as store:
         for entry in store.audit_entries(consultation_id):
             data = json.dumps(entry.data, sort_keys=True)

@@ -26,7 +26,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from clarke_desktop.errors import ClarkeError
-from clarke_desktop.identity import keys
+from clarke_desktop.identity import keyring, keys
 
 Role = Literal["clinician", "admin"]
 ROLES: tuple[Role, ...] = ("clinician", "admin")
@@ -202,6 +202,7 @@ class AccountBook:
             self._insert(db, name, display_name, "admin", registration, password, data_key, created_by=None)
         account = self.get(name)
         assert account is not None
+        keyring.remember(self.path.parent, data_key)
         return Setup(Unlocked(account, data_key), recovery)
 
     # --- signing in -------------------------------------------------------------------------------
@@ -237,6 +238,7 @@ class AccountBook:
             db.execute(
                 "UPDATE accounts SET failures = 0, locked_until = NULL WHERE name = ?", (account.name,)
             )
+        keyring.remember(self.path.parent, data_key)  # this installation's stores now open
         return Unlocked(_account(row), data_key)
 
     def verify(self, unlocked: Unlocked, password: str) -> None:
@@ -251,7 +253,9 @@ class AccountBook:
         if row is None:
             raise SignInError("Clarke is not set up yet: there is nothing to recover.")
         try:
-            return keys.unseal(keys.recovery_key_bytes(recovery_key), row[0], _aad("recovery", ""))
+            data_key = keys.unseal(keys.recovery_key_bytes(recovery_key), row[0], _aad("recovery", ""))
+            keyring.remember(self.path.parent, data_key)
+            return data_key
         except keys.WrongKey:
             raise SignInError("That recovery key does not open this installation's data.") from None
 

@@ -171,23 +171,38 @@ MIGRATIONS: list[str] = [
 class Database:
     """A connection to the application database with its schema brought up to date."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, key: bytes | None = None) -> None:
+        """`key`: the database's SQLCipher key; by default the one for its data folder opened by
+        this process's sign-in (identity.keyring), if any. A plaintext file is encrypted the first
+        time it is opened with a key; an encrypted one never opens without it."""
+        from clarke_desktop.identity import keyring
+        from local_fhir import cipher
+
         self.path = Path(path) if path else paths.app_db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        key = key if key is not None else keyring.key_for(self.path, "app-db")
         new = not self.path.exists()
         if new:
             # Create the file private before SQLite writes anything into it.
             fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
         try:
-            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-            self.conn.row_factory = sqlite3.Row
+            self.conn = cipher.connect(self.path, key, isolation_level=None, check_same_thread=False, timeout=10)
+            self.encrypted = key is not None
+            self.conn.row_factory = _row_factory(self.conn)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self._lock = threading.RLock()
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except cipher.NeedsKey as exc:
+            raise StoreError(
+                f"cannot open the application database {self.path}: it is encrypted (sign in to Clarke "
+                "first) or damaged (restore it from the last backup, see the IT guide)"
+            ) from exc
+        except cipher.WrongKey as exc:
+            raise StoreError(f"{self.path} does not open with this installation's key: {exc}") from exc
+        except cipher.DatabaseErrors as exc:
             raise StoreError(f"cannot open the application database {self.path}: {exc}") from exc
         _make_private(self.path)
 
@@ -227,11 +242,22 @@ class Database:
 
     def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self.conn.execute(sql, params).fetchall()
+            rows: list[sqlite3.Row] = self.conn.execute(sql, params).fetchall()
+            return rows
 
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+
+def _row_factory(conn: Any) -> Any:
+    """sqlite3.Row, or SQLCipher's own Row class for its connections (they are not interchangeable)."""
+    module = type(conn).__module__
+    if module.startswith("sqlcipher3"):
+        from sqlcipher3 import dbapi2
+
+        return dbapi2.Row
+    return sqlite3.Row
 
 
 def from_row(record: type[R], row: sqlite3.Row, **converted: Any) -> R:

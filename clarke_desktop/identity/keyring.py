@@ -1,0 +1,42 @@
+"""The data keys this process has opened, by installation (data folder), in memory only.
+
+A sign-in (or the first start's set-up) puts the installation's data key here; a store opened
+afterwards in that data folder takes its own subkey from it (keys.subkey: "app-db", "fhir-db",
+"files"), so the many places that open a store need no key passed through them. Nothing here is
+ever written to disk; `forget` drops a key (the window does on quit).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from clarke_desktop.identity.keys import subkey
+
+_keys: dict[Path, bytes] = {}
+_lock = threading.Lock()
+
+
+def _folder(path: Path) -> Path:
+    return path.expanduser().resolve()
+
+
+def remember(data_dir: Path, data_key: bytes) -> None:
+    with _lock:
+        _keys[_folder(data_dir)] = data_key
+
+
+def forget(data_dir: Path) -> None:
+    with _lock:
+        _keys.pop(_folder(data_dir), None)
+
+
+def data_key(data_dir: Path) -> bytes | None:
+    with _lock:
+        return _keys.get(_folder(data_dir))
+
+
+def key_for(file: Path, purpose: str) -> bytes | None:
+    """The subkey for a file in a data folder whose data key is open here, else None."""
+    key = data_key(file.parent)
+    return subkey(key, purpose) if key is not None else None

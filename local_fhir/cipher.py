@@ -1,0 +1,90 @@
+"""SQLite files encrypted with SQLCipher (AES-256, page-level, with per-page HMAC), opened with a
+raw 256-bit key (no passphrase: the key comes from the caller's own key management, so SQLCipher's
+PBKDF2 is skipped and opening costs nothing).
+
+`sqlcipher3` is the maintained DB-API module (the pysqlite fork by the sqlite3 module's own
+lineage) with SQLCipher 4 built in; its connections behave as sqlite3's. Its exceptions are its
+own classes, so callers catch `ERRORS`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlcipher3 import dbapi2 as sqlcipher
+
+PLAIN_HEADER = b"SQLite format 3\x00"
+ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, sqlcipher.Error)
+DatabaseErrors: tuple[type[Exception], ...] = (sqlite3.DatabaseError, sqlcipher.DatabaseError)
+IntegrityErrors: tuple[type[Exception], ...] = (sqlite3.IntegrityError, sqlcipher.IntegrityError)
+
+
+class WrongKey(Exception):
+    """The file is encrypted with another key, or is not a database."""
+
+
+class NeedsKey(Exception):
+    """The file is encrypted and no key was given."""
+
+
+def is_plaintext(path: Path) -> bool:
+    """An ordinary SQLite file (or an empty / missing one, which will be created as asked)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except FileNotFoundError:
+        return True
+    return head in (b"", PLAIN_HEADER)
+
+
+def _pragma_key(key: bytes) -> str:
+    return f"PRAGMA key = \"x'{key.hex()}'\""
+
+
+def connect(path: Path, key: bytes | None, **kwargs: Any) -> Any:
+    """A connection to `path`: SQLCipher with `key`, plain sqlite3 without. A plaintext file
+    opened with a key is encrypted in place first (the one-way move to encryption at rest)."""
+    if key is None:
+        if not is_plaintext(path):
+            raise NeedsKey(f"{path} is encrypted: sign in to open it")
+        return sqlite3.connect(path, **kwargs)
+    if is_plaintext(path) and path.exists() and path.stat().st_size > 0:
+        encrypt_in_place(path, key)
+    conn = sqlcipher.connect(str(path), **kwargs)
+    conn.execute(_pragma_key(key))
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher.DatabaseError as e:
+        conn.close()
+        raise WrongKey(f"{path} does not open with this key ({e})") from e
+    return conn
+
+
+def encrypt_in_place(path: Path, key: bytes) -> None:
+    """Re-write a plaintext database encrypted (sqlcipher_export), replacing it atomically; the
+    plaintext copy and its WAL are removed."""
+    plain = sqlite3.connect(path)
+    plain.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    plain.execute("PRAGMA journal_mode=DELETE")
+    plain.close()
+    target = path.with_name(path.name + ".encrypting")
+    target.unlink(missing_ok=True)
+    fd = os.open(target, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    conn = sqlcipher.connect(str(path))
+    try:
+        conn.execute(f"ATTACH DATABASE ? AS encrypted KEY \"x'{key.hex()}'\"", (str(target),))
+        conn.execute("SELECT sqlcipher_export('encrypted')")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute(f"PRAGMA encrypted.user_version = {int(version)}")
+        conn.execute("DETACH DATABASE encrypted")
+    finally:
+        conn.close()
+    with open(target, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(target, path)
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)

@@ -1,0 +1,67 @@
+"""Patient data at rest: once an installation has accounts its application database is SQLCipher,
+unreadable by sqlite3 or anyone without a sign-in; a database from before accounts is encrypted in
+place, nothing lost; commands that open it sign in first."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import accounts
+import pytest
+from click.testing import CliRunner
+
+from clarke_desktop.cli import cli
+from clarke_desktop.identity import keyring
+from clarke_desktop.store import AppStore, StoreError
+
+
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "data"
+    monkeypatch.setenv("CLARKE_DATA_DIR", str(folder))
+    monkeypatch.delenv("CLARKE_USER", raising=False)
+    monkeypatch.delenv("CLARKE_PASSWORD_FILE", raising=False)
+    yield folder
+    keyring.forget(folder)
+
+
+def test_a_database_from_before_accounts_is_encrypted_in_place_and_keeps_everything(data: Path) -> None:
+    with AppStore() as store:  # no accounts yet: plaintext, as before this release
+        cid = store.create_consultation("pt-001", clinician="Dr S. Chen").id
+        store.save_inputs(cid, transcript="Patient: the cough is better.", aside="")
+    assert (data / "clarke.sqlite3").read_bytes()[:16] == b"SQLite format 3\x00"
+    accounts.set_up(data)  # the first start's set-up opens the data key here
+    with AppStore() as store:
+        assert store.db.encrypted and store.inputs(cid).transcript == "Patient: the cough is better."
+    raw = (data / "clarke.sqlite3").read_bytes()
+    assert not raw.startswith(b"SQLite format 3") and b"the cough is better" not in raw
+    with pytest.raises(sqlite3.DatabaseError, match="not a database"):
+        sqlite3.connect(data / "clarke.sqlite3").execute("SELECT * FROM consultations").fetchall()
+    assert not list(data.glob("*.encrypting"))
+
+
+def test_without_a_sign_in_the_database_does_not_open(data: Path) -> None:
+    accounts.set_up(data)
+    AppStore().close()
+    keyring.forget(data)  # a new process: nobody signed in
+    with pytest.raises(StoreError, match="encrypted"):
+        AppStore()
+    keyring.remember(data, b"\x07" * 32)  # another installation's key
+    with pytest.raises(StoreError, match="does not open with this installation's key"):
+        AppStore()
+    keyring.forget(data)
+    accounts.signed_in(data)
+    AppStore().close()
+
+
+def test_commands_that_open_the_store_sign_in_first(data: Path, tmp_path: Path) -> None:
+    accounts.set_up(data)
+    AppStore().close()
+    keyring.forget(data)
+    refused = CliRunner().invoke(cli, ["audit", "verify"])
+    assert refused.exit_code != 0 and "not signed in" in refused.output
+    pw = tmp_path / "pw"
+    pw.write_text(accounts.ADMIN_PASSWORD + "\n")
+    ok = CliRunner().invoke(cli, ["audit", "verify", "--user", accounts.ADMIN, "--password-file", str(pw)])
+    assert ok.exit_code == 0 and "intact" in ok.output
