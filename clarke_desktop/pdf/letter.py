@@ -232,11 +232,14 @@ def render_letter_pdf(
         )
 
     story.append(Spacer(1, 6 * mm))
-    story.append(KeepTogether(_signature_block(document, settings, signature, styles)))
-
-    story.append(Spacer(1, 5 * mm))
     cc = f"cc: {patient} (patient)" + (f", {address}" if address else "")
-    story.append(Paragraph(_text(cc), styles.small))
+    # The cc line stays with the signature: alone at the top of a page it reads as a stray line.
+    story.append(
+        KeepTogether(
+            [*_signature_block(document, settings, signature, styles), Spacer(1, 5 * mm),
+             Paragraph(_text(cc), styles.small)]
+        )
+    )  # fmt: skip
 
     footer = f"{patient} \u00b7 NHS No. {nhs_number(document.nhs_number)}"
     if signature is None:

@@ -206,3 +206,20 @@ def test_the_signed_file_name_has_no_version() -> None:
     from clarke_desktop.pipeline.finalise import letter_filename
 
     assert letter_filename("cons-1", 6, "2026-02-13T14:08:00Z") == "cons-1-signed-20260213140800.pdf"
+
+
+def test_the_cc_line_never_stands_alone_on_a_page(tmp_path: Path) -> None:
+    """Letters of every length around a page break: the cc line is on the page that is signed."""
+    orphaned = []
+    for lines in (*range(8, 16), *range(46, 54)):  # where the signature ends a page (12 and 50 did)
+        doc = samples.document("cons-1")
+        doc.sections[2].content = "\n\n".join(f"Plan item {i}: review and continue." for i in range(lines))
+        pdf = render_letter_pdf(
+            doc, tmp_path / f"letter-{lines}.pdf", settings=_settings(), context=samples.context(),
+            signature=SignatureInfo("Dr S. Chen", "2026-02-13T14:08:00Z", 1),
+        )  # fmt: skip
+        for page in PdfReader(str(pdf)).pages:
+            text = page.extract_text()
+            if "cc: " in text and "Yours sincerely" not in text:
+                orphaned.append(lines)
+    assert orphaned == []
