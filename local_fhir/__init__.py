@@ -8,11 +8,14 @@ store.search("Patient", {"name": "thom"})
 
 from local_fhir.errors import (
     Conflict,
+    Duplicate,
     FhirStoreError,
     Gone,
     InvalidResource,
     NotFound,
+    NotSupported,
     StoreUnavailable,
+    UnprocessableResource,
     UnsupportedSearch,
 )
 from local_fhir.importer import FileResult, ImportProgress, ImportReport
@@ -20,6 +23,7 @@ from local_fhir.store import Store
 
 __all__ = [
     "Conflict",
+    "Duplicate",
     "FhirStoreError",
     "FileResult",
     "Gone",
@@ -27,7 +31,9 @@ __all__ = [
     "ImportReport",
     "InvalidResource",
     "NotFound",
+    "NotSupported",
     "Store",
     "StoreUnavailable",
+    "UnprocessableResource",
     "UnsupportedSearch",
 ]

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from local_fhir.errors import (
     Conflict,
+    Duplicate,
     FhirStoreError,
     InvalidResource,
+    UnprocessableResource,
     issue,
     operation_outcome,
 )
@@ -32,7 +34,9 @@ _INSTANCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 _CONDITIONAL = re.compile(r"^([A-Z][A-Za-z]+)\?(.*)$")
 _TYPE_ONLY = re.compile(r"^([A-Z][A-Za-z]+)$")
 _STATUS = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 400: "400 Bad Request", 404: "404 Not Found",
-           410: "410 Gone", 412: "412 Precondition Failed", 500: "500 Internal Server Error", 503: "503 Service Unavailable"}  # fmt: skip
+           405: "405 Method Not Allowed", 409: "409 Conflict", 410: "410 Gone", 412: "412 Precondition Failed",
+           415: "415 Unsupported Media Type", 422: "422 Unprocessable Entity", 500: "500 Internal Server Error",
+           503: "503 Service Unavailable"}  # fmt: skip
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Op:
     rtype: str = ""
     id: str | None = None
     skip: bool = False  # ifNoneExist matched, or conditional delete found nothing
+    left_out: bool = False  # invalid, put in the quarantine by a lenient import
     response: dict[str, Any] = field(default_factory=dict)
     result: Any = None
 
@@ -195,13 +200,32 @@ def _prepare_resource(op: Op, resolve: Callable[[str, str], str]) -> list[dict[s
     return problems(op.resource, where)
 
 
+def _refuse_overlaps(ops: list[Op]) -> None:
+    """R4: a transaction whose entries name one resource more than once fails (409 here)."""
+    seen: dict[tuple[str, str], Op] = {}
+    for op in ops:
+        if op.method in ("POST", "PUT", "DELETE") and op.id and not op.skip:  # skip: nothing written
+            first = seen.setdefault((op.rtype, op.id), op)
+            if first is not op:
+                message = (f"Bundle.entry[{first.index}] and Bundle.entry[{op.index}] both write "
+                           f"{op.rtype}/{op.id}; a transaction names each resource once")  # fmt: skip
+                raise Duplicate(message, operation_outcome([issue(message, "duplicate", _where(op))]))
+
+
 def apply_transaction(writes: WriteSession, bundle: dict[str, Any], *, keep_ids: bool = False,
-                      base_url: str = "urn:local-fhir") -> dict[str, Any]:  # fmt: skip
-    """Run a transaction inside an open write session (the caller's block commits or rolls back)."""
+                      base_url: str = "urn:local-fhir",
+                      quarantine: list[tuple[int, dict[str, Any], list[dict[str, Any]]]] | None = None,
+                      ) -> dict[str, Any]:  # fmt: skip
+    """Run a transaction inside an open write session (the caller's block commits or rolls back).
+    `keep_ids`: a load (import), which keeps the resources' ids and may repeat a resource.
+    `quarantine` (a lenient import): an invalid resource is left out and appended there as
+    (entry index, resource, its problems) instead of refusing the whole transaction."""
     store = writes.store
     ops = _parse_entries(bundle)
     for op in ops:
         _resolve_target(store, op, keep_ids)
+    if not keep_ids:
+        _refuse_overlaps(ops)
     mapping: dict[str, str] = {}
     for op in ops:
         if op.full_url and op.id and op.method in ("POST", "PUT"):
@@ -210,11 +234,19 @@ def apply_transaction(writes: WriteSession, bundle: dict[str, Any], *, keep_ids:
     errors: list[dict[str, Any]] = []
     for op in ops:
         if op.method in ("POST", "PUT") and not op.skip:
-            errors += _prepare_resource(op, resolve)
+            found = _prepare_resource(op, resolve)
+            if found and quarantine is not None:
+                quarantine.append((op.index, op.resource or {}, found))
+                op.skip = op.left_out = True
+                op.response = {"status": _STATUS[422], "outcome": operation_outcome(found)}
+            else:
+                errors += found
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise InvalidResource(f"transaction refused: {errors[0]['diagnostics']} at {errors[0]['expression'][0]}{more}",
-                              operation_outcome(errors))  # fmt: skip
+        raise UnprocessableResource(
+            f"transaction refused: {errors[0]['diagnostics']} at {errors[0]['expression'][0]}{more}",
+            operation_outcome(errors),
+        )
     for method in _METHODS:
         for op in ops:
             if op.method != method:
@@ -227,6 +259,8 @@ def apply_transaction(writes: WriteSession, bundle: dict[str, Any], *, keep_ids:
 
 
 def _execute(writes: WriteSession, op: Op, base_url: str) -> None:
+    if op.left_out:
+        return
     if op.method == "GET":
         writes.flush()  # searches must see this transaction's writes
         op.result = _get(writes.store, op.url, base_url)
@@ -271,7 +305,7 @@ def _batch(store: Store, bundle: dict[str, Any], base_url: str) -> dict[str, Any
                 if op.method in ("POST", "PUT") and not op.skip:
                     found = _prepare_resource(op, _reference_resolver(store, {}))
                     if found:
-                        raise InvalidResource(
+                        raise UnprocessableResource(
                             f"{found[0]['diagnostics']} at {found[0]['expression'][0]}",
                             operation_outcome(found),
                         )

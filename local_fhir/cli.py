@@ -1,6 +1,8 @@
 """`local-fhir`: inspect and load the FHIR store. JSON on stdout; progress and errors on stderr.
 
 Without --db every command uses the app's own database (the one the GUI and `clarke-desktop` use).
+Every command prints JSON on stdout (there is no other output format to choose, so no --json), and
+a line per file or entry for people on stderr.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import click
 from local_fhir.errors import FhirStoreError
 from local_fhir.importer import ImportProgress
 from local_fhir.store import Store
+from local_fhir.verify import verify_file
 
 
 def _default_db() -> Path:
@@ -67,12 +70,24 @@ def init(db: Path | None) -> None:
 
 @main.command("import")
 @db_option
+@click.option(
+    "--lenient", is_flag=True,
+    help="Store each file's valid resources and quarantine the invalid ones (see `local-fhir quarantine`).",
+)  # fmt: skip
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def import_(db: Path | None, paths: tuple[Path, ...]) -> None:
+def import_(db: Path | None, lenient: bool, paths: tuple[Path, ...]) -> None:
     """Import Bundles (.json) and NDJSON (.ndjson, .ndjson.gz) files or folders.
 
-    Each file is imported entirely or not at all; a bad file is reported and the rest carry on.
-    Exits non-zero if any file failed. Example: local-fhir import --db fhir.sqlite3 data/*.json
+    By default each file is imported entirely or not at all: one invalid resource refuses its file,
+    every problem listed, and the other files carry on. With --lenient a file's valid resources are
+    stored and each invalid one is put in the quarantine with its problems; the report lists each
+    quarantined resource and the stored resources that point at one (review them with
+    `local-fhir quarantine list`). Exits non-zero if any file failed.
+
+    \b
+    Example:
+      local-fhir import --db fhir.sqlite3 data/*.json
+      local-fhir import --lenient --db fhir.sqlite3 hospital-export/
     """
     import tqdm as tqdm_module
     from tqdm import tqdm
@@ -89,14 +104,52 @@ def import_(db: Path | None, paths: tuple[Path, ...]) -> None:
             bar.update(p.bytes_done - bar.n)
             bar.set_postfix(resources=p.resources_done, refresh=False)
 
-        report = store.import_paths(paths, on_progress=on_progress)
+        report = store.import_paths(paths, on_progress=on_progress, lenient=lenient)
         store.analyze()
     for f in report.files:
         line = f"{'ok' if f.ok else 'FAILED'}  {f.path}  {f.resources} resources"
+        if f.quarantined:
+            line += f", {len(f.quarantined)} quarantined"
         click.echo(line + (f"  {f.error}" if f.error else ""), err=True)
+        for q in f.quarantined:
+            click.echo(f"  quarantined {q['qid']}: {q['resourceType']}/{q['id']} ({q['source']}): "
+                       f"{q.get('first_problem')}", err=True)  # fmt: skip
+        for ref in f.references_to_quarantined:
+            click.echo(f"  {ref['from']} points at {ref['to']}, which is quarantined", err=True)
     _emit(report.to_dict())
+    if report.quarantined:
+        click.echo(f"{report.quarantined} resource(s) quarantined: see `local-fhir quarantine list`", err=True)
     if not report.ok:
         click.echo(f"error: {len(report.failed)} of {len(report.files)} file(s) failed", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check files against R4 without storing anything: a resource or Bundle (.json), or NDJSON
+    (.ndjson, .ndjson.gz) with one resource a line. The checks are the ones every write makes.
+
+    Prints {"ok", "files": [{path, ok, resources, outcome}]} (an OperationOutcome per file) on
+    stdout and a line per file on stderr. Exit status: 0 when every file is valid, 1 when any is
+    not (or cannot be read). No database is needed.
+
+    \b
+    Example:
+      local-fhir validate patient.json export/*.ndjson
+    """
+    results = [verify_file(path) for path in paths]
+    for result in results:
+        problems = [i for i in result["outcome"]["issue"] if i["severity"] in ("error", "fatal")]
+        click.echo(f"{'ok' if result['ok'] else 'INVALID'}  {result['path']}  {result['resources']} resource(s)"
+                   + (f", {len(problems)} problem(s)" if problems else ""), err=True)  # fmt: skip
+        for item in problems[:20]:
+            click.echo(f"  {(item.get('expression') or ['?'])[0]}: {item['diagnostics']}", err=True)
+        if len(problems) > 20:
+            click.echo(f"  ... and {len(problems) - 20} more (all of them on stdout)", err=True)
+    ok = all(r["ok"] for r in results)
+    _emit({"ok": ok, "files": results})
+    if not ok:
         sys.exit(1)
 
 
@@ -161,6 +214,104 @@ def stats(db: Path | None) -> None:
             _emit(store.stats())
     except FhirStoreError as exc:
         _fail(exc)
+
+
+@main.group()
+def quarantine() -> None:
+    """What `import --lenient` could not store: list, show, retry or drop quarantined resources.
+
+    \b
+    Example:
+      local-fhir quarantine list --patient 123
+      local-fhir quarantine show 4
+      local-fhir quarantine retry 4 --file fixed-encounter.json
+      local-fhir quarantine drop 4
+    """
+
+
+@quarantine.command("list")
+@db_option
+@click.option("--type", "rtype", default=None, help="Only this resource type.")
+@click.option("--patient", default=None, help="Only the resources of this Patient id.")
+def quarantine_list(db: Path | None, rtype: str | None, patient: str | None) -> None:
+    """A summary of each quarantined resource (JSON list); a line each on stderr.
+    Example: local-fhir quarantine list --type Encounter"""
+    try:
+        with _open(db) as store:
+            entries = store.quarantine_list(rtype, patient)
+    except FhirStoreError as exc:
+        _fail(exc)
+    for e in entries:
+        click.echo(f"{e['qid']}  {e['resourceType']}/{e['id']}  {e['source']}  {e['first_problem']}", err=True)
+    click.echo(f"{len(entries)} quarantined resource(s)", err=True)
+    _emit(entries)
+
+
+@quarantine.command("show")
+@db_option
+@click.argument("qid", type=int)
+def quarantine_show(db: Path | None, qid: int) -> None:
+    """One entry in full: the resource as received, its problems (an OperationOutcome) and what
+    points at it. Example: local-fhir quarantine show 4"""
+    try:
+        with _open(db) as store:
+            _emit(store.quarantine_get(qid))
+    except FhirStoreError as exc:
+        _fail(exc)
+
+
+@quarantine.command("retry")
+@db_option
+@click.argument("qids", type=int, nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Retry every entry.")
+@click.option(
+    "--file", "fixed", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+    help="A corrected version of the resource (one QID only).",
+)  # fmt: skip
+def quarantine_retry(db: Path | None, qids: tuple[int, ...], every: bool, fixed: Path | None) -> None:
+    """Validate entries again (as they are, or a corrected version from --file) and store the
+    valid ones, which leave the quarantine. Exits non-zero if any is still invalid.
+    Example: local-fhir quarantine retry 4 --file fixed.json"""
+    from local_fhir.jsontext import loads_exact
+
+    if not qids and not every:
+        raise click.UsageError("give one or more QIDs, or --all")
+    if fixed is not None and (every or len(qids) != 1):
+        raise click.UsageError("--file corrects one entry: give exactly one QID")
+    try:
+        with _open(db) as store:
+            targets = [e["qid"] for e in store.quarantine_list()] if every else list(qids)
+            replacement = loads_exact(fixed.read_bytes()) if fixed is not None else None
+            results = [store.quarantine_retry(qid, replacement) for qid in targets]
+    except FhirStoreError as exc:
+        _fail(exc)
+    except ValueError as exc:
+        raise click.UsageError(f"{fixed} is not JSON: {exc}") from None
+    for r in results:
+        click.echo(f"{r['qid']}  " + (f"stored as {r['location']}" if r["stored"] else "still invalid"), err=True)
+    _emit(results)
+    if not all(r["stored"] for r in results):
+        sys.exit(1)
+
+
+@quarantine.command("drop")
+@db_option
+@click.argument("qids", type=int, nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Drop every entry.")
+def quarantine_drop(db: Path | None, qids: tuple[int, ...], every: bool) -> None:
+    """Forget quarantined entries (their resources stay out of the store).
+    Example: local-fhir quarantine drop 4 7"""
+    if not qids and not every:
+        raise click.UsageError("give one or more QIDs, or --all")
+    try:
+        with _open(db) as store:
+            targets = [e["qid"] for e in store.quarantine_list()] if every else list(qids)
+            for qid in targets:
+                store.quarantine_drop(qid)
+    except FhirStoreError as exc:
+        _fail(exc)
+    click.echo(f"dropped {len(targets)} quarantine entr{'y' if len(targets) == 1 else 'ies'}", err=True)
+    _emit({"dropped": targets})
 
 
 @main.command()

@@ -40,8 +40,24 @@ class Gone(NotFound):
 
 
 class InvalidResource(FhirStoreError):
+    """A request the store cannot take as it is (not JSON, a url it cannot read, a type mismatch)."""
+
     status = 400
     code = "invalid"
+
+
+class UnprocessableResource(InvalidResource):
+    """A resource that is JSON but not valid R4 (its OperationOutcome lists every problem): 422."""
+
+    status = 422
+    code = "invalid"
+
+
+class NotSupported(InvalidResource):
+    """An operation, interaction or parameter the store does not implement (named in the message)."""
+
+    status = 400
+    code = "not-supported"
 
 
 class UnsupportedSearch(FhirStoreError):
@@ -56,6 +72,13 @@ class Conflict(FhirStoreError):
 
     status = 412
     code = "conflict"
+
+
+class Duplicate(Conflict):
+    """A create of a resource that already exists, or a transaction naming one resource twice: 409."""
+
+    status = 409
+    code = "duplicate"
 
 
 class StoreUnavailable(FhirStoreError):

@@ -3,6 +3,11 @@
 Each file is one SQLite transaction: it is imported entirely or not at all, and a bad file is
 reported (with its OperationOutcome) while the others carry on. Bundles keep the ids their resources
 carry (a load, not a client POST), with `urn:uuid:` references rewritten to `Type/id`.
+
+`lenient=True` (`local-fhir import --lenient`): a file's valid resources are stored and each
+invalid one (or unreadable NDJSON line) goes to the quarantine with its problems (`quarantine.py`);
+the report lists each of them and the resources that point at them. A file that cannot be read
+as a whole (not JSON, not a Bundle) still fails.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from local_fhir import quarantine
 from local_fhir.bundles import apply_transaction
-from local_fhir.errors import FhirStoreError, InvalidResource, issue, operation_outcome
+from local_fhir.errors import FhirStoreError, InvalidResource, UnprocessableResource, issue, operation_outcome
 from local_fhir.jsontext import loads_exact
+from local_fhir.quarantine import Quarantined
 from local_fhir.searchparams import registry
 from local_fhir.store import Prepared, prepare
-from local_fhir.validation import problems, warm
+from local_fhir.validation import problems_of_many, warm
 
 if TYPE_CHECKING:
     from local_fhir.store import Store
@@ -56,6 +63,8 @@ class FileResult:
     by_type: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     outcome: dict[str, Any] | None = None
+    quarantined: list[dict[str, Any]] = field(default_factory=list)  # lenient: what was left out
+    references_to_quarantined: list[dict[str, Any]] = field(default_factory=list)  # {from, to, qid}
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -64,6 +73,9 @@ class FileResult:
             "resources": self.resources,
             "by_type": self.by_type,
         }
+        if self.quarantined:
+            out["quarantined"] = self.quarantined
+            out["references_to_quarantined"] = self.references_to_quarantined
         if self.error:
             out["error"] = self.error
             out["outcome"] = self.outcome
@@ -87,12 +99,17 @@ class ImportReport:
     def ok(self) -> bool:
         return not self.failed
 
+    @property
+    def quarantined(self) -> int:
+        return sum(len(f.quarantined) for f in self.files)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "files": len(self.files),
             "failed": len(self.failed),
             "resources": self.resources,
+            "quarantined": self.quarantined,
             "seconds": round(self.seconds, 3),
             "resources_per_second": round(self.resources / self.seconds, 1) if self.seconds else None,
             "per_file": [f.to_dict() for f in self.files],
@@ -163,6 +180,8 @@ class FilePrep:
     problems: list[dict[str, Any]] = field(default_factory=list)  # NDJSON: issues of bad lines so far
     last: bool = True  # the file's last piece (a big NDJSON file comes in several)
     chars: int = 0  # NDJSON: characters of text in this piece (for progress within the file)
+    quarantined: list[Quarantined] = field(default_factory=list)  # lenient: invalid resources
+    lenient: bool = False
 
 
 class _NeedsStore(Exception):
@@ -225,18 +244,20 @@ def _prepare_bundle(doc: dict[str, Any], prep: FilePrep) -> None:
     problems_found: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
     for i, resource, rid in planned:
-        where = f"Bundle.entry[{i}].resource"
-        _rewrite_in_place(resource, resolve, where)
-        rewritten = resource
-        rewritten["id"] = rid
-        found = problems(rewritten, where)
+        _rewrite_in_place(resource, resolve, f"Bundle.entry[{i}].resource")
+        resource["id"] = rid
+    checked = problems_of_many([(resource, f"Bundle.entry[{i}].resource") for i, resource, _ in planned])
+    for (i, rewritten, _), found in zip(planned, checked, strict=True):
+        if found and prep.lenient:
+            prep.quarantined.append(quarantine.make(rewritten, f"{prep.path}: Bundle.entry[{i}]", found))
+            continue
         if found:
             problems_found += found
             continue
         prep.items.append(prepare(rewritten, registry()))
         counts[rewritten["resourceType"]] += 1
     if problems_found:
-        raise InvalidResource(
+        raise UnprocessableResource(
             f"{len(problems_found)} problem(s), first: {problems_found[0]['diagnostics']} at "
             f"{problems_found[0].get('expression', ['?'])[0]}",
             operation_outcome(problems_found),
@@ -244,24 +265,27 @@ def _prepare_bundle(doc: dict[str, Any], prep: FilePrep) -> None:
     prep.counts = dict(sorted(counts.items()))
 
 
-def _prepare_ndjson_lines(path: Path, lines: Iterable[tuple[int, str]], prep: FilePrep) -> None:
-    """Validate and index NDJSON lines into `prep`; each bad line's problems go to `prep.problems`."""
+def _prepare_ndjson_lines(path: Path, lines: list[tuple[int, str]], prep: FilePrep) -> None:
+    """Validate and index NDJSON lines into `prep`; each bad line's problems go to `prep.problems`
+    (lenient: the line goes to `prep.quarantined` with them)."""
     # Each step runs over the whole piece before the next: the validator's and the indexer's code
     # stay in the CPU caches instead of evicting each other at every line (about 7% faster).
-    parsed: list[tuple[str, Any, dict[str, Any] | None]] = []  # (where, resource, issue if not JSON)
+    parsed: list[tuple[int, str, Any, dict[str, Any] | None]] = []  # (line, where, resource, issue if not JSON)
     for number, line in lines:
         where = f"{path.name}:{number}"
         try:
-            parsed.append((where, loads_exact(line), None))
+            parsed.append((number, where, loads_exact(line), None))
         except ValueError as exc:
-            parsed.append((where, None, issue(f"line {number}: {exc}", "structure", where)))
+            parsed.append((number, where, None, issue(f"line {number}: {exc}", "structure", where)))
+    texts = dict(lines) if prep.lenient else {}  # a quarantined line keeps its text as received
+    checked = iter(problems_of_many([(resource, where) for _, where, resource, not_json in parsed if not_json is None]))
     valid = []
-    for where, resource, not_json in parsed:  # problems listed in line order
-        if not_json is not None:
-            prep.problems.append(not_json)
-            continue
-        found = problems(resource, where)
-        if found:
+    for number, _, resource, not_json in parsed:  # problems listed in line order
+        found = [not_json] if not_json is not None else next(checked)
+        if found and prep.lenient:
+            text = texts.get(number, "").rstrip("\r\n") or None
+            prep.quarantined.append(quarantine.make(resource, f"{path}: line {number}", found, text))
+        elif found:
             prep.problems.extend(found)
         else:
             valid.append(resource)
@@ -283,10 +307,10 @@ def _refuse_if_problems(prep: FilePrep) -> None:
         prep.outcome, prep.items = operation_outcome(prep.problems), []
 
 
-def prepare_file(path: Path) -> FilePrep:
+def prepare_file(path: Path, lenient: bool = False) -> FilePrep:
     """Parse, validate and index a whole file without touching the database (runs in workers).
     NDJSON comes in pieces instead (`_units`); here only when it cannot be read."""
-    prep = FilePrep(path)
+    prep = FilePrep(path, lenient=lenient)
     try:
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist")
@@ -295,7 +319,7 @@ def prepare_file(path: Path) -> FilePrep:
             raise InvalidResource("the file is not a FHIR resource or Bundle (no resourceType)")
         _prepare_bundle(doc, prep)
     except _NeedsStore:
-        return FilePrep(path, fallback=True)
+        return FilePrep(path, fallback=True, lenient=lenient)
     except FhirStoreError as exc:
         prep.error, prep.outcome, prep.items = str(exc), exc.outcome, []
     except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:  # unreadable, not JSON, bad gzip
@@ -320,8 +344,10 @@ def write_pieces(
     anywhere refuses the whole file, every problem listed, and nothing of it stays written.
     `piece_written(resources, chars)` is told the totals so far after each piece but the last."""
     if first.fallback:
-        return import_file(store, first.path)
+        return import_file(store, first.path, first.lenient)
     prep, piece, written, chars = first, first, 0, 0
+    held: list[Quarantined] = []
+    qids: list[int] = []
     try:
         with store.write_session() as writes:
             while True:
@@ -334,7 +360,9 @@ def write_pieces(
                         written += 1
                         if written % 5000 == 0:
                             writes.flush()
-                piece.items = []
+                    qids += writes.quarantine(piece.quarantined)
+                    held += piece.quarantined
+                piece.items, piece.quarantined = [], []
                 if piece.last:
                     break
                 chars += piece.chars
@@ -344,22 +372,29 @@ def write_pieces(
             _refuse_if_problems(prep)
             if prep.error:
                 raise _Refused
+            pointing = writes.quarantine_references(qids)
     except _Refused:
         return FileResult(prep.path, False, error=prep.error, outcome=prep.outcome)
     except FhirStoreError as exc:
         while not piece.last:  # leave the rest of this file's pieces out of the next file
             piece = next(more)
         return FileResult(prep.path, False, error=str(exc), outcome=exc.outcome)
-    return FileResult(prep.path, True, sum(prep.counts.values()), prep.counts)
+    return FileResult(prep.path, True, sum(prep.counts.values()), prep.counts,
+                      quarantined=[q.summary(qid) for q, qid in zip(held, qids, strict=True)],
+                      references_to_quarantined=pointing)  # fmt: skip
 
 
-def import_file(store: Store, path: Path) -> FileResult:
+def import_file(store: Store, path: Path, lenient: bool = False) -> FileResult:
     """One file in this process; a Bundle goes through the transaction path resource by resource
     (conditional references and ifNoneExist need the store), NDJSON through the bulk path."""
     if _is_ndjson(path):  # in pieces, as import_paths does: memory stays bounded by a piece
-        preps = map(_prepare_unit, _units([path]))
+        preps = map(_prepare_unit, _units([path], lenient))
         return write_pieces(store, next(preps), preps)
     counts: Counter[str] = Counter()
+    left_out: list[tuple[int, dict[str, Any], list[dict[str, Any]]]] | None = [] if lenient else None
+    held: list[Quarantined] = []
+    qids: list[int] = []
+    pointing: list[dict[str, Any]] = []
     try:
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist")
@@ -368,10 +403,14 @@ def import_file(store: Store, path: Path) -> FileResult:
             if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
                 raise InvalidResource("the file is not a FHIR resource or Bundle (no resourceType)")
             bundle = _as_transaction(doc)
-            response = apply_transaction(writes, bundle, keep_ids=True)
+            response = apply_transaction(writes, bundle, keep_ids=True, quarantine=left_out)
             for entry, result in zip(bundle["entry"], response["entry"], strict=True):
                 if "location" in result["response"] and entry["request"]["method"] != "DELETE":
                     counts[entry["resource"]["resourceType"]] += 1
+            held = [quarantine.make(resource, f"{path}: Bundle.entry[{i}]", found)
+                    for i, resource, found in left_out or []]  # fmt: skip
+            qids = writes.quarantine(held)
+            pointing = writes.quarantine_references(qids)
     except FhirStoreError as exc:
         return FileResult(path, False, error=str(exc), outcome=exc.outcome)
     except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:  # unreadable, not JSON, bad gzip
@@ -379,7 +418,9 @@ def import_file(store: Store, path: Path) -> FileResult:
         return FileResult(
             path, False, error=message, outcome=operation_outcome([issue(message, "structure", str(path))])
         )
-    return FileResult(path, True, sum(counts.values()), dict(sorted(counts.items())))
+    return FileResult(path, True, sum(counts.values()), dict(sorted(counts.items())),
+                      quarantined=[q.summary(qid) for q, qid in zip(held, qids, strict=True)],
+                      references_to_quarantined=pointing)  # fmt: skip
 
 
 def _fork_is_safe() -> bool:
@@ -435,32 +476,34 @@ class _Unit:
     lines: list[tuple[int, str]] | None = None  # None: the whole file
     last: bool = True  # the file's last piece
     error: str | None = None  # the file could not be read to its end
+    lenient: bool = False  # invalid resources go to the quarantine instead of failing the file
 
 
-def _units(files: list[Path]) -> Iterator[_Unit]:
+def _units(files: list[Path], lenient: bool = False) -> Iterator[_Unit]:
     """Bundles whole; NDJSON in pieces, so that memory stays bounded by a piece whatever the
     file's size, workers share a big file, and progress moves within it."""
     for path in files:
         if not (_is_ndjson(path) and path.is_file()):
-            yield _Unit(path)
+            yield _Unit(path, lenient=lenient)
             continue
         chunk: list[tuple[int, str]] = []
         try:
             for numbered in _ndjson_lines(path):
                 chunk.append(numbered)
                 if len(chunk) == NDJSON_CHUNK_LINES:
-                    yield _Unit(path, chunk, last=False)
+                    yield _Unit(path, chunk, last=False, lenient=lenient)
                     chunk = []
         except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:  # not text, bad gzip
-            yield _Unit(path, [], error=f"{type(exc).__name__}: {exc}")
+            yield _Unit(path, [], error=f"{type(exc).__name__}: {exc}", lenient=lenient)
             continue
-        yield _Unit(path, chunk)
+        yield _Unit(path, chunk, lenient=lenient)
 
 
 def _prepare_unit(unit: _Unit) -> FilePrep:
     if unit.lines is None:
-        return prepare_file(unit.path)
-    prep = FilePrep(unit.path, last=unit.last, chars=sum(len(line) for _, line in unit.lines))
+        return prepare_file(unit.path, unit.lenient)
+    prep = FilePrep(unit.path, last=unit.last, chars=sum(len(line) for _, line in unit.lines),
+                    lenient=unit.lenient)  # fmt: skip
     if unit.error:
         prep.error = unit.error
         prep.outcome = operation_outcome([issue(unit.error, "structure", str(unit.path))])
@@ -522,9 +565,11 @@ def import_paths(
     paths: Iterable[str | Path],
     on_progress: ProgressCallback | None = None,
     workers: int | None = None,
+    lenient: bool = False,
 ) -> ImportReport:
     """Import files; parsing, validation and indexing run in `workers` processes (default: one per
-    CPU when there is more than a few MB to load and forking is safe) while this process writes."""
+    CPU when there is more than a few MB to load and forking is safe) while this process writes.
+    `lenient`: invalid resources go to the quarantine instead of failing their file."""
     files = expand(paths)
     sizes = [f.stat().st_size if f.is_file() else 0 for f in files]
     total, done, resources = sum(sizes), 0, 0
@@ -537,9 +582,9 @@ def import_paths(
     with ExitStack() as stack:
         if workers > 0:
             pool = stack.enter_context(_pool(workers, files))
-            preps: Iterator[FilePrep] = _ordered(pool, _units(files), ahead=2 * workers + 2)
+            preps: Iterator[FilePrep] = _ordered(pool, _units(files, lenient), ahead=2 * workers + 2)
         else:
-            preps = map(_prepare_unit, _units(files))
+            preps = map(_prepare_unit, _units(files, lenient))
         stack.enter_context(_long_lived_objects_frozen())
         for first in preps:
             size = size_of.get(first.path, 0)

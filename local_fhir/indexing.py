@@ -128,14 +128,54 @@ def _references(value: Any) -> list[tuple[str | None, str | None, str]]:
     return [(rtype, rid, text)]
 
 
-def param_rows(resource: dict[str, Any], param: SearchParam) -> set[tuple[Any, ...]]:
-    """The rows (param, *columns) one search parameter gives for a resource."""
+# Rows for the `:of-type` and `:identifier` modifiers go to the token table under their own names:
+#   "<param>:of-type"    (type coding system, type coding code, identifier value) of an Identifier
+#   "<param>:identifier" (identifier system, identifier value, Reference.type) of a Reference
+OF_TYPE, IDENTIFIER = ":of-type", ":identifier"
+
+
+def _of_type_rows(code: str, value: Any) -> list[tuple[Any, ...]]:
+    """An Identifier's type codings, each with its value (R4 token `:of-type`)."""
+    if not isinstance(value, dict) or not isinstance(value.get("value"), str):
+        return []
+    kind = value.get("type")
+    codings = kind.get("coding") if isinstance(kind, dict) else None
+    return [
+        (code + OF_TYPE, c.get("system"), c["code"], value["value"])
+        for c in codings or []
+        if isinstance(c, dict) and isinstance(c.get("code"), str)
+    ]
+
+
+def _identifier_rows(code: str, value: Any) -> list[tuple[Any, ...]]:
+    """A Reference's logical identifier (R4 reference `:identifier`), with the type it names."""
+    ident = value.get("identifier") if isinstance(value, dict) else None
+    if not isinstance(ident, dict) or not isinstance(ident.get("value"), str):
+        return []
+    kind = value.get("type") if isinstance(value.get("type"), str) else None
+    return [(code + IDENTIFIER, ident.get("system"), ident["value"], kind)]
+
+
+def param_rows(
+    resource: dict[str, Any], param: SearchParam, extra: set[tuple[Any, ...]] | None = None
+) -> set[tuple[Any, ...]]:
+    """The rows (param, *columns) one search parameter gives for a resource. `extra` receives the
+    token-table rows of its modifiers (`:of-type`, `:identifier`)."""
     assert param.expression is not None
     values = [v for v, _ in param.expression.evaluate(resource)]
     code = param.code
     rows: set[tuple[Any, ...]] = set()
     if not values:
         return rows
+    if extra is not None:
+        if param.type == "token":
+            for v in values:
+                if type(v) is dict and "type" in v and "value" in v:
+                    extra.update(_of_type_rows(code, v))
+        elif param.type == "reference":
+            for v in values:
+                if type(v) is dict and "identifier" in v:
+                    extra.update(_identifier_rows(code, v))
     if param.type == "string":
         for v in values:
             rows.update((code, normalise(s), s) for s in _strings(v))
@@ -175,9 +215,12 @@ def index_rows(
     wanted = set(range(len(pairs))) if every_param else set(always)
     for key in resource:
         wanted.update(roots.get(key, ()))
+    extra: set[tuple[Any, ...]] = set()
     for i in sorted(wanted):
         param = pairs[i][0]
-        rows = param_rows(resource, param)
+        rows = param_rows(resource, param, extra)
         if rows:
             out.setdefault(param.type, []).extend(rows)
+    if extra:
+        out.setdefault("token", []).extend(sorted(extra, key=repr))
     return out

@@ -18,7 +18,8 @@ from urllib.parse import parse_qsl
 
 from local_fhir.dates import BadDate, date_range
 from local_fhir.errors import UnsupportedSearch
-from local_fhir.indexing import parse_reference
+from local_fhir.indexing import IDENTIFIER, OF_TYPE, parse_reference
+from local_fhir.r4json import value_set
 from local_fhir.searchparams import Registry, SearchParam
 from local_fhir.text import normalise
 
@@ -239,6 +240,8 @@ class SearchBuilder:
             if param.type != "reference":
                 raise UnsupportedSearch(f"chained parameter {name!r}: {code} is not a reference parameter")
             return self._chain(rtype, param, modifier, chain, value)
+        if (param.type, modifier) in (("token", "of-type"), ("reference", "identifier")):
+            return self._modifier_rows(rtype, param, modifier, value, name)
         which, which_args = param_sql(self.registry, "x", rtype, code)
         if modifier == "missing":
             if value not in ("true", "false"):
@@ -350,6 +353,8 @@ class SearchBuilder:
         return conds, args, False, 3 if modifier == "exact" else 4 if modifier == "" else 8
 
     def _token(self, param: SearchParam, modifier: str, values: list[str], name: str) -> _Conditions:
+        if modifier in ("in", "not-in"):
+            return self._in_value_set(modifier, values, name)
         if modifier not in ("", "not", "text"):
             raise UnsupportedSearch(f"modifier :{modifier} is not supported on token parameter {name}")
         conds, args = [], []
@@ -375,6 +380,68 @@ class SearchBuilder:
                 conds.append("x.code = ?")
                 args.append(v)
         return conds, args, modifier == "not", 8 if modifier == "text" else 2
+
+    @staticmethod
+    def _in_value_set(modifier: str, values: list[str], name: str) -> _Conditions:
+        """`:in` / `:not-in`: codes from a value set shipped with the store (those of R4's required
+        bindings); any other value set is refused by name."""
+        conds: list[str] = []
+        args: list[Any] = []
+        for url in values:
+            codes = value_set(url.split("|", 1)[0])
+            if codes is None:
+                raise UnsupportedSearch(
+                    f"{name}={url}: modifier :{modifier} is not supported with this value set, which is not "
+                    "available locally (only the value sets of R4's required bindings are; no terminology "
+                    "server is used)"
+                )
+            for system, members in sorted(codes.items()):
+                marks = ",".join("?" * len(members))
+                conds.append(f"x.code IN ({marks}) AND (x.system = ? OR x.system IS NULL)")
+                args += [*sorted(members), system]
+        return conds, args, modifier == "not-in", 7
+
+    def _modifier_rows(self, rtype: str, param: SearchParam, modifier: str, value: str, name: str) -> Clause | None:
+        """Token `:of-type` (`system|code|value` of an Identifier's type and value) and reference
+        `:identifier` (`system|value` of a Reference's logical identifier), from their token rows."""
+        if value == "":
+            return None
+        values = split_values(value)
+        if len(values) > MAX_VALUES:
+            raise UnsupportedSearch(f"{name} has {len(values)} comma-separated values; at most {MAX_VALUES} are supported")
+        suffix = OF_TYPE if modifier == "of-type" else IDENTIFIER
+        terms, which_args = [], []
+        for stored, target in self.registry.stored_as(rtype, param.code):
+            if target and modifier == "identifier":  # an alias such as `patient`: rows naming another type are not its
+                terms.append("(x.param = ? AND (x.text IS NULL OR x.text = ?))")
+                which_args += [stored + suffix, target]
+            else:
+                terms.append("x.param = ?")
+                which_args.append(stored + suffix)
+        which = "(" + " OR ".join(terms) + ")"
+        conds, args = [], []
+        for v in values:
+            parts = v.split("|")
+            if modifier == "of-type":
+                if len(parts) != 3 or not parts[1] or not parts[2]:
+                    raise UnsupportedSearch(f"{name}={v!r}: :of-type takes system|code|value (the identifier's type and value)")
+                cond, cargs = "x.code = ? AND x.text = ?", [parts[1], parts[2]]
+                if parts[0]:
+                    cond, cargs = cond + " AND x.system = ?", [*cargs, parts[0]]
+            else:
+                if len(parts) > 2 or not parts[-1]:
+                    raise UnsupportedSearch(f"{name}={v!r}: :identifier takes [system|]value")
+                cond, cargs = "x.code = ?", [parts[-1]]
+                if len(parts) == 2 and parts[0]:
+                    cond, cargs = cond + " AND x.system = ?", [*cargs, parts[0]]
+                elif len(parts) == 2:
+                    cond += " AND x.system IS NULL"
+            conds.append(cond)
+            args += cargs
+        cond = " OR ".join(f"({c})" for c in conds)
+        exists = f"EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = {{rid}} AND {which} AND ({cond}))"
+        driver = f"SELECT DISTINCT x.rid FROM idx_token x WHERE x.rtype = ? AND {which} AND ({cond})"
+        return Clause(exists, [*which_args, *args], driver, [rtype, *which_args, *args], 2)
 
     def _reference(self, param: SearchParam, modifier: str, values: list[str], name: str) -> _Conditions:
         if modifier and not (modifier[0].isupper() and modifier.isalpha()):

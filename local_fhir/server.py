@@ -1,29 +1,56 @@
 """An optional FHIR R4 REST facade over a Store (starlette), for `local-fhir serve` on loopback.
 
 Interactions: read, vread, history, search (GET and POST _search), create, update, delete,
-transaction/batch at the base, Patient/{id}/$everything and /metadata.
+transaction/batch at the base, `$validate` (system, type and instance level),
+Patient/{id}/$everything and /metadata.
+
+Protocol (R4 http.html): `POST /[type]` assigns the id (a client id in the body is ignored);
+request bodies are JSON (`application/fhir+json` or `application/json`; anything else is 415) and
+numbers keep their digits; every error is an OperationOutcome with its status: 400 (not JSON, a
+url or parameter the store cannot take, an unsupported operation), 404 (no such resource, type or
+endpoint), 405 (a method the endpoint does not take), 409 (a create of an existing resource, a
+transaction naming a resource twice), 410 (deleted), 412 (If-Match or a conditional criterion
+failed), 415 (not JSON) and 422 (JSON that is not valid R4). An unknown `$operation` is refused as
+not supported, never taken as a resource type or id.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from local_fhir.errors import FhirStoreError, InvalidResource, issue, operation_outcome
+from local_fhir.errors import (
+    FhirStoreError,
+    InvalidResource,
+    NotFound,
+    NotSupported,
+    issue,
+    operation_outcome,
+)
+from local_fhir.jsontext import dumps, loads_exact
+from local_fhir.operations import unwrap_parameters
 from local_fhir.store import Store
 
 FHIR_JSON = "application/fhir+json"
+_JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json")
+_FORM = "application/x-www-form-urlencoded"
+_STATUS_CODES = {404: "not-found", 405: "not-supported", 415: "not-supported"}
+_OPERATIONS = {"system": ("$validate",), "type": ("$validate",), "instance": ("$validate", "$everything")}
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    text = body if isinstance(body, str) else dumps(body)
     return Response(text, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def _outcome(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:
+    return _json(operation_outcome([issue(message, code)]), status, headers)
 
 
 def _error(exc: FhirStoreError) -> Response:
@@ -34,14 +61,35 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-async def _body(request: Request) -> dict[str, Any]:
+class UnsupportedMediaType(InvalidResource):
+    status = 415
+    code = "not-supported"
+
+
+def _check_media_type(request: Request, allowed: tuple[str, ...] = _JSON_TYPES) -> None:
+    """A body's Content-Type must be JSON (none given is taken as JSON)."""
+    given = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if given and given not in allowed:
+        raise UnsupportedMediaType(
+            f"Content-Type {given!r} is not supported: send FHIR JSON ({FHIR_JSON})"
+        )
+
+
+async def _raw_body(request: Request) -> Any:
+    _check_media_type(request)
     raw = await request.body()
+    if not raw.strip():
+        raise InvalidResource("the request has no body")
     try:
-        doc = json.loads(raw)
+        return loads_exact(raw)  # decimals keep their digits: what is stored is what was sent
     except ValueError as exc:
         raise InvalidResource(f"the request body is not JSON: {exc}") from None
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    doc = await _raw_body(request)
     if not isinstance(doc, dict):
-        raise InvalidResource("the request body must be a JSON object")
+        raise InvalidResource("the request body must be a JSON object (a FHIR resource)")
     return doc
 
 
@@ -54,14 +102,20 @@ def capability_statement(store: Store) -> dict[str, Any]:
             if p.expression is not None
         ]
         params = [{"name": "_id", "type": "token"}, {"name": "_lastUpdated", "type": "date"}, *params]
-        resources.append({
+        entry: dict[str, Any] = {
             "type": rtype,
             "interaction": [{"code": c} for c in ("read", "vread", "update", "delete", "history-instance", "create", "search-type")],
             "versioning": "versioned",
             "updateCreate": True,
             "conditionalCreate": True,
             "searchParam": params,
-        })  # fmt: skip
+            "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}],
+        }  # fmt: skip
+        if rtype == "Patient":
+            entry["operation"].append(
+                {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
+            )
+        resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -75,9 +129,21 @@ def capability_statement(store: Store) -> dict[str, Any]:
                 "mode": "server",
                 "resource": resources,
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "operation": [
+                    {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}
+                ],
             }
         ],
     }
+
+
+class MethodNotAllowed(NotSupported):
+    status = 405
+
+
+def _unsupported_operation(name: str, level: str) -> NotSupported:
+    known = ", ".join(_OPERATIONS[level])
+    return NotSupported(f"the operation {name} is not supported at {level} level (supported: {known})")
 
 
 def make_app(store: Store) -> Starlette:
@@ -92,31 +158,72 @@ def make_app(store: Store) -> Starlette:
 
         return endpoint
 
+    def known_type(rtype: str) -> str:
+        if rtype.startswith("$"):
+            raise _unsupported_operation(rtype, "system")
+        if rtype not in store.registry.resource_types:
+            raise NotFound(f"{rtype!r} is not a resource type this server knows (R4 resource types)")
+        return rtype
+
+    async def validate(request: Request, rtype: str | None = None, rid: str | None = None) -> Response:
+        try:
+            body = await _raw_body(request)
+        except UnsupportedMediaType:
+            raise
+        except InvalidResource as exc:  # not JSON: the verdict is a fatal issue, not a failed call
+            return _json(operation_outcome([issue(str(exc), "structure", severity="fatal")]))
+        resource, mode, profile = unwrap_parameters(body)
+        mode = mode or request.query_params.get("mode")
+        profile = profile or request.query_params.get("profile")
+        return _json(store.validate(resource, mode=mode, rtype=rtype, rid=rid, profile=profile))
+
     async def metadata(request: Request) -> Response:
         return _json(capability_statement(store))
 
     async def base(request: Request) -> Response:
         return _json(store.process_bundle(await _body(request)))
 
+    async def system_operation(request: Request) -> Response:
+        name = request.path_params["op"]
+        if name == "$validate" and request.method == "POST":
+            return await validate(request)
+        raise _unsupported_operation(name, "system")
+
     async def type_level(request: Request) -> Response:
-        rtype = request.path_params["rtype"]
+        rtype = known_type(request.path_params["rtype"])
         if request.method == "GET":
             return _json(store.search(rtype, str(request.url.query), base_url=_base(request)))
         resource = await _body(request)
         if resource.get("resourceType") != rtype:
             raise InvalidResource(f"POST /{rtype} carries a {resource.get('resourceType')!r}")
-        stored = store.create(resource)
-        location = f"{_base(request)}/{rtype}/{stored['id']}/_history/{stored['meta']['versionId']}"
-        return _json(stored, 201, {"Location": location, "ETag": f'W/"{stored["meta"]["versionId"]}"'})
+        resource = {k: v for k, v in resource.items() if k != "id"}  # R4: the server assigns the id
+        written = store.write(resource, create=True)
+        stored = loads_exact(written.text)
+        location = f"{_base(request)}/{rtype}/{stored['id']}/_history/{written.version}"
+        return _json(written.text, 201, {"Location": location, "ETag": f'W/"{written.version}"',
+                                         "Last-Modified": written.last_updated})  # fmt: skip
 
     async def search_post(request: Request) -> Response:
         # The body is application/x-www-form-urlencoded (R4 http.html#search); URL parameters add to it.
+        rtype = known_type(request.path_params["rtype"])
+        _check_media_type(request, (_FORM,))
         body = (await request.body()).decode("utf-8", errors="replace")
         query = "&".join(part for part in (body, str(request.url.query)) if part)
-        return _json(store.search(request.path_params["rtype"], query, base_url=_base(request)))
+        return _json(store.search(rtype, query, base_url=_base(request)))
+
+    async def type_operation(request: Request) -> Response:
+        rtype, name = known_type(request.path_params["rtype"]), request.path_params["rid"]
+        if name == "$validate" and request.method == "POST":
+            return await validate(request, rtype)
+        raise _unsupported_operation(name, "type")
 
     async def instance(request: Request) -> Response:
-        rtype, rid = request.path_params["rtype"], request.path_params["rid"]
+        rid = request.path_params["rid"]
+        if rid.startswith("$"):
+            return await type_operation(request)
+        rtype = known_type(request.path_params["rtype"])
+        if request.method == "POST":
+            raise MethodNotAllowed(f"POST /{rtype}/{rid}: create with POST /{rtype}, update with PUT")
         if request.method == "GET":
             return _json(store.read_text(rtype, rid))
         if request.method == "DELETE":
@@ -127,39 +234,71 @@ def make_app(store: Store) -> Starlette:
             raise InvalidResource(f"PUT /{rtype}/{rid} must carry a {rtype} with id {rid}",
                                   operation_outcome([issue("resourceType/id differ from the url", "invalid", f"{rtype}.id")]))  # fmt: skip
         if_match = request.headers.get("if-match")
-        existed = True
-        try:
-            store.read(rtype, rid)
-        except FhirStoreError:
-            existed = False
-        stored = store.update(resource, if_match=if_match.removeprefix("W/").strip('"') if if_match else None)
-        return _json(stored, 200 if existed else 201, {"ETag": f'W/"{stored["meta"]["versionId"]}"'})
+        written = store.write(resource, if_match=if_match.removeprefix("W/").strip('"') if if_match else None)
+        headers = {"ETag": f'W/"{written.version}"', "Last-Modified": written.last_updated}
+        if written.created:
+            headers["Location"] = f"{_base(request)}/{rtype}/{rid}/_history/{written.version}"
+        return _json(written.text, 201 if written.created else 200, headers)
+
+    async def instance_operation(request: Request) -> Response:
+        p = request.path_params
+        rtype, rid, name = known_type(p["rtype"]), p["rid"], p["op"]
+        if rid.startswith("$"):
+            raise _unsupported_operation(f"{rid}/{name}", "type")
+        if not name.startswith("$"):
+            raise NotFound(f"/{rtype}/{rid}/{name} is not an endpoint of this server")
+        if name == "$validate" and request.method == "POST":
+            return await validate(request, rtype, rid)
+        if name == "$everything" and rtype == "Patient" and request.method == "GET":
+            return everything(request, rid)
+        raise _unsupported_operation(name, "instance")
 
     async def history(request: Request) -> Response:
-        return _json(store.history(request.path_params["rtype"], request.path_params["rid"], _base(request)))
+        rtype = known_type(request.path_params["rtype"])
+        return _json(store.history(rtype, request.path_params["rid"], _base(request)))
 
     async def vread(request: Request) -> Response:
         p = request.path_params
-        return _json(store.vread(p["rtype"], p["rid"], p["vid"]))
+        return _json(store.vread(known_type(p["rtype"]), p["rid"], p["vid"]))
 
-    async def everything(request: Request) -> Response:
+    def everything(request: Request, rid: str) -> Response:
         base_url = _base(request)
-        resources = store.patient_compartment(request.path_params["rid"])
+        resources = store.patient_compartment(rid)
         entries = [{"fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
                    for r in resources]  # fmt: skip
         return _json({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries})
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Starlette's own refusals (no such route, a method the route does not take) as OperationOutcomes."""
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        elif exc.status_code == 404:
+            message = f"{request.url.path} is not an endpoint of this server"
+        else:
+            message = str(exc.detail)
+        code = _STATUS_CODES.get(exc.status_code, "processing")
+        return _outcome(exc.status_code, message, code, dict(exc.headers or {}))
+
+    async def single_segment(request: Request) -> Response:
+        """`/[type]` and `/$operation` share one pattern: the `$` tells them apart."""
+        name = request.path_params["op"]
+        if name.startswith("$"):
+            return await system_operation(request)
+        request.path_params["rtype"] = name
+        return await type_level(request)
+
     routes = [
         Route("/metadata", guarded(metadata), methods=["GET"]),
         Route("/", guarded(base), methods=["POST"]),
-        Route("/Patient/{rid}/$everything", guarded(everything), methods=["GET"]),
         Route("/{rtype}/_search", guarded(search_post), methods=["POST"]),
         Route("/{rtype}/{rid}/_history/{vid}", guarded(vread), methods=["GET"]),
         Route("/{rtype}/{rid}/_history", guarded(history), methods=["GET"]),
-        Route("/{rtype}/{rid}", guarded(instance), methods=["GET", "PUT", "DELETE"]),
-        Route("/{rtype}", guarded(type_level), methods=["GET", "POST"]),
+        Route("/{rtype}/{rid}/{op}", guarded(instance_operation), methods=["GET", "POST"]),
+        Route("/{rtype}/{rid}", guarded(instance), methods=["GET", "PUT", "DELETE", "POST"]),
+        Route("/{op}", guarded(single_segment), methods=["GET", "POST"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
 def serve(store: Store, port: int = 8080) -> None:

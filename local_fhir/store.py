@@ -6,6 +6,7 @@ Tables:
 - `history`: every earlier version, moved there when a resource is updated or deleted.
 - `idx_<type>` for token, string, date, reference, quantity, number and uri parameters, keyed by
   the resource row id, with one index for lookups by value and one by row id.
+- `quarantine` and `quarantine_ref`: what a lenient import could not store (`quarantine.py`).
 
 Reads use one connection per thread; writes are serialised by one lock (and by SQLite's own
 write lock across processes). The database runs in WAL mode so readers never wait for a writer.
@@ -28,9 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
+from local_fhir import quarantine
 from local_fhir.dates import now_instant
 from local_fhir.errors import (
     Conflict,
+    Duplicate,
     Gone,
     InvalidResource,
     NotFound,
@@ -56,8 +59,9 @@ Pending = dict[str, list[tuple[Any, ...]]]
 
 
 # Bumped when the rows derived from the same definitions change (2: aliased parameters such as
-# Observation `patient` are no longer stored, searches read `subject`): a store reindexes on open.
-INDEX_FORMAT = b"2"
+# Observation `patient` are no longer stored, searches read `subject`; 3: token rows for the
+# `:of-type` and `:identifier` modifiers): a store reindexes on open.
+INDEX_FORMAT = b"3"
 
 
 def _definitions_hash() -> str:
@@ -86,24 +90,24 @@ def _without_version_meta(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_meta(resource: dict[str, Any], version: int | str, last_updated: str) -> dict[str, Any]:
-    """The resource with meta.versionId/lastUpdated set; everything else exactly as given."""
-    meta = dict(resource.get("meta") or {})
-    meta["versionId"] = str(version)
-    meta["lastUpdated"] = last_updated
-    out: dict[str, Any] = {}
+    """The resource with meta.versionId/lastUpdated set; everything else exactly as given, in the
+    order given, after resourceType, id and meta (which lead, as R4's own examples do)."""
+    given = resource.get("meta") or {}
+    meta = {"versionId": str(version), "lastUpdated": last_updated}
+    meta.update((k, v) for k, v in given.items() if k not in meta)
+    out: dict[str, Any] = {"resourceType": resource["resourceType"]}
+    if "id" in resource:
+        out["id"] = resource["id"]
+    out["meta"] = meta
     for key, value in resource.items():
-        if key == "meta":
-            continue
-        out[key] = value
-        if key == "id":
-            out["meta"] = meta
-    if "meta" not in out:
-        out["meta"] = meta
+        if key not in out:
+            out[key] = value
     return out
 
 
 # Placeholders for meta.versionId/lastUpdated in a prepared text; JSON escapes them as \u0000v/l.
-# meta follows resourceType and id (both pattern-checked), so the first occurrence is always meta's.
+# meta follows resourceType and id (both pattern-checked) and starts with them, so the first
+# occurrence is always meta's own.
 _VERSION_MARK, _UPDATED_MARK = "\x00v", "\x00l"
 
 
@@ -172,6 +176,21 @@ class WriteSession:
     def flush(self) -> None:
         """Write the buffered index rows (searches inside the transaction must see its writes)."""
         self.store._flush(self._conn, self._pending)
+
+    def quarantine(self, items: Sequence[quarantine.Quarantined]) -> list[int]:
+        """Put invalid resources in the quarantine (lenient import); their qids."""
+        if not items:
+            return []
+        self.store._local.quarantined = True
+        return quarantine.insert(self._conn, list(items))
+
+    def quarantine_references(self, qids: list[int]) -> list[dict[str, Any]]:
+        """The resources (stored or quarantined) that point at the given quarantine entries."""
+        self.flush()
+        return quarantine.references_report(self._conn, qids)
+
+    def forget_quarantined(self, qid: int) -> None:
+        quarantine.delete(self._conn, qid)
 
 
 class Store:
@@ -296,6 +315,8 @@ class Store:
                     db.table(name).create_index(["rtype", "param", *lookup[table], "rid"], if_not_exists=True)
                     db.table(name).create_index(["rid", "param", *lookup[table]], if_not_exists=True)
                 db.table("idx_reference").create_index(["target_id", "target_type"], if_not_exists=True)
+                for statement in quarantine.SCHEMA:  # added with schema 1: older stores get it here
+                    conn.execute(statement)
                 info = dict(conn.execute("SELECT key, value FROM store_info").fetchall())
                 if info.get("schema") not in (None, SCHEMA_VERSION):
                     raise StoreUnavailable(
@@ -343,6 +364,8 @@ class Store:
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(f"cannot write to {self.path}: {exc}") from exc
             try:
+                # Whether a write must look for a quarantine entry to resolve (none: no lookups).
+                self._local.quarantined = conn.execute("SELECT EXISTS (SELECT 1 FROM quarantine)").fetchone()[0] == 1
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
@@ -442,6 +465,8 @@ class Store:
             ).lastrowid
         for table, rows in item.rows.items():
             pending.setdefault(table, []).extend((row_id, rtype, *r) for r in rows)
+        if getattr(self._local, "quarantined", False):
+            quarantine.resolved(conn, rtype, rid)
         return Written(text, row is None or bool(row[2]), version, last_updated)
 
     def _delete(self, conn: sqlite3.Connection, rtype: str, rid: str) -> bool:
@@ -471,34 +496,64 @@ class Store:
         return checked
 
     # -- CRUD ------------------------------------------------------------------------------------
-    def create(self, resource: dict[str, Any]) -> dict[str, Any]:
-        """Create a resource; an id is assigned when it has none. Returns the stored resource."""
+    def write(self, resource: dict[str, Any], *, create: bool = False, if_match: str | None = None) -> Written:
+        """Validate and write a resource; what is stored is the JSON validated, with meta set.
+        `create`: a new resource (an id is assigned when it has none; Duplicate if it exists);
+        otherwise an update (a new version, or the first one) that needs an id."""
         self._check(resource)
-        resource = dict(resource)
-        resource.setdefault("id", str(uuid.uuid4()))
-        pending: Pending = {}
-        with self._writing() as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM resources WHERE rtype = ? AND id = ? AND deleted = 0",
-                (resource["resourceType"], resource["id"]),
-            ).fetchone()
-            if exists:
-                raise Conflict(f"{resource['resourceType']}/{resource['id']} already exists (use update)")
-            written = self._put(conn, resource, pending)
-            self._flush(conn, pending)
-        return _resource(written.text)
-
-    def update(self, resource: dict[str, Any], *, if_match: str | None = None) -> dict[str, Any]:
-        """Write a new version (or the first one: update-as-create). Earlier versions are kept."""
-        self._check(resource)
-        if "id" not in resource:
+        if create and "id" not in resource:
+            resource = {"resourceType": resource["resourceType"], "id": str(uuid.uuid4()), **resource}
+        elif "id" not in resource:
             raise InvalidResource("update needs a resource with an id", operation_outcome(
                 [issue("update needs a resource with an id", "required", f"{resource['resourceType']}.id")]))  # fmt: skip
         pending: Pending = {}
         with self._writing() as conn:
+            if create and conn.execute(
+                "SELECT 1 FROM resources WHERE rtype = ? AND id = ? AND deleted = 0",
+                (resource["resourceType"], resource["id"]),
+            ).fetchone():
+                raise Duplicate(f"{resource['resourceType']}/{resource['id']} already exists (use update)")
             written = self._put(conn, resource, pending, if_match)
             self._flush(conn, pending)
-        return _resource(written.text)
+        return written
+
+    def create(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """Create a resource; an id is assigned when it has none. Returns the stored resource."""
+        return _resource(self.write(resource, create=True).text)
+
+    def update(self, resource: dict[str, Any], *, if_match: str | None = None) -> dict[str, Any]:
+        """Write a new version (or the first one: update-as-create). Earlier versions are kept."""
+        return _resource(self.write(resource, if_match=if_match).text)
+
+    def validate(self, resource: Any, *, mode: str | None = None, rtype: str | None = None,
+                 rid: str | None = None, profile: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """The `$validate` operation: an OperationOutcome listing every problem, or one
+        information issue when there is none. `mode` (create, update, delete) checks what that
+        interaction would need; `rtype` and `rid` are the type and id of the url called."""
+        from local_fhir.operations import validate_operation
+
+        return validate_operation(self, resource, mode=mode, rtype=rtype, rid=rid, profile=profile)
+
+    # -- quarantine (lenient imports) ------------------------------------------------------------
+    def quarantine_list(self, rtype: str | None = None, patient: str | None = None) -> list[dict[str, Any]]:
+        """A summary of each quarantined resource (optionally of one type or one patient's)."""
+        return quarantine.list_entries(self, rtype, patient)
+
+    def quarantine_get(self, qid: int) -> dict[str, Any]:
+        """One entry in full: the resource as received, its problems, what points at it."""
+        return quarantine.get(self, qid)
+
+    def quarantine_retry(self, qid: int, replacement: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Validate an entry again (or a corrected version); stored and removed when valid."""
+        return quarantine.retry(self, qid, replacement)
+
+    def quarantine_drop(self, qid: int) -> None:
+        quarantine.drop(self, qid)
+
+    def quarantined_for_patient(self, patient_id: str) -> dict[str, int]:
+        """How many of a patient's resources are quarantined, by type ({"DiagnosticReport": 1,
+        "Encounter": 1}); {} when none. The app warns that part of the record could not be loaded."""
+        return quarantine.counts_for_patient(self, patient_id)
 
     def delete(self, rtype: str, rid: str) -> None:
         check_type(rtype)
@@ -730,13 +785,17 @@ class Store:
         paths: Iterable[str | Path],
         on_progress: Callable[..., None] | None = None,
         workers: int | None = None,
+        *,
+        lenient: bool = False,
     ) -> ImportReport:
         """Load bundles (.json) and NDJSON (.ndjson, .ndjson.gz) files or folders of them.
 
-        Each file is imported entirely or not at all; failures are reported, the rest carry on."""
+        Each file is imported entirely or not at all; failures are reported, the rest carry on.
+        `lenient`: a file's valid resources are stored and each invalid one is quarantined with
+        its problems (`quarantine_list`), instead of the file failing."""
         from local_fhir.importer import import_paths
 
-        return import_paths(self, paths, on_progress, workers)
+        return import_paths(self, paths, on_progress, workers, lenient)
 
     def patient_compartment(self, patient_id: str) -> list[dict[str, Any]]:
         """The Patient and every resource in its compartment (R4 CompartmentDefinition/patient)."""

@@ -62,6 +62,12 @@ class FhirClient(Protocol):
     def close(self) -> None: ...
 
 
+def quarantined_for_patient(client: FhirClient, patient_id: str) -> dict[str, int]:
+    """The patient's resources that could not be loaded (quarantined), by type; {} for a remote server."""
+    counts = getattr(client, "quarantined_for_patient", None)
+    return dict(counts(patient_id)) if counts is not None else {}
+
+
 MAX_PAGES = 10_000  # a guard against a paging loop, far beyond any patient record
 
 

@@ -96,6 +96,10 @@ class LocalFhirClient:
     def patient_compartment(self, patient_id: str) -> list[dict[str, Any]]:
         return self._call(self._store.patient_compartment, patient_id)
 
+    def quarantined_for_patient(self, patient_id: str) -> dict[str, int]:
+        """The patient's resources a lenient import left in quarantine, by type ({} when none)."""
+        return self._call(self._store.quarantined_for_patient, patient_id)
+
     def close(self) -> None:
         if self._owns:
             self._store.close()

@@ -133,10 +133,10 @@ def test_batch_reports_each_entry(store: Store) -> None:
     assert response["type"] == "batch-response"
     statuses = [e["response"]["status"] for e in response["entry"]]
     assert statuses[0] == "201 Created"
-    assert statuses[1] == "400 Bad Request"
+    assert statuses[1] == "422 Unprocessable Entity"
     assert (
         response["entry"][1]["response"]["outcome"]["issue"][0]["expression"][0]
-        == "Bundle.entry[1].resource.Patient.birthDate"
+        == "Bundle.entry[1].resource.ofType(Patient).birthDate"
     )
     assert statuses[2] == "404 Not Found"
     assert statuses[3] == "204 No Content"  # deleting what is not there is not an error in a batch

@@ -95,3 +95,39 @@ def test_default_database_is_the_apps(
 def test_every_command_has_help_with_an_example(runner: CliRunner) -> None:
     for name, command in main.commands.items():
         assert command.help and "Example" in command.help, name
+
+
+def test_validate_files(runner: CliRunner, tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(patient("p1", "Thompson")))
+    lines = [json.dumps(patient("p2", "Ok")), json.dumps({"resourceType": "Patient", "active": "true"}), "{nope"]
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(main, ["validate", str(good)])
+    assert result.exit_code == 0 and json.loads(result.stdout)["ok"] is True
+    assert json.loads(result.stdout)["files"][0]["outcome"]["issue"][0]["severity"] == "information"
+    result = runner.invoke(main, ["validate", str(good), str(bad), str(tmp_path / "missing.json")])
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert [f["ok"] for f in doc["files"]] == [True, False, False]
+    issues = doc["files"][1]["outcome"]["issue"]
+    assert [(i["severity"], i["expression"][0]) for i in issues] == [("error", "bad.ndjson:2.Patient.active"),
+                                                                     ("fatal", "bad.ndjson:3")]  # fmt: skip
+    assert doc["files"][1]["resources"] == 3
+    assert "INVALID" in result.stderr and "bad.ndjson:2.Patient.active" in result.stderr
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": patient("p3", "Ok")}, {"resource": {"resourceType": "Patient", "gender": "mmale"}}]}))  # fmt: skip
+    result = runner.invoke(main, ["validate", str(bundle)])
+    assert result.exit_code == 1
+    issue = json.loads(result.stdout)["files"][0]["outcome"]["issue"][0]
+    assert issue["expression"] == ["Bundle.entry[1].resource.ofType(Patient).gender"]
+
+
+def test_every_command_documents_itself(runner: CliRunner) -> None:
+    for command in (["validate"], ["import"], ["quarantine"], ["quarantine", "list"], ["quarantine", "retry"]):
+        result = runner.invoke(main, [*command, "--help"])
+        assert result.exit_code == 0 and "Example" in result.output, command
+    text = " ".join(runner.invoke(main, ["validate", "--help"]).output.split())  # as wrapped for the terminal
+    assert "Exit status: 0 when every file is valid, 1 when any is not" in text
+    assert "--lenient" in runner.invoke(main, ["import", "--help"]).output

@@ -60,7 +60,7 @@ def test_run_consultation_headless_end_to_end(tmp_path: Path, monkeypatch: pytes
     ]  # fmt: skip
     # The planted slips are red (a dose, an allergy): never resolved by default. The refusal lists
     # them; the re-run names each (the same ids: the same transcript and record).
-    refused = subprocess.run([*command, "--max-section-tokens", "8"], capture_output=True, text=True, env=env,
+    refused = subprocess.run([*command, "--max-section-tokens", "16"], capture_output=True, text=True, env=env,
                              timeout=1700, cwd=REPO)  # fmt: skip
     assert refused.returncode == 3, refused.stderr[-3000:]
     unresolved = json.loads(refused.stdout)["unresolved"]
