@@ -164,6 +164,9 @@ class PatientContext(BaseModel):
     clinical_flags: list[str] = Field(default_factory=list)
     summary: str | None = None
     retrieval_warnings: list[str] = Field(default_factory=list)  # the record: what could not be read
+    # Resources of this patient held back (quarantined) by a lenient import, by type: what the
+    # record shows is incomplete there, and an empty list is no evidence of absence.
+    not_loaded: dict[str, int] = Field(default_factory=dict)
     model_warnings: list[str] = Field(default_factory=list)  # the EHR model: failed, junk, nothing
     retrieved_at: str = Field(default_factory=utc_now_iso)
 

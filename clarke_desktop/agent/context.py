@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from clarke_desktop.agent import fhir_text as ft
 from clarke_desktop.cancel import CancelToken
-from clarke_desktop.fhir.client import FhirClient, FhirError, FhirNotFound
+from clarke_desktop.fhir.client import FhirClient, FhirError, FhirNotFound, quarantined_for_patient
 from clarke_desktop.llm.base import LlmEngine, LlmError, Turn
 from clarke_desktop.record_lines import context_as_text
 from clarke_desktop.schemas import (
@@ -100,8 +100,24 @@ def retrieve_context(
     letter = _last_letter(search("DocumentReference", "Previous letters"))
     if letter:
         context.last_letter_excerpt, context.last_letter_source = letter
+    context.not_loaded = quarantined_for_patient(fhir, patient_id)
+    if context.not_loaded:
+        warnings.insert(0, not_loaded_warning(context.not_loaded))
     context.retrieval_warnings = warnings
     return context
+
+
+def not_loaded_warning(held: dict[str, int]) -> str:
+    """'Part of this record could not be loaded: 1 diagnostic report, 2 encounters …'."""
+    parts = []
+    for resource_type, n in sorted(held.items()):
+        words = re.sub(r"(?<!^)([A-Z])", r" \1", resource_type).lower()
+        parts.append(f"{n} {words}{'' if n == 1 else 's'}")
+    return (
+        "Part of this record could not be loaded: " + ", ".join(parts) + ". They were held back as invalid "
+        "when the record was imported (IT: local-fhir quarantine list); what is shown here is incomplete "
+        "there, and a missing entry is not evidence of absence."
+    )
 
 
 def _each(

@@ -72,7 +72,9 @@ def trend_text(lab: LabResult) -> str:
 
 
 class AllergyBanner(QFrame):
-    def __init__(self, allergies: list[Allergy]) -> None:
+    def __init__(self, allergies: list[Allergy], *, incomplete: bool = False) -> None:
+        """`incomplete`: some of the patient's allergy records could not be loaded; then an empty
+        list must never read as "no allergies"."""
         super().__init__()
         lay = vbox(self, (16, 10, 16, 10), 4)
         nkda = [a for a in allergies if no_known_allergy(a.substance)]
@@ -97,7 +99,21 @@ class AllergyBanner(QFrame):
                 item.setWordWrap(True)
                 item.setToolTip(f"Source: {a.source.reference}")
                 lay.addWidget(item)
-            self.setAccessibleName("Allergies: " + "; ".join(a.substance for a in allergies))
+            if incomplete:
+                more = QLabel("…and part of the allergy record could not be loaded: ask the patient.")
+                more.setObjectName("allergyItem")
+                lay.addWidget(more)
+            self.setAccessibleName("Allergies: " + "; ".join(a.substance for a in allergies)
+                                   + ("; part of the allergy record could not be loaded" if incomplete else ""))  # fmt: skip
+        elif incomplete:
+            self.setObjectName("allergyBanner")
+            title = QLabel("⚠  ALLERGIES: PART OF THE ALLERGY RECORD COULD NOT BE LOADED")
+            title.setObjectName("allergyTitle")
+            title.setWordWrap(True)
+            lay.addWidget(title)
+            lay.addWidget(QLabel("Ask the patient, and ask IT to fix the record (local-fhir quarantine list)."))
+            self.setAccessibleName("Allergies: part of the allergy record could not be loaded")
+            return
         else:
             self.setObjectName("nkdaBanner")
             t = QLabel("No known drug allergies" if nkda else "No known allergies recorded")
@@ -230,7 +246,7 @@ class PatientScreen(QWidget):
             self._lay.addWidget(
                 label(f"GP: {', '.join(x for x in (d.gp_name, d.gp_practice) if x)}", "caption")
             )
-        self._lay.addWidget(AllergyBanner(ctx.allergies))
+        self._lay.addWidget(AllergyBanner(ctx.allergies, incomplete="AllergyIntolerance" in ctx.not_loaded))
         for w in ctx.retrieval_warnings:
             self._lay.addWidget(notice(w, "warn", "Part of the record could not be read"))
         for w in ctx.model_warnings:  # the record itself is complete: only the model's judgement is missing
