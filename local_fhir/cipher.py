@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,35 @@ PLAIN_HEADER = b"SQLite format 3\x00"
 ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, sqlcipher.Error)
 DatabaseErrors: tuple[type[Exception], ...] = (sqlite3.DatabaseError, sqlcipher.DatabaseError)
 IntegrityErrors: tuple[type[Exception], ...] = (sqlite3.IntegrityError, sqlcipher.IntegrityError)
+OperationalErrors: tuple[type[Exception], ...] = (sqlite3.OperationalError, sqlcipher.OperationalError)
+
+# Where keys come from. local_fhir manages no keys itself: the application that owns the data
+# registers a provider (Clarke Desktop: the key its sign-in opened for that data folder).
+KeyProvider = Callable[[Path], "bytes | None"]
+_providers: list[KeyProvider] = []
+
+
+def register_key_provider(provider: KeyProvider) -> None:
+    if provider not in _providers:
+        _providers.append(provider)
+
+
+def key_for(path: Path) -> bytes | None:
+    for provider in _providers:
+        key = provider(path)
+        if key is not None:
+            return key
+    return None
+
+
+def unlock_from_command_line(user: str | None, password_file: Path | None) -> None:
+    """For `local-fhir` run on its own: the applications installed beside it that own encrypted
+    stores sign in (entry point group "local_fhir.unlock": a callable(user, password_file) that
+    registers a key provider), with the same sign-in their own commands use."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="local_fhir.unlock"):
+        entry.load()(user, password_file)
 
 
 class WrongKey(Exception):
@@ -60,6 +90,16 @@ def connect(path: Path, key: bytes | None, **kwargs: Any) -> Any:
     except sqlcipher.DatabaseError as e:
         conn.close()
         raise WrongKey(f"{path} does not open with this key ({e})") from e
+    return conn
+
+
+def connect_uri(uri: str, key: bytes | None, **kwargs: Any) -> Any:
+    """A read-only (URI) connection; with `key`, SQLCipher (an unencrypted file is not migrated:
+    a read-only opener never writes)."""
+    if key is None:
+        return sqlite3.connect(uri, uri=True, **kwargs)
+    conn = sqlcipher.connect(uri, uri=True, **kwargs)
+    conn.execute(_pragma_key(key))
     return conn
 
 

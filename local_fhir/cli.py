@@ -8,6 +8,7 @@ a line per file or entry for people on stderr.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,14 +48,31 @@ db_option = click.option(
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.option("--user", default=None, help="Sign in to open an encrypted store (default: $CLARKE_USER).")
+@click.option(
+    "--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="File whose first line is the password (default: $CLARKE_PASSWORD_FILE, else standard input).",
+)  # fmt: skip
+def main(user: str | None, password_file: Path | None) -> None:
     """local-fhir: an offline FHIR R4 store on SQLite.
+
+    A store encrypted by the application that owns it (Clarke Desktop's own store, once accounts
+    are set up) opens after a sign-in: --user NAME --password-file FILE before the command, or
+    CLARKE_USER and CLARKE_PASSWORD_FILE. A password is never taken on the command line.
 
     \b
     Example:
       local-fhir import --db clinic.sqlite3 bundles/
       local-fhir search --db clinic.sqlite3 'Observation?patient=123&category=laboratory&_sort=-date'
+      local-fhir --user it.admin --password-file admin.pw stats
     """
+    if user or os.environ.get("CLARKE_USER"):
+        from local_fhir.cipher import unlock_from_command_line
+
+        try:
+            unlock_from_command_line(user, password_file)
+        except click.ClickException:
+            raise
 
 
 @main.command()

@@ -15,6 +15,7 @@ write lock across processes). The database runs in WAL mode so readers never wai
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sqlite3
 import threading
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from local_fhir import quarantine
+from local_fhir import cipher, quarantine
 from local_fhir.dates import now_instant
 from local_fhir.errors import (
     Conflict,
@@ -196,9 +197,13 @@ class WriteSession:
 class Store:
     """An R4 store in one SQLite file. `Store(path)` creates the schema when needed."""
 
-    def __init__(self, path: str | Path, *, create: bool = True, read_only: bool = False):
+    def __init__(self, path: str | Path, *, create: bool = True, read_only: bool = False,
+                 key: bytes | None = None):  # fmt: skip
+        """`key`: the SQLCipher key (default: what a registered key provider gives for this file,
+        see cipher.py); without one the file is plain SQLite, and an encrypted file does not open."""
         self.path = Path(path)
         self.read_only = read_only
+        self._key = key if key is not None else cipher.key_for(self.path)
         if read_only:
             create = False
         if not create and not self.path.is_file():
@@ -207,6 +212,13 @@ class Store:
             )
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():  # private from the first byte, whatever the umask
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        if not cipher.is_plaintext(self.path) and self._key is None:
+            raise StoreUnavailable(
+                f"{self.path} is encrypted (or damaged): sign in first (local-fhir --user NAME "
+                "--password-file FILE, or CLARKE_USER and CLARKE_PASSWORD_FILE)"
+            )
         self.registry = registry()
         self.builder = SearchBuilder(self.registry)
         self._local = threading.local()
@@ -216,7 +228,10 @@ class Store:
         self._closed = False
         try:
             self._check_schema() if read_only else self._init_schema()
-        except sqlite3.DatabaseError as exc:
+        except cipher.WrongKey as exc:
+            self.close()
+            raise StoreUnavailable(f"{self.path} does not open with this key: {exc}") from exc
+        except cipher.DatabaseErrors as exc:
             self.close()
             raise StoreUnavailable(f"{self.path} is not a usable FHIR database: {exc}") from exc
 
@@ -224,7 +239,7 @@ class Store:
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreUnavailable(f"the store {self.path} is closed")
-        conn = getattr(self._local, "conn", None)
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             if self.read_only:  # opened as it is: no schema set-up, no reindex, no writes possible
                 conn = self._read_only_connection()
@@ -232,7 +247,9 @@ class Store:
                 with self._connections_lock:
                     self._connections.append(conn)
                 return conn
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = cipher.connect(  # a SQLCipher connection when keyed: the same interface
+                self.path, self._key, timeout=30, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA cache_size = -65536")
@@ -247,14 +264,14 @@ class Store:
         no writer can be running either, and the file is opened immutable."""
         base = self.path.resolve().as_uri()
         for query in ("mode=ro", "mode=ro&immutable=1"):
-            conn = sqlite3.connect(
-                f"{base}?{query}", uri=True, timeout=30, isolation_level=None, check_same_thread=False
+            conn: sqlite3.Connection = cipher.connect_uri(
+                f"{base}?{query}", self._key, timeout=30, isolation_level=None, check_same_thread=False
             )
             try:
                 conn.execute("PRAGMA query_only = ON")
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
                 return conn
-            except sqlite3.OperationalError:
+            except cipher.OperationalErrors:
                 conn.close()
                 if query.endswith("immutable=1"):
                     raise
@@ -335,7 +352,7 @@ class Store:
         self._closed = True
         with self._connections_lock:
             for conn in self._connections:
-                with suppress(sqlite3.Error):
+                with suppress(*cipher.ERRORS):
                     conn.close()
             self._connections.clear()
 
@@ -361,7 +378,7 @@ class Store:
             conn = self._conn()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
+            except cipher.OperationalErrors as exc:
                 raise StoreUnavailable(f"cannot write to {self.path}: {exc}") from exc
             try:
                 # Whether a write must look for a quarantine entry to resolve (none: no lookups).
@@ -375,7 +392,7 @@ class Store:
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
             return self._conn().execute(sql, args).fetchall()
-        except sqlite3.OperationalError as exc:
+        except cipher.OperationalErrors as exc:
             raise StoreUnavailable(f"cannot read {self.path}: {exc}") from exc
 
     # -- writing primitives (called inside _writing) ---------------------------------------------

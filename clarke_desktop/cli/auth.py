@@ -85,3 +85,15 @@ def open_installation(user: str | None, password_file: Path | None) -> Unlocked 
         if identity.needs_setup():
             return None
     return sign_in(user, password_file)
+
+
+def unlock_for_local_fhir(user: str | None, password_file: Path | None) -> None:
+    """The `local_fhir.unlock` entry point: `local-fhir` run on Clarke's own (encrypted) store signs
+    in as the app's commands do; an installation without accounts needs nothing."""
+    from clarke_desktop.session.identity import Identity
+
+    name = user or os.environ.get("CLARKE_USER")
+    with Identity() as identity:
+        if identity.needs_setup() or not name:
+            return
+    sign_in(name, password_file)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from local_fhir import (
     Store,
     StoreUnavailable,
     UnsupportedSearch,
+    cipher,
 )
 
 T = TypeVar("T")
@@ -43,7 +43,7 @@ def _mapped_errors() -> Iterator[None]:
         raise FhirUnavailable(str(exc), exc.outcome, exc.status) from exc
     except FhirStoreError as exc:
         raise FhirError(str(exc), exc.outcome, exc.status) from exc
-    except sqlite3.Error as exc:  # corrupt file, disk full, locked past the timeout
+    except cipher.ERRORS as exc:  # corrupt file, disk full, locked past the timeout (plain or SQLCipher)
         raise FhirUnavailable(f"the FHIR database cannot be used: {exc}") from exc
 
 

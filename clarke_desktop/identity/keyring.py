@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from clarke_desktop.identity.keys import subkey
+from local_fhir import cipher
 
 _keys: dict[Path, bytes] = {}
 _lock = threading.Lock()
@@ -40,3 +41,21 @@ def key_for(file: Path, purpose: str) -> bytes | None:
     """The subkey for a file in a data folder whose data key is open here, else None."""
     key = data_key(file.parent)
     return subkey(key, purpose) if key is not None else None
+
+
+def key_within(path: Path, purpose: str) -> bytes | None:
+    """The subkey for a file anywhere under a data folder whose data key is open here (the nearest
+    such folder above it: recordings/, exports/, previews/), else None."""
+    resolved = _folder(path)
+    with _lock:
+        key = next((_keys[folder] for folder in resolved.parents if folder in _keys), None)
+    return subkey(key, purpose) if key is not None else None
+
+
+def _fhir_key(path: Path) -> bytes | None:
+    """local_fhir asks here for the key of a FHIR database: the app's own store in a data folder
+    this process signed into (a store IT names elsewhere stays as IT made it)."""
+    return key_for(path, "fhir-db")
+
+
+cipher.register_key_provider(_fhir_key)

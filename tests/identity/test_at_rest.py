@@ -65,3 +65,27 @@ def test_commands_that_open_the_store_sign_in_first(data: Path, tmp_path: Path) 
     pw.write_text(accounts.ADMIN_PASSWORD + "\n")
     ok = CliRunner().invoke(cli, ["audit", "verify", "--user", accounts.ADMIN, "--password-file", str(pw)])
     assert ok.exit_code == 0 and "intact" in ok.output
+
+
+def test_the_apps_own_fhir_store_is_encrypted_and_local_fhir_signs_in_to_open_it(data: Path, tmp_path: Path) -> None:
+    from clarke_desktop import demo_data, paths
+    from clarke_desktop.fhir.local import LocalFhirClient
+    from local_fhir.cli import main as local_fhir
+
+    accounts.set_up(data)
+    demo_data.ensure_database()  # created after the set-up: encrypted from its first byte
+    db = paths.own_fhir_db_path()
+    assert not db.read_bytes().startswith(b"SQLite format 3") and db.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(sqlite3.DatabaseError, match="not a database"):
+        sqlite3.connect(db).execute("SELECT count(*) FROM resources").fetchone()
+    client = LocalFhirClient(db)
+    assert client.search_all("Observation", {"patient": "pt-001"})
+    client.close()
+
+    keyring.forget(data)  # `local-fhir` as its own process: nobody signed in
+    refused = CliRunner().invoke(local_fhir, ["stats"])
+    assert refused.exit_code != 0 and "sign in" in refused.output
+    pw = tmp_path / "pw"
+    pw.write_text(accounts.CLINICIAN_PASSWORD + "\n")
+    ok = CliRunner().invoke(local_fhir, ["--user", accounts.CLINICIAN, "--password-file", str(pw), "stats"])
+    assert ok.exit_code == 0 and '"resources"' in ok.output, ok.output
