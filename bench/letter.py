@@ -1,14 +1,28 @@
-"""Per-stage timing of one letter on the installed (or embedded demo) models.
+"""Per-stage timing of one letter on the installed (or embedded demo) models, and what reading the
+shared prompt prefix once per letter saves.
 
     .venv/bin/python bench/letter.py [--patient pt-001] [--transcript FILE] [--type clinic]
-                                     [--max-tokens 64] [--db PATH]
+                                     [--max-tokens 64] [--repeats 2] [--threads N] [--db PATH]
 
-Prints one JSON document: seconds for context retrieval (FHIR), the EHR model's flags, each
-section (facts sections: rendering; narrative sections: prompt + streamed answer, with token
+Prints one JSON document. In the same run, on the same engine, the full letter is written with
+prefix reuse and without it (`--repeats` times each, interleaved, each from a cold engine: no
+saved prefix), and `prefix_reuse` reports for both: prompt tokens requested and evaluated per
+letter, wall time of the letter (`write_document`: every section, discrepancies, fact check), and
+the time to the first narrative token after "End consultation" (reading the record with the EHR
+model's flags, then the letter's first prompt). Targets: evaluated prompt tokens per letter
+<= 1.3x (shared prefix + each section's own request); letter wall time with reuse <= 0.4x without
+it. The second depends on how much of a letter is prompt reading: `prompt_read_s` and
+`generation_s` say how the time splits (generation is the same either way: so is the text).
+`letter_cpu_s` is the process's CPU time for the letter: on a shared, busy machine it shows the
+work saved when wall times are noisy (with `--threads 1`, which loads the embedded model with one
+thread: llama.cpp's spinning threads suffer most when the cores are oversubscribed).
+
+The per-stage report is the last letter written with reuse: seconds for context retrieval (FHIR),
+the EHR model's flags, each section (narrative sections: prompt + streamed answer, with token
 counts and decode rate from the engine), discrepancy detection and fact check, and the total.
-The baseline measured in the same run is a plain completion of `--max-tokens` tokens on a short
-prompt: `section_decode_vs_baseline` compares each narrative section's decode rate with it
-(the letter's own code should add nothing per token, so ~1.0 is expected).
+Its baseline, measured in the same run, is a plain completion of `--max-tokens` tokens on a short
+prompt: `section_decode_vs_baseline` compares each narrative section's decode rate with it (the
+letter's own code should add nothing per token, so ~1.0 is expected).
 """
 
 from __future__ import annotations
@@ -17,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -29,11 +44,14 @@ sys.path.insert(0, str(REPO))
 
 from clarke_desktop.agent.context import build_context  # noqa: E402
 from clarke_desktop.fhir.local import LocalFhirClient  # noqa: E402
-from clarke_desktop.letters.writer import LetterEvent, write_document  # noqa: E402
+from clarke_desktop.letters.progress import LlmUsage  # noqa: E402
+from clarke_desktop.letters.templates import document_spec  # noqa: E402
+from clarke_desktop.letters.writer import LetterEvent, PreparedTranscript, section_turns, write_document  # noqa: E402
 from clarke_desktop.llm.base import Turn  # noqa: E402
-from clarke_desktop.llm.registry import get_engine  # noqa: E402
+from clarke_desktop.llm.llama_engine import LlamaCppEngine  # noqa: E402
+from clarke_desktop.llm.registry import EMBEDDED_NAME, embedded_model_path, get_engine  # noqa: E402
 from clarke_desktop.paths import resources_dir  # noqa: E402
-from clarke_desktop.schemas import Transcript  # noqa: E402
+from clarke_desktop.schemas import ModelInfo, Transcript  # noqa: E402
 
 
 def _stats(engine) -> dict:
@@ -53,6 +71,70 @@ def _stats(engine) -> dict:
     }
 
 
+def _letter(writer, ehr, db: Path, args, transcript: Transcript, *, reuse: bool) -> dict:
+    """One full letter from a cold engine ("End consultation": the record read with the EHR
+    model's flags, then the letter), with prefix reuse on or off."""
+    writer.forget_prefixes()
+    writer.set_prefix_reuse(reuse)
+    usage, sections, first, cpu = LlmUsage(), {}, {}, {}
+    timings: dict[str, float] = {}
+    end_pressed = time.perf_counter()
+    fhir = LocalFhirClient(db)
+    try:
+        context = build_context(fhir, args.patient, engine=ehr, timings=timings)
+        flags_stats = _stats(ehr)
+    finally:
+        fhir.close()
+
+    def on_event(event: LetterEvent) -> None:
+        if event.kind == "section_started" and "started" not in cpu:
+            cpu["started"] = time.process_time()
+        if event.kind == "text" and "at" not in first:
+            first["at"] = time.perf_counter()
+        if event.kind == "request_done" and event.usage is not None:
+            usage.add(event.usage)
+            sections[event.key or ""] = _stats(writer) | {
+                "first_token_s": event.usage.first_token_s,
+                "prompt_evaluated": event.usage.prompt_evaluated,
+            }
+
+    try:
+        doc = write_document(
+            transcript, context, writer, doc_type=args.doc_type, max_tokens=args.max_tokens,
+            on_event=on_event, timings=timings, letter_date=date.today(),
+        )  # fmt: skip
+    finally:
+        writer.set_prefix_reuse(True)
+    cpu_s = time.process_time() - cpu["started"]
+    prompt_read = sum(s["prompt_s"] for s in sections.values())
+    return {
+        "doc": doc,
+        "context": context,
+        "flags_stats": flags_stats,
+        "sections": sections,
+        "usage": usage,
+        "letter_s": doc.timings["letter_total_s"],
+        "letter_cpu_s": round(cpu_s, 3),
+        "first_narrative_token_s": round(first["at"] - end_pressed, 3) if first else None,
+        "prompt_read_s": round(prompt_read, 3),
+        "generation_s": round(sum(s["decode_s"] for s in sections.values()), 3),
+    }
+
+
+def _summary(runs: list[dict]) -> dict:
+    usage = runs[0]["usage"]
+    return {
+        "prompt_tokens_requested": usage.prompt_tokens_requested,
+        "prompt_tokens_evaluated": usage.prompt_tokens_evaluated,
+        "letter_s": round(statistics.median(r["letter_s"] for r in runs), 3),
+        "letter_s_runs": [r["letter_s"] for r in runs],
+        "letter_cpu_s": round(statistics.median(r["letter_cpu_s"] for r in runs), 3),
+        "first_narrative_token_s": round(statistics.median(r["first_narrative_token_s"] for r in runs), 3),
+        "prompt_read_s": round(statistics.median(r["prompt_read_s"] for r in runs), 3),
+        "generation_s": round(statistics.median(r["generation_s"] for r in runs), 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patient", default="pt-001")
@@ -62,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--max-tokens", type=int, default=64, help="per narrative section (and for the flags)"
+    )
+    parser.add_argument("--repeats", type=int, default=2, help="letters with and without reuse, each")
+    parser.add_argument(
+        "--threads", type=int, help="load the embedded model with this many threads (default: the app's engine)"
     )
     parser.add_argument(
         "--db", type=Path, help="FHIR database (default: a fresh one from the bundled dataset)"
@@ -79,8 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         db, setup_s = args.db, 0.0
 
     started = time.perf_counter()
-    writer = get_engine("letter_writer")
-    ehr = get_engine("ehr_agent")
+    if args.threads:
+        path = embedded_model_path()
+        info = ModelInfo(name=EMBEDDED_NAME, role="letter_writer", file=path.name, demo=True)
+        writer = ehr = LlamaCppEngine(path, info=info, n_threads=args.threads, n_threads_batch=args.threads)
+    else:
+        writer = get_engine("letter_writer")
+        ehr = get_engine("ehr_agent")
     load_s = time.perf_counter() - started
 
     # Baseline in this run: a plain completion of the same length on a short prompt.
@@ -93,24 +184,33 @@ def main(argv: list[str] | None = None) -> int:
     baseline = _stats(writer)
 
     transcript = Transcript(text=args.transcript.read_text(encoding="utf-8").strip(), origin="imported_text")
-    timings: dict[str, float] = {}
-    fhir = LocalFhirClient(db)
-    try:
-        context = build_context(fhir, args.patient, engine=ehr, timings=timings)
-        flags_stats = _stats(ehr)
-    finally:
-        fhir.close()
-    sections: dict[str, dict] = {}
+    # Interleaved (off, on, on, off, ...) so that a busy moment on the machine falls on both sides.
+    runs: dict[bool, list[dict]] = {False: [], True: []}
+    for repeat in range(args.repeats):
+        for reuse in (False, True) if repeat % 2 == 0 else (True, False):
+            runs[reuse].append(_letter(writer, ehr, db, args, transcript, reuse=reuse))
+    last = runs[True][-1]
+    doc, context, timings = last["doc"], last["context"], last["doc"].timings
 
-    def on_event(event: LetterEvent) -> None:
-        if event.kind == "section_done" and event.section and event.section.kind == "narrative":
-            sections[event.key or ""] = _stats(writer)
+    # What the letter's prompts share and what each section adds, from the engine's own tokens.
+    spec = document_spec(args.doc_type)
+    prompts = [
+        writer.prompt_with_prefix(section_turns(spec, s, context, PreparedTranscript(transcript.text)))
+        for s in spec.sections
+        if s.kind == "narrative"
+    ]
+    prefix = prompts[0][1]
+    requests = sum(len(tokens) - shared for tokens, shared in prompts)
+    with_reuse, without = _summary(runs[True]), _summary(runs[False])
+    evaluated_ratio = with_reuse["prompt_tokens_evaluated"] / (prefix + requests)
+    time_ratio = with_reuse["letter_s"] / without["letter_s"]
+    cpu_ratio = with_reuse["letter_cpu_s"] / without["letter_cpu_s"]
+    same_letter = all(
+        [s.content for s in r["doc"].sections] == [s.content for s in doc.sections]
+        for r in runs[False] + runs[True]
+    )
 
-    doc = write_document(
-        transcript, context, writer, doc_type=args.doc_type, max_tokens=args.max_tokens,
-        on_event=on_event, timings=timings, letter_date=date.today(),
-    )  # fmt: skip
-    timings = doc.timings  # the document's own record: context stages passed in + letter stages
+    sections = last["sections"]
     base_rate = baseline.get("decode_tok_s")
     for key, stats in sections.items():
         stats["seconds"] = timings.get(f"section.{key}_s")
@@ -123,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
+            "llm_threads": args.threads or "app default",
             "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         },  # fmt: skip
         "model": {"letter_writer": writer.info.model_dump(), "ehr_agent": ehr.info.model_dump()},
@@ -131,10 +232,27 @@ def main(argv: list[str] | None = None) -> int:
         "max_tokens": args.max_tokens,
         "transcript_words": transcript.word_count,
         "setup_s": {"fhir_database": round(setup_s, 3), "model_load": round(load_s, 3)},
+        "prefix_reuse": {
+            "letters_each": args.repeats,
+            "narrative_sections": len(prompts),
+            "prefix_tokens": prefix,
+            "section_request_tokens": requests,
+            "with_reuse": with_reuse,
+            "without_reuse": without,
+            "evaluated_vs_prefix_plus_requests": round(evaluated_ratio, 3),
+            "letter_time_with_vs_without": round(time_ratio, 3),
+            "letter_cpu_with_vs_without": round(cpu_ratio, 3),
+            "targets": {"evaluated_vs_prefix_plus_requests": 1.3, "letter_time_with_vs_without": 0.4},
+            "meets_targets": {
+                "evaluated_vs_prefix_plus_requests": evaluated_ratio <= 1.3,
+                "letter_time_with_vs_without": time_ratio <= 0.4,
+            },
+            "same_letter_every_run": same_letter,
+        },
         "baseline_completion": baseline,
         "stages_s": {k: timings[k] for k in stage_keys if k in timings},
         "letter_total_s": timings.get("letter_total_s"),
-        "model_flags": flags_stats
+        "model_flags": last["flags_stats"]
         | {"flags": len(context.clinical_flags), "warnings": context.retrieval_warnings[-1:]},
         "narrative_sections": sections,
         "discrepancies": len(doc.discrepancies),

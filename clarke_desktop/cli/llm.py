@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,31 @@ def _engine(role: str):
     from clarke_desktop.llm.registry import get_engine
 
     return get_engine(role)  # type: ignore[arg-type]
+
+
+@contextmanager
+def _prefix_reuse(enabled: bool) -> Iterator[None]:
+    """The letter engine's prefix reuse set for one command, then put back (the engine is shared by
+    everything in this process). Reuse is the engines' default, so only turning it off touches
+    the engine; one that cannot load is left for the letter to report."""
+    from clarke_desktop.llm.base import LlmError
+
+    switch = None
+    if not enabled:
+        try:
+            engine = _engine("letter_writer")
+            switch = getattr(engine, "set_prefix_reuse", None)
+        except LlmError:
+            pass
+    if switch is None:
+        yield
+        return
+    before = bool(getattr(engine, "prefix_reuse", True))
+    switch(False)
+    try:
+        yield
+    finally:
+        switch(before)
 
 
 def _clinician() -> Clinician | None:
@@ -103,7 +130,13 @@ def document_json(doc: ClinicalDocument) -> dict[str, Any]:
     show_default=True, help="Document to write.",
 )  # fmt: skip
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print JSON: sections, discrepancies, fact_check, model, timings."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: sections, discrepancies, fact_check, model, timings, and llm: "
+    '{"prompt_tokens_requested": N, "prompt_tokens_evaluated": M, "requests": R, "prefix_reuse": bool} '
+    "(N: every letter-model request's prompt length added up; M: what the engine really read, the "
+    "rest came from the reused prefix; M is null when a server does not report it).",
 )
 @click.option(
     "--max-tokens",
@@ -113,8 +146,21 @@ def document_json(doc: ClinicalDocument) -> dict[str, Any]:
     help="Per narrative section.",
 )
 @click.option("--no-flags", is_flag=True, help="Skip the EHR model's clinical flags (record facts only).")
+@click.option(
+    "--no-prefix-reuse",
+    is_flag=True,
+    help="Read the whole prompt for every section (for comparison): by default the instructions, "
+    "record and transcript that every section's prompt starts with are read once per letter. The "
+    "letter written is the same; only the time taken and prompt_tokens_evaluated differ.",
+)
 def letter(
-    patient_id: str, transcript_path: Path, doc_type: str, as_json: bool, max_tokens: int, no_flags: bool
+    patient_id: str,
+    transcript_path: Path,
+    doc_type: str,
+    as_json: bool,
+    max_tokens: int,
+    no_flags: bool,
+    no_prefix_reuse: bool,
 ) -> None:
     """Write a clinical document from a transcript and the patient's record.
 
@@ -123,24 +169,37 @@ def letter(
 
     Example: clarke-desktop letter --patient pt-001 --transcript consult.txt --json
     """
+    from clarke_desktop.letters.progress import LlmUsage
     from clarke_desktop.letters.templates import render_document
     from clarke_desktop.session.errors import SessionError
     from clarke_desktop.session.letter import write_letter
 
+    usage = LlmUsage()
+
     def progress(event: Any) -> None:
+        if event.kind == "request_done" and event.usage is not None:
+            usage.add(event.usage)
         if not as_json and event.kind == "section_started":
             click.echo(f"... {event.text}", err=True)
 
     try:
-        doc = write_letter(
-            patient_id, _read_transcript(transcript_path), doc_type=doc_type, max_tokens=max_tokens,
-            with_flags=not no_flags, clinician=_clinician(), on_event=progress,
-        )  # fmt: skip
+        with _prefix_reuse(not no_prefix_reuse):
+            doc = write_letter(
+                patient_id, _read_transcript(transcript_path), doc_type=doc_type, max_tokens=max_tokens,
+                with_flags=not no_flags, clinician=_clinician(), on_event=progress,
+            )  # fmt: skip
     except SessionError as exc:
         raise click.ClickException(exc.message) from exc
+    llm = usage.as_json() | {"prefix_reuse": not no_prefix_reuse}
     if as_json:
-        click.echo(json.dumps(document_json(doc), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(document_json(doc) | {"llm": llm}, indent=2, ensure_ascii=False))
         return
+    click.echo(
+        f"Prompt tokens: {llm['prompt_tokens_requested']} requested, "
+        f"{llm['prompt_tokens_evaluated'] if llm['prompt_tokens_evaluated'] is not None else 'unknown'} read "
+        f"by the model over {llm['requests']} request(s)",
+        err=True,
+    )
     click.echo(render_document(doc))
     if doc.discrepancies:
         click.echo("Discrepancies to resolve:")

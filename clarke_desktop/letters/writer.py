@@ -5,6 +5,13 @@ written by the letter model (role "letter_writer"), one prompt per section, stre
 `on_event` so the GUI can show text as it arrives. Then discrepancies (transcript vs record) and
 the fact check of the narrative are computed in code.
 
+Every section's prompt starts with the same instructions, record, transcript and aside (the
+template puts the section's own request last), and says so (`Turn.shared_prefix`): the in-process
+engine reads that prefix once per letter and reuses it for each section and for regenerations of
+the same draft; a server's prompt cache can do the same. Events carry each section's progress
+(`SectionProgress`: index of count, tokens, measured tokens/s, time left) and each request's
+prompt tokens asked for and really read (`RequestUsage`).
+
 Token budget (stated strategy, never silent truncation): if the transcript does not fit the
 model's context beside the record and the answer, it is summarised in parts by the same model
 and the letter is written from the summaries, with a warning naming how; if the record alone or
@@ -13,6 +20,7 @@ the summaries still do not fit, ContextTooLong is raised with a message for the 
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -25,9 +33,11 @@ from clarke_desktop.cancel import CancelToken
 from clarke_desktop.letters.discrepancies import detect_discrepancies
 from clarke_desktop.letters.fact_check import Sources, fact_check, record_sources
 from clarke_desktop.letters.facts import render_facts
+from clarke_desktop.letters.progress import ProgressMeter, RequestUsage, SectionProgress
 from clarke_desktop.letters.templates import DocumentSpec, SectionSpec, document_spec
 from clarke_desktop.llm.base import ContextTooLong, InvalidModelOutput, LlmEngine, Turn
 from clarke_desktop.llm.prompt import neutralise, render_text
+from clarke_desktop.llm.streaming import GenerationStats
 from clarke_desktop.record_lines import context_as_text, medication_line
 from clarke_desktop.schemas import (
     ClinicalDocument,
@@ -50,13 +60,17 @@ class LetterEvent:
     """Progress of a document, for the GUI/pipeline.
 
     kinds: "stage" (text names it), "section_started", "text" (a streamed piece of `key`),
-    "section_done" (`section` is final), "warning".
+    "section_done" (`section` is final), "warning", "request_done" (a model request finished:
+    `usage` says what it cost; also for the requests that summarise a long transcript).
+    `progress` comes with a narrative section's "section_started", "text" and "section_done".
     """
 
-    kind: Literal["stage", "section_started", "text", "section_done", "warning"]
+    kind: Literal["stage", "section_started", "text", "section_done", "warning", "request_done"]
     key: str | None = None
     text: str = ""
     section: DocumentSection | None = None
+    progress: SectionProgress | None = None
+    usage: RequestUsage | None = None
 
 
 OnEvent = Callable[[LetterEvent], None]
@@ -86,6 +100,51 @@ def _prompt_tokens(engine: LlmEngine, turns: list[Turn]) -> int:
     return engine.count_tokens(render_text(turns)) + _PROMPT_MARGIN
 
 
+def _thread_stats(engine: LlmEngine) -> GenerationStats | None:
+    """The engine's figures for this thread's last request, where it keeps them (llama.cpp does;
+    a server only when it reports them)."""
+    stats = getattr(engine, "thread_stats", None)
+    return stats if isinstance(stats, GenerationStats) else None
+
+
+def _request(
+    engine: LlmEngine,
+    turns: list[Turn],
+    *,
+    max_tokens: int,
+    temperature: float,
+    cancel: CancelToken | None,
+    on_event: OnEvent | None,
+    key: str | None = None,
+    on_piece: Callable[[str, int], None] | None = None,
+) -> tuple[str, RequestUsage]:
+    """One model request, streamed: `on_piece(piece, tokens so far)` as text arrives, and a
+    "request_done" event with its usage at the end. Returns the text and the usage."""
+    started = time.perf_counter()
+    first_at: float | None = None
+    stats: GenerationStats | None = None
+    pieces: list[str] = []
+    for piece in engine.stream(turns, max_tokens=max_tokens, temperature=temperature, cancel=cancel):
+        if first_at is None:
+            first_at = time.perf_counter()
+            stats = _thread_stats(engine)  # this request's: the stream holds the engine meanwhile
+        pieces.append(piece)
+        if on_piece:
+            on_piece(piece, stats.completion_tokens if stats else len(pieces))
+    ended = time.perf_counter()
+    stats = stats or _thread_stats(engine)
+    usage = RequestUsage(
+        prompt_tokens=stats.prompt_tokens if stats else _prompt_tokens(engine, turns),
+        prompt_evaluated=stats.prompt_evaluated if stats else None,
+        completion_tokens=stats.completion_tokens if stats else len(pieces),
+        first_token_s=round(first_at - started, 4) if first_at is not None else None,
+        seconds=round(ended - started, 4),
+    )
+    if on_event:
+        on_event(LetterEvent("request_done", key=key, usage=usage))
+    return "".join(pieces), usage
+
+
 def section_turns(
     spec: DocumentSpec,
     section: SectionSpec,
@@ -96,21 +155,33 @@ def section_turns(
     current: str | None = None,
     aside: str = "",
 ) -> list[Turn]:
-    """The prompt for one narrative section; every untrusted text is neutralised."""
-    prompt = render_prompt(
-        "section.j2",
+    """The prompt for one narrative section; every untrusted text is neutralised.
+
+    Its shared prefix (`Turn.shared_prefix`) is what does not depend on the section: the prompt up
+    to where a prompt for another section (with no instruction) first differs, cut back to a line
+    start. A line start, because a tokeniser does not merge across a newline, so the prefix
+    tokenised alone gives the same tokens as the whole text (checked on Gemma 3)."""
+    shared = dict(
         label=spec.label,
-        heading=section.heading,
-        guidance=section.guidance,
         voice=spec.voice,
         record=neutralise(context_as_text(context)),
         transcript=neutralise(transcript.text),
         transcript_is_summary=transcript.is_summary,
-        instruction=neutralise(instruction) if instruction else None,
-        current=neutralise(current or ""),
         aside=neutralise(aside.strip()),
     )
-    return [Turn("user", prompt)]
+    prompt = render_prompt(
+        "section.j2",
+        heading=section.heading,
+        guidance=section.guidance,
+        instruction=neutralise(instruction) if instruction else None,
+        current=neutralise(current or ""),
+        **shared,
+    )
+    other = render_prompt(
+        "section.j2", heading="\x00", guidance="\x00", instruction=None, current="", **shared
+    )
+    same = len(os.path.commonprefix([prompt, other]))
+    return [Turn("user", prompt, shared_prefix=prompt.rfind("\n", 0, same) + 1)]
 
 
 def _split_by_tokens(engine: LlmEngine, text: str, limit: int) -> list[str]:
@@ -188,9 +259,10 @@ def prepare_transcript(
                 ),
             )
         ]
-        summary = engine.complete(
-            turns, max_tokens=PART_SUMMARY_TOKENS, temperature=0.0, cancel=cancel
-        ).strip()
+        summary, _usage = _request(
+            engine, turns, max_tokens=PART_SUMMARY_TOKENS, temperature=0.0, cancel=cancel, on_event=on_event
+        )
+        summary = summary.strip()
         summaries.append(f"[Part {number} of {len(parts)}] {summary}")
     joined = "\n".join(summaries)
     if engine.count_tokens(neutralise(joined)) > room:
@@ -257,6 +329,7 @@ def _write_section(
     section: SectionSpec,
     *,
     max_tokens: int,
+    meter: ProgressMeter,
     on_event: OnEvent | None,
     cancel: CancelToken | None,
 ) -> str:
@@ -266,12 +339,18 @@ def _write_section(
             f"The prompt for '{section.heading}' ({needed} tokens) plus its answer ({max_tokens}) "
             f"does not fit {engine.info.name}'s context of {engine.context_length} tokens."
         )
-    pieces: list[str] = []
-    for piece in engine.stream(turns, max_tokens=max_tokens, temperature=0.3, cancel=cancel):
-        pieces.append(piece)
+
+    def on_piece(piece: str, tokens: int) -> None:
+        meter.update(tokens, time.perf_counter())
         if on_event:
-            on_event(LetterEvent("text", key=section.key, text=piece))
-    content = clean_narrative("".join(pieces), section.heading)
+            on_event(LetterEvent("text", key=section.key, text=piece, progress=meter.snapshot()))
+
+    text, usage = _request(
+        engine, turns, max_tokens=max_tokens, temperature=0.3, cancel=cancel, on_event=on_event,
+        key=section.key, on_piece=on_piece,
+    )  # fmt: skip
+    meter.finish(usage.completion_tokens, time.perf_counter())
+    content = clean_narrative(text, section.heading)
     if not content:
         raise InvalidModelOutput(f"The model wrote nothing for '{section.heading}'.")
     reason = unusable_reason(content, "\n".join(t.text for t in turns))
@@ -334,12 +413,21 @@ def write_document(
 
     prepared: PreparedTranscript | None = None
     sections: list[DocumentSection] = []
+    meter = ProgressMeter(sum(s.kind == "narrative" for s in spec.sections), max_tokens)
     for section_spec in spec.sections:
         if cancel:
             cancel.raise_if_cancelled()
-        if on_event:
-            on_event(LetterEvent("section_started", key=section_spec.key, text=section_spec.heading))
+        narrative = section_spec.kind == "narrative"
         section_started = time.perf_counter()
+        if narrative:
+            meter.start(section_started)
+        if on_event:
+            on_event(
+                LetterEvent(
+                    "section_started", key=section_spec.key, text=section_spec.heading,
+                    progress=meter.snapshot() if narrative else None,
+                )
+            )  # fmt: skip
         if section_spec.kind == "facts":
             content, sources = render_facts(section_spec.renderer or section_spec.key, context)
             section = DocumentSection(
@@ -369,8 +457,9 @@ def write_document(
             turns = section_turns(spec, section_spec, context, prepared, aside=aside)
             try:
                 content = _write_section(
-                    engine, turns, section_spec, max_tokens=max_tokens, on_event=on_event, cancel=cancel
-                )
+                    engine, turns, section_spec, max_tokens=max_tokens, meter=meter, on_event=on_event,
+                    cancel=cancel,
+                )  # fmt: skip
             except InvalidModelOutput as exc:  # the section is left for the clinician, and said so
                 content = ""
                 warnings.append(f"{exc} {EMPTY_SECTION}")  # exc names the section (see _write_section)
@@ -386,7 +475,8 @@ def write_document(
         timings[f"section.{section_spec.key}_s"] = round(time.perf_counter() - section_started, 4)
         sections.append(section)
         if on_event:
-            on_event(LetterEvent("section_done", key=section.key, section=section))
+            progress = meter.snapshot() if narrative else None
+            on_event(LetterEvent("section_done", key=section.key, section=section, progress=progress))
 
     d = context.demographics
     doc = ClinicalDocument(
@@ -438,11 +528,14 @@ def regenerate_section(
     context: PatientContext,
     engine: LlmEngine,
     max_tokens: int = DEFAULT_SECTION_TOKENS,
+    aside: str = "",
     on_event: OnEvent | None = None,
     cancel: CancelToken | None = None,
 ) -> ClinicalDocument:
     """A copy of `doc` with only narrative section `key` rewritten following the instruction.
 
+    `aside` is the clinician's note the letter was written with: given, the prompt starts exactly
+    as the letter's did, so an engine that kept the letter's prefix reads only the new request.
     On failure an LlmError propagates and the caller still holds the unchanged original (also
     when the model writes nothing, or repeats its instructions: InvalidModelOutput).
     """
@@ -455,8 +548,9 @@ def regenerate_section(
         )
     current = next(s for s in doc.sections if s.key == key)
     prepared = prepare_transcript(
-        engine, spec, context, transcript, max_tokens=max_tokens, current=current.content, cancel=cancel
-    )
+        engine, spec, context, transcript, max_tokens=max_tokens, aside=aside, current=current.content,
+        cancel=cancel,
+    )  # fmt: skip
     turns = section_turns(
         spec,
         section_spec,
@@ -464,12 +558,17 @@ def regenerate_section(
         prepared,
         instruction=instruction.strip() or "Rewrite this section.",
         current=current.content,
+        aside=aside,
     )
     started = time.perf_counter()
+    meter = ProgressMeter(1, max_tokens)
+    meter.start(started)
     if on_event:
-        on_event(LetterEvent("section_started", key=key, text=section_spec.heading))
+        on_event(
+            LetterEvent("section_started", key=key, text=section_spec.heading, progress=meter.snapshot())
+        )
     content = _write_section(
-        engine, turns, section_spec, max_tokens=max_tokens, on_event=on_event, cancel=cancel
+        engine, turns, section_spec, max_tokens=max_tokens, meter=meter, on_event=on_event, cancel=cancel
     )
     new = doc.model_copy(deep=True)
     for index, section in enumerate(new.sections):
@@ -478,7 +577,11 @@ def regenerate_section(
                 update={"content": content, "generated_by": engine.info.name}
             )
             if on_event:
-                on_event(LetterEvent("section_done", key=key, section=new.sections[index]))
+                on_event(
+                    LetterEvent(
+                        "section_done", key=key, section=new.sections[index], progress=meter.snapshot()
+                    )
+                )
     new = recheck_section(new, key, transcript=transcript, context=context)
     new.timings[f"regenerate.{key}_s"] = round(time.perf_counter() - started, 4)
     return new

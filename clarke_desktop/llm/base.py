@@ -23,6 +23,10 @@ T = TypeVar("T", bound=BaseModel)
 class Turn:
     role: Literal["user", "model"]
     text: str
+    # How many leading characters of `text` a family of requests shares word for word (a letter's
+    # instructions, record and transcript, before each section's own request). A backend may read
+    # them once and reuse that work; it never changes what the model is asked. 0: nothing shared.
+    shared_prefix: int = 0
 
 
 class LlmError(ClarkeError):

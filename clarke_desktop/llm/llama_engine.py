@@ -6,8 +6,13 @@ Design choices, each answering a known pitfall (see shared KNOWLEDGE.md):
   prompts), and prompt + max_tokens over the model's context raises ContextTooLong.
 - Prompts are token lists we build: only turn scaffolding is tokenised with special tokens, turn
   text never is, so a transcript cannot inject `<end_of_turn>`.
-- The KV memory is cleared before every request: no prefix reuse, so Gemma 3's sliding-window
-  cache cannot be left in a state that breaks the next call.
+- The KV memory is cleared before every request, so no request ever sees another's state. A
+  prompt that declares a shared prefix (`Turn.shared_prefix`: a letter's instructions, record and
+  transcript, the same for every section and regeneration) is the one exception, and an exact
+  one: the prefix is read once, the sequence state at its last token is saved
+  (`llama_state_seq_get_data`), and each request with the same prefix tokens starts from that
+  state restored into the cleared memory, then reads only its own suffix. See `_load_prompt`
+  for why this is correct with Gemma 3's sliding-window layers where truncating the cache is not.
 - One lock per loaded model (a llama.cpp context is not thread-safe); a stream holds it until
   it is exhausted or closed. Cancellation is checked between tokens and prompt chunks.
 - Grammar-constrained JSON samples normally first and consults the grammar for the sampled token
@@ -23,6 +28,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -53,6 +59,15 @@ _backend_ready = False
 # before the whole vocabulary: its cost grows with the number of candidates checked.
 _CANDIDATE_TIERS = (1024, 16384)
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
+
+# Saved prefix states kept per engine, newest last: the letter being written and the one before it
+# (the clinician may go back to regenerate a section there). Each is host memory the size of the
+# prefix's KV cells: 13 MB for the embedded model's 1,636-token demo prefix; for MedGemma 27B at
+# 4,000 tokens about 0.73 GiB in f16 (10 full-attention layers x 4,000 tokens + 52 sliding layers x
+# their 1,024-token window, 8 KiB per token per layer), about half that with a q8_0 cache.
+PREFIX_STATES_KEPT = 2
+
+SavedState = ctypes.Array[ctypes.c_uint8]
 
 
 def _init_backend() -> None:
@@ -99,6 +114,7 @@ class LlamaCppEngine(LlmEngine):
         n_threads_batch: int | None = None,
         gpu: bool | None = None,
         seed: int = 1234,
+        prefix_reuse: bool = True,
     ) -> None:
         self.path = Path(model_path)
         check_gguf(self.path)
@@ -124,6 +140,9 @@ class LlamaCppEngine(LlmEngine):
         self._one = (llama_cpp.llama_token_data * 1)()
         self._full_candidates: np.ndarray | None = None
         self.last_stats = GenerationStats()
+        self._this_thread = threading.local()  # per-thread last stats: see `thread_stats`
+        self._prefix_reuse = prefix_reuse
+        self._prefix_states: OrderedDict[tuple[int, ...], SavedState] = OrderedDict()
         base = info or ModelInfo(name=self.path.stem, role=role, file=self.path.name)
         # Honest: layers are only on a GPU when asked for *and* the build has a device for them.
         offloaded = self._offload and gpu_offload_supported()
@@ -167,8 +186,9 @@ class LlamaCppEngine(LlmEngine):
             llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if self._offload else llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
         )
         params.no_perf = True
-        # The memory is cleared before every request (no prefix reuse), so the sliding-window
-        # layers only need their window, not the whole context: much less KV memory on 27B.
+        # The cache is never truncated to reuse a prefix (a saved state is restored instead, see
+        # `_load_prompt`), so the sliding-window layers only need their window, not the whole
+        # context: for MedGemma 27B at 8k tokens 1.2 GiB of f16 KV instead of 3.9 GiB.
         params.swa_full = False
         _llama_log.clear_recent()
         ctx = llama_cpp.llama_init_from_model(self._model, params)
@@ -188,6 +208,7 @@ class LlamaCppEngine(LlmEngine):
     def close(self) -> None:
         with self._lock:
             self._free_context()
+            self._prefix_states.clear()
             if self._model is not None:
                 llama_cpp.llama_model_free(self._model)
                 self._model = None  # type: ignore[assignment]  # closed: _require_open() guards every use
@@ -229,10 +250,46 @@ class LlamaCppEngine(LlmEngine):
         return len(self.tokenize(text))
 
     def prompt_tokens(self, turns: list[Turn]) -> list[int]:
+        return self.prompt_with_prefix(turns)[0]
+
+    def prompt_with_prefix(self, turns: list[Turn]) -> tuple[list[int], int]:
+        """The prompt's token ids, and how many of them are its declared shared prefix (0: none).
+
+        A shared prefix is tokenised on its own whether or not it is reused, so a request's tokens
+        never depend on what ran before it (the writer cuts it at a line start, where the split
+        tokenises exactly as the whole text would)."""
         tokens = [self._bos] if self._bos >= 0 else []
+        shared = 0
         for part in render_parts(turns):
             tokens += self.tokenize(part.text, special=part.control)
-        return tokens
+            if part.ends_shared_prefix:
+                shared = len(tokens)
+        return tokens, shared
+
+    # -- prefix reuse --------------------------------------------------------------------------
+
+    @property
+    def prefix_reuse(self) -> bool:
+        """Whether a declared shared prefix is read once and reused (the default)."""
+        return self._prefix_reuse
+
+    def set_prefix_reuse(self, enabled: bool) -> None:
+        """Turn prefix reuse on or off (off: every request reads its whole prompt, for comparison;
+        the text written is the same either way). Saved states are dropped by the next request."""
+        self._prefix_reuse = enabled
+
+    def forget_prefixes(self) -> None:
+        """Drop every saved prefix state (the next request with a shared prefix reads it again)."""
+        with self._lock:
+            self._prefix_states.clear()
+
+    @property
+    def thread_stats(self) -> GenerationStats | None:
+        """The last generation run by the calling thread. A stream runs in the thread that consumes
+        it, so a caller reads its own request's figures even while other threads share the engine
+        (`last_stats` is whichever request ran last)."""
+        stats: GenerationStats | None = getattr(self._this_thread, "stats", None)
+        return stats
 
     def _single_token(self, text: str) -> int | None:
         ids = self.tokenize(text, special=True)
@@ -263,8 +320,10 @@ class LlamaCppEngine(LlmEngine):
         Raises Cancelled when `cancel` is set from another thread, ContextTooLong at once (before
         anything runs) when prompt + max_tokens exceed the context. The model's lock is held
         while the iterator is live: exhaust it or close() it."""
+        tokens, shared = self.prompt_with_prefix(turns)
         return self._stream_text(
-            self.prompt_tokens(turns),
+            tokens,
+            shared=shared,
             max_tokens=max_tokens,
             temperature=temperature,
             stop=stop,
@@ -282,13 +341,14 @@ class LlamaCppEngine(LlmEngine):
         cancel: CancelToken | None = None,
     ) -> T:
         grammar = gbnf_for(schema)
-        tokens = self.prompt_tokens(turns)
+        tokens, shared = self.prompt_with_prefix(turns)
         literal_ids = self._literal_token_ids(schema)
 
         def attempt(_index: int, temperature: float) -> str:
             return "".join(
                 self._stream_text(
                     tokens,
+                    shared=shared,
                     max_tokens=max_tokens,
                     temperature=temperature,
                     cancel=cancel,
@@ -320,6 +380,7 @@ class LlamaCppEngine(LlmEngine):
         self,
         tokens: list[int],
         *,
+        shared: int = 0,
         max_tokens: int,
         temperature: float,
         stop: list[str] | None = None,
@@ -338,12 +399,13 @@ class LlamaCppEngine(LlmEngine):
                 "or split it (nothing was cut)"
             )
         return self._generate(
-            tokens, max_tokens, temperature, stop, cancel, on_thinking, grammar, literal_ids
+            tokens, shared, max_tokens, temperature, stop, cancel, on_thinking, grammar, literal_ids
         )
 
     def _generate(
         self,
         tokens: list[int],
+        shared: int,
         max_tokens: int,
         temperature: float,
         stop: list[str] | None,
@@ -357,7 +419,7 @@ class LlamaCppEngine(LlmEngine):
             if self._model is None:
                 raise LlmError(f"{self.info.name} has been closed")
             stats = GenerationStats(prompt_tokens=len(tokens))
-            self.last_stats = stats
+            self.last_stats = self._this_thread.stats = stats
             pipeline = TextPipeline(stop, on_thinking)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             piece_buffer = ctypes.create_string_buffer(64)
@@ -368,8 +430,7 @@ class LlamaCppEngine(LlmEngine):
             try:
                 self._ensure_context(len(tokens) + max_tokens)
                 stats.context_size = self._ctx_size
-                llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
-                self._decode_prompt(tokens, cancel)
+                stats.prompt_evaluated = self._load_prompt(tokens, shared, cancel)
                 stats.stopped_by = "max_tokens"
                 for _ in range(max_tokens):
                     if cancel is not None and cancel.cancelled:
@@ -409,6 +470,66 @@ class LlamaCppEngine(LlmEngine):
                 llama_cpp.llama_sampler_free(chain)
                 if grammar_sampler is not None:
                     llama_cpp.llama_sampler_free(grammar_sampler)
+
+    def _load_prompt(self, tokens: list[int], shared: int, cancel: CancelToken | None) -> int:
+        """Bring the cleared context to the state after `tokens`; returns how many were evaluated.
+
+        Why a saved state, not a kept cache: Gemma 3 interleaves sliding-window layers (5 of every
+        6; a 1,024-token window on 27B, 512 on 270M), whose cache holds only the last window of
+        positions. After a section has been written, the cells holding the end of the prefix
+        have been overwritten, so cutting the cache back to the prefix (what llama-cpp-python's
+        own prefix matching does, llama-cpp-python PR #2180) leaves those layers without the
+        window the next token attends to: it fails or silently garbles. The sequence state saved
+        at the exact end of the prefix carries both the full-attention layers' cells and the
+        sliding layers' last window, which is all any later token can see, so restoring it is
+        the state after reading the prefix. `swa_full` (keep every position in every layer)
+        would make cutting back valid too, at ~3x the KV memory on 27B and only for the letter
+        still in the cache; a saved state also serves regenerations after other requests ran.
+
+        Every request with a shared prefix continues from a restored state, also the one that
+        has just read and saved it: the restored cache is laid out the same way however it was
+        produced, so the text written does not depend on what ran before (with several threads,
+        attention sums over the cache's cells in a layout-dependent order), and turning reuse off
+        changes the time taken, never the letter."""
+        memory = llama_cpp.llama_get_memory(self._ctx)
+        llama_cpp.llama_memory_clear(memory, True)
+        if not 0 < shared < len(tokens):
+            self._decode_prompt(tokens, cancel)
+            return len(tokens)
+        if not self._prefix_reuse:
+            self._prefix_states.clear()
+        key = tuple(tokens[:shared])
+        evaluated = len(tokens) - shared
+        state = self._prefix_states.get(key)
+        if state is not None and self._restore_state(state):
+            self._prefix_states.move_to_end(key)
+        else:
+            llama_cpp.llama_memory_clear(memory, True)  # a failed restore may leave a partial state
+            self._decode_prompt(tokens[:shared], cancel)
+            evaluated += shared
+            state = self._save_state()
+            llama_cpp.llama_memory_clear(memory, True)
+            if not self._restore_state(state):
+                raise LlmError(f"llama.cpp could not restore a saved prompt state for {self.info.name}")
+            if self._prefix_reuse:
+                self._prefix_states[key] = state
+                while len(self._prefix_states) > PREFIX_STATES_KEPT:
+                    self._prefix_states.popitem(last=False)
+        self._decode_prompt(tokens[shared:], cancel)
+        return evaluated
+
+    def _save_state(self) -> SavedState:
+        size = llama_cpp.llama_state_seq_get_size(self._ctx, 0)
+        state: SavedState = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self._ctx, state, size, 0)
+        if written != size:
+            raise LlmError(f"llama.cpp could not save a prompt state for {self.info.name}")
+        return state
+
+    def _restore_state(self, state: SavedState) -> bool:
+        """Restore into sequence 0 of the cleared memory; False if llama.cpp refused it (it is
+        then read again: a context made since may have other settings)."""
+        return bool(llama_cpp.llama_state_seq_set_data(self._ctx, state, len(state), 0))
 
     def _decode_prompt(self, tokens: list[int], cancel: CancelToken | None) -> None:
         array = (llama_cpp.llama_token * len(tokens))(*tokens)

@@ -8,6 +8,16 @@ where control-token injection would otherwise happen. Streaming uses SSE; JSON u
 ignore "json_schema"; {"type": "json_schema", ...} for vLLM/OpenAI) and is always validated.
 Token budgets are checked before sending: llama-cpp-python's server would otherwise silently
 shorten `max_tokens` to fit its context.
+
+Prefix caching is the server's: every request asks for it (`"cache_prompt": true`, which
+llama-server honours and other servers ignore), and prompts are sent so that it can work: a
+letter's sections share their instructions, record and transcript word for word at the start of
+the one user message, and only the section's own request differs at the end (`Turn.shared_prefix`
+marks it; nothing varying, such as a time, ever precedes it). The server decides what it reuses:
+for Gemma 3's sliding-window layers llama-server reuses a prefix with `--swa-full` (its context
+checkpoints are taken at the end of a whole prompt, past the shared part); vLLM with automatic
+prefix caching. Where the server reports it (llama-server's `timings`), `thread_stats` says how
+many prompt tokens it really read. `set_prefix_reuse(False)` sends `"cache_prompt": false`.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import httpx
 from clarke_desktop.cancel import Cancelled, CancelToken
 from clarke_desktop.llm.base import ContextTooLong, LlmEngine, LlmError, ModelOutOfMemory, T, Turn
 from clarke_desktop.llm.prompt import neutralise, render_text, split_thinking, validate_turns
-from clarke_desktop.llm.streaming import TextPipeline
+from clarke_desktop.llm.streaming import GenerationStats, TextPipeline
 from clarke_desktop.llm.structured import json_schema, validate_with_retries
 from clarke_desktop.schemas import ModelInfo
 
@@ -59,6 +69,8 @@ class OpenAICompatEngine(LlmEngine):
         self._tokenize_route: str | None = None
         self._count_cache: dict[str, int] = {}
         self._count_lock = threading.Lock()
+        self._prefix_reuse = True
+        self._this_thread = threading.local()  # the stats of each thread's last stream
         self.info = ModelInfo(name=model, role=role, backend="openai-compatible", demo=demo)
 
     # -- budgets ---------------------------------------------------------------------------------
@@ -136,6 +148,23 @@ class OpenAICompatEngine(LlmEngine):
                 "shorten the input or split it (nothing was cut)"
             )
 
+    # -- prefix reuse and what the server reports ----------------------------------------------
+
+    @property
+    def prefix_reuse(self) -> bool:
+        return self._prefix_reuse
+
+    def set_prefix_reuse(self, enabled: bool) -> None:
+        """Ask the server to reuse its cached prompt prefix (the default) or not (for comparison)."""
+        self._prefix_reuse = enabled
+
+    @property
+    def thread_stats(self) -> GenerationStats | None:
+        """What the server reported about the calling thread's last stream (prompt tokens read and
+        reused, tokens generated), or None when it reported nothing (llama-cpp-python, vLLM)."""
+        stats: GenerationStats | None = getattr(self._this_thread, "stats", None)
+        return stats
+
     # -- requests --------------------------------------------------------------------------------
 
     @staticmethod
@@ -190,6 +219,7 @@ class OpenAICompatEngine(LlmEngine):
             "max_tokens": max_tokens,
             "temperature": temperature,
             "stream": True,
+            "cache_prompt": self._prefix_reuse,
         }
         if stop:
             body["stop"] = stop
@@ -202,6 +232,7 @@ class OpenAICompatEngine(LlmEngine):
         cancel: CancelToken | None,
         on_thinking: Callable[[str], None] | None,
     ) -> Iterator[str]:
+        self._this_thread.stats = None
         try:
             with self._client.stream("POST", "/v1/chat/completions", json=body) as response:
                 self._raise_for(response)
@@ -213,6 +244,9 @@ class OpenAICompatEngine(LlmEngine):
                     data = line[len("data:") :].strip()
                     if data == "[DONE]":
                         break
+                    reported = _server_stats(data)
+                    if reported is not None:
+                        self._this_thread.stats = reported
                     delta = _delta(data)
                     if "error" in delta:  # llama-server reports mid-stream failures as an event
                         raise LlmError(f"the LLM server at {self.base_url} failed: {delta['error']}")
@@ -258,6 +292,7 @@ class OpenAICompatEngine(LlmEngine):
                 "temperature": temperature,
                 "response_format": response_format,
                 "stream": False,
+                "cache_prompt": self._prefix_reuse,
             }
             try:
                 response = self._client.post("/v1/chat/completions", json=body)
@@ -288,6 +323,27 @@ def _delta(data: str) -> dict[str, Any]:
     except (ValueError, AttributeError, IndexError):
         logger.debug("ignoring an unreadable SSE event from the LLM server")
         return {}
+
+
+def _server_stats(data: str) -> GenerationStats | None:
+    """llama-server's figures for the request, sent with its last streamed event: `timings` (prompt
+    tokens read, `prompt_n`, and served from its cache, `cache_n`) and `usage`. None otherwise."""
+    if '"timings"' not in data:  # cheap: most events are one token of text
+        return None
+    try:
+        event = json.loads(data)
+        timings = event["timings"]
+        evaluated, cached = int(timings.get("prompt_n", 0)), int(timings.get("cache_n", 0))
+        usage = event.get("usage") or {}
+        return GenerationStats(
+            prompt_tokens=int(usage.get("prompt_tokens") or evaluated + cached),
+            prompt_evaluated=evaluated,
+            completion_tokens=int(usage.get("completion_tokens") or timings.get("predicted_n", 0)),
+            prompt_seconds=float(timings.get("prompt_ms", 0.0)) / 1000,
+            decode_seconds=float(timings.get("predicted_ms", 0.0)) / 1000,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _split(content: str) -> tuple[str, str]:

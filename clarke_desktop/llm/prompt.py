@@ -59,6 +59,7 @@ class PromptPart:
 
     text: str
     control: bool
+    ends_shared_prefix: bool = False  # the prompt up to here is a Turn's declared shared prefix
 
 
 def validate_turns(turns: Sequence[Turn]) -> None:
@@ -83,7 +84,11 @@ def render_parts(turns: Sequence[Turn]) -> list[PromptPart]:
     parts: list[PromptPart] = []
     for index, turn in enumerate(turns):
         parts.append(PromptPart(f"{START_OF_TURN}{turn.role}\n", control=True))
-        parts.append(PromptPart(turn.text, control=False))
+        cut = min(max(turn.shared_prefix, 0), len(turn.text))
+        if cut:  # two plain parts: an engine tokenises them apart, so the prefix's tokens never vary
+            parts.append(PromptPart(turn.text[:cut], control=False, ends_shared_prefix=True))
+        if cut < len(turn.text) or not turn.text:
+            parts.append(PromptPart(turn.text[cut:], control=False))
         is_prefill = turn.role == "model" and index == len(turns) - 1
         if not is_prefill:
             parts.append(PromptPart(f"{END_OF_TURN}\n", control=True))

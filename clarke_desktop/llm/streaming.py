@@ -16,6 +16,7 @@ class GenerationStats:
     """What the last generation did; the benchmark and diagnostics read it (no text in here)."""
 
     prompt_tokens: int = 0
+    prompt_evaluated: int = 0  # prompt tokens the model read; the rest came from a saved prefix state
     completion_tokens: int = 0
     context_size: int = 0
     prompt_seconds: float = 0.0  # until the first token was sampled (time to first token)

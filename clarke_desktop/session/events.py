@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from clarke_desktop.letters.progress import SectionProgress
 from clarke_desktop.schemas import PatientContext, PipelineProgress, Transcript
 
 StageProgress = PipelineProgress  # a stage started or moved on (percent and a sentence)
@@ -37,6 +38,9 @@ class SectionDelta:
     heading: str
     text: str  # the full text so far
     done: bool = False
+    # Narrative sections: index of count, tokens so far, the measured tokens/s and an estimate of
+    # the seconds left for the whole letter (the writer's LetterEvent.progress, passed on as is).
+    progress: SectionProgress | None = None
 
 
 SessionEvent = StageProgress | TranscriptReady | ContextReady | SectionDelta

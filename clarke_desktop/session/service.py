@@ -541,8 +541,12 @@ class ConsultationService:
             transcript = self._transcripts.get(consultation_id) or self._store.latest_transcript(
                 consultation_id
             )
+            inputs = self._store.inputs(consultation_id)
         if context is None or transcript is None:
             raise ValueError("This draft has no saved transcript or record context; write the letter again.")
+        # The clinician's note shaped the letter: a rewrite keeps it (and so the letter's shared
+        # prompt prefix, which the engine then reuses instead of reading the record again).
+        aside = inputs.aside if inputs is not None else ""
         pipe = self.pipeline()
         demo = bool(document.model and document.model.demo)
         try:
@@ -559,7 +563,7 @@ class ConsultationService:
         def on_text(ev: Any) -> None:
             if ev.kind == "text" and ev.key == section_key:
                 text.append(ev.text)
-                on_event(SectionDelta(section_key, heading, "".join(text)))
+                on_event(SectionDelta(section_key, heading, "".join(text), progress=ev.progress))
 
         new = regenerate_section(
             document,
@@ -568,6 +572,7 @@ class ConsultationService:
             transcript=transcript,
             context=context,
             engine=engine,
+            aside=aside,
             on_event=on_text,
             cancel=cancel,
         )
@@ -843,13 +848,13 @@ def _section_deltas(on_event: EventSink) -> Callable[[Any], None]:
         if ev.kind == "section_started" and key:
             headings[key] = ev.text or key
             sections[key] = []
-            on_event(SectionDelta(key, headings[key], ""))
+            on_event(SectionDelta(key, headings[key], "", progress=ev.progress))
         elif ev.kind == "text" and key:
             sections.setdefault(key, []).append(ev.text)
-            on_event(SectionDelta(key, headings.get(key, key), "".join(sections[key])))
+            on_event(SectionDelta(key, headings.get(key, key), "".join(sections[key]), progress=ev.progress))
         elif ev.kind == "section_done" and ev.section is not None:
             s = ev.section
-            on_event(SectionDelta(s.key, s.heading, s.content, done=True))
+            on_event(SectionDelta(s.key, s.heading, s.content, done=True, progress=ev.progress))
 
     return on_letter
 

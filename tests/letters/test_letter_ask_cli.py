@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from clarke_desktop.cli import cli
+from clarke_desktop.llm.registry import get_engine
 from clarke_desktop.paths import resources_dir
 
 TRANSCRIPT = resources_dir() / "demo" / "pt-001_transcript.txt"
@@ -47,6 +48,30 @@ def test_letter_json_end_to_end_with_the_embedded_model() -> None:
         out["timings"]
     )
     assert out["prompt_template_version"].startswith("prompts-v1-")
+
+
+@pytest.mark.slow  # real llama.cpp inference on the embedded model
+def test_letter_reports_prompt_tokens_and_reads_the_shared_prefix_once() -> None:
+    def letter(*extra: str) -> dict:
+        args = ["letter", "--patient", "pt-001", "--transcript", str(TRANSCRIPT), "--type", "patient",
+                "--json", "--max-tokens", "6", "--no-flags", *extra]  # fmt: skip
+        get_engine("letter_writer").forget_prefixes()  # each letter from a cold engine
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    cold = letter("--no-prefix-reuse")
+    assert get_engine("letter_writer").prefix_reuse  # put back for the rest of the process
+    reused = letter()
+    # Two narrative sections: each prompt's length counted, the shared part read once when reused.
+    assert cold["llm"]["requests"] == reused["llm"]["requests"] == 2
+    assert cold["llm"]["prompt_tokens_requested"] == reused["llm"]["prompt_tokens_requested"]
+    assert cold["llm"]["prompt_tokens_evaluated"] == cold["llm"]["prompt_tokens_requested"]
+    assert reused["llm"]["prompt_tokens_evaluated"] < 0.6 * reused["llm"]["prompt_tokens_requested"]
+    assert (cold["llm"]["prefix_reuse"], reused["llm"]["prefix_reuse"]) == (False, True)
+    assert cold["sections"] == reused["sections"]  # the same letter either way
+    help_text = CliRunner().invoke(cli, ["letter", "--help"]).output
+    assert "--no-prefix-reuse" in help_text and "prompt_tokens_evaluated" in help_text
 
 
 def test_letter_errors_are_clear(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ section, token budget strategy, injection, fact check; and a real embedded-model
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date
 
 import pytest
@@ -10,17 +11,20 @@ from scripted_engine import ScriptedEngine
 
 from clarke_desktop.agent.context import retrieve_context
 from clarke_desktop.letters.facts import lab_fact_line, render_facts
+from clarke_desktop.letters.progress import LlmUsage, ProgressMeter, SectionProgress
 from clarke_desktop.letters.templates import document_spec, render_document
 from clarke_desktop.letters.writer import (
     LetterEvent,
+    PreparedTranscript,
     clean_narrative,
     draft_letter,
     regenerate_section,
+    section_turns,
     write_document,
 )
-from clarke_desktop.llm.base import ContextTooLong
+from clarke_desktop.llm.base import ContextTooLong, InvalidModelOutput, Turn
 from clarke_desktop.record_lines import medication_line
-from clarke_desktop.schemas import DOCUMENT_TYPES, Clinician, Transcript
+from clarke_desktop.schemas import DOCUMENT_TYPES, ClinicalDocument, Clinician, Transcript
 
 TRANSCRIPT = (
     "Good afternoon Mrs Thompson. Your HbA1c has gone up from 48 to 55 mmol/mol. "
@@ -357,3 +361,104 @@ def test_regenerate_that_gives_no_usable_text_keeps_the_section(thompson, reply)
         regenerate_section(doc, "history", "shorter", transcript=TRANSCRIPT, context=thompson,
                            engine=ScriptedEngine([reply]))  # fmt: skip
     assert doc == before
+
+
+def test_every_section_and_regeneration_declares_the_same_shared_prefix(thompson) -> None:
+    spec = document_spec("clinic")
+    prepared = PreparedTranscript(TRANSCRIPT)
+    aside = "Copy to the diabetes nurse."
+    prompts = [
+        section_turns(spec, s, thompson, prepared, aside=aside)[0] for s in spec.sections if s.kind == "narrative"
+    ]
+    prompts.append(
+        section_turns(spec, spec.section("history"), thompson, prepared, instruction="Shorter.", current=NARRATIVE, aside=aside)[0]
+    )  # fmt: skip
+    prefixes = {turn.text[: turn.shared_prefix] for turn in prompts}
+    assert len(prefixes) == 1  # one prefix for the whole letter and its regenerations
+    prefix = prefixes.pop()
+    assert prefix.endswith("\n") and TRANSCRIPT in prefix and aside in prefix and "Thompson" in prefix
+    assert "History of presenting complaint" not in prefix  # only what every section shares
+    other = section_turns(spec, spec.section("history"), thompson, prepared, aside="Another note.")[0]
+    assert other.text[: other.shared_prefix] != prefix  # an aside is part of it
+
+
+def test_sections_report_progress_and_every_request_its_prompt_tokens(thompson) -> None:
+    events: list[LetterEvent] = []
+    engine = ScriptedEngine(default=NARRATIVE)
+    write_document(TRANSCRIPT, thompson, engine, max_tokens=100, on_event=events.append)
+    started = [e for e in events if e.kind == "section_started"]
+    assert [(e.progress.index, e.progress.count) if e.progress else None for e in started] == [
+        (1, 3), (2, 3), None, (3, 3), None, None,
+    ]  # fmt: skip
+    texts = [e for e in events if e.kind == "text" and e.key == "history"]
+    assert [e.progress.tokens for e in texts if e.progress] == list(range(1, len(texts) + 1))
+    done = [e for e in events if e.kind == "section_done" and e.progress]
+    assert [e.progress.index for e in done] == [1, 2, 3] and done[-1].progress.max_tokens == 100
+    requests = [e.usage for e in events if e.kind == "request_done" and e.usage]
+    assert len(requests) == 3 and all(u.prompt_tokens > 100 and u.prompt_evaluated is None for u in requests)
+    assert all(u.completion_tokens == len(NARRATIVE.split(" ")) for u in requests)
+    usage = LlmUsage()
+    for u in requests:
+        usage.add(u)
+    assert usage.as_json() == {
+        "requests": 3,
+        "prompt_tokens_requested": sum(u.prompt_tokens for u in requests),
+        "prompt_tokens_evaluated": None,  # the scripted engine, like some servers, does not say
+    }
+
+
+def test_progress_estimates_the_time_left_from_the_measured_rate() -> None:
+    meter = ProgressMeter(count=3, max_tokens=100)
+    meter.start(0.0)
+    assert meter.snapshot() == SectionProgress(1, 3, 0, 100, None, None)  # nothing measured yet
+    meter.update(1, 2.0)  # the first token after 2 s (reading the prompt)
+    meter.update(11, 3.0)  # then 10 tokens a second
+    # this section's cap (100) less 11, and two more sections of 100, at 10/s; 2 s to start each
+    assert meter.snapshot() == SectionProgress(1, 3, 11, 100, 10.0, 32.9)
+    meter.finish(41, 6.0)
+    meter.start(6.0)
+    meter.update(1, 6.5)  # a reused prefix: the next section starts in 0.5 s
+    # sections now expected to be 41 tokens: 40 left here, 41 in the last, at 10/s, + 0.5 s
+    assert meter.snapshot() == SectionProgress(2, 3, 1, 100, 10.0, 8.6)
+    meter.finish(21, 8.5)
+    meter.start(8.5)
+    meter.finish(0, 9.0)  # a section that wrote nothing
+    assert meter.snapshot().remaining_s == 0.0
+
+
+@pytest.mark.slow  # real llama.cpp inference on the embedded model
+def test_a_letter_reads_its_shared_prefix_once_and_writes_the_same_text(thompson, embedded_engine) -> None:
+    spec = document_spec("clinic")
+    narrative = [s for s in spec.sections if s.kind == "narrative"]
+    prompts = [embedded_engine.prompt_with_prefix(section_turns(spec, s, thompson, PreparedTranscript(TRANSCRIPT))) for s in narrative]  # fmt: skip
+    prefix = {shared for _tokens, shared in prompts}.pop()
+    # Cut at a line start, the prefix tokenised alone gives the tokens of the whole text.
+    whole = embedded_engine.prompt_tokens([Turn("user", section_turns(spec, narrative[0], thompson, PreparedTranscript(TRANSCRIPT))[0].text)])  # fmt: skip
+    assert prompts[0][0] == whole
+    requests = sum(len(tokens) - shared for tokens, shared in prompts)  # each section's own request
+
+    def letter(reuse: bool) -> tuple[ClinicalDocument, LlmUsage]:
+        usage = LlmUsage()
+        embedded_engine.forget_prefixes()
+        embedded_engine.set_prefix_reuse(reuse)
+        try:
+            doc = write_document(TRANSCRIPT, thompson, embedded_engine, max_tokens=8,
+                                 on_event=lambda e: e.usage and usage.add(e.usage))  # fmt: skip
+        finally:
+            embedded_engine.set_prefix_reuse(True)
+        return doc, usage
+
+    cold, cold_usage = letter(False)
+    reused, reused_usage = letter(True)
+    assert reused_usage.prompt_tokens_requested == cold_usage.prompt_tokens_requested == prefix * 3 + requests
+    assert cold_usage.prompt_tokens_evaluated == cold_usage.prompt_tokens_requested
+    assert reused_usage.prompt_tokens_evaluated == prefix + requests  # the prefix read once
+    assert [s.content for s in reused.sections] == [s.content for s in cold.sections]
+    # A regeneration later, after an unrelated request, reads only its own request too.
+    embedded_engine.complete([Turn("user", "An unrelated request.")], max_tokens=4)
+    regenerated = LlmUsage()
+    with contextlib.suppress(InvalidModelOutput):  # the demo model may repeat its instructions
+        regenerate_section(reused, "history", "Shorter.", transcript=TRANSCRIPT, context=thompson,
+                           engine=embedded_engine, max_tokens=8, on_event=lambda e: e.usage and regenerated.add(e.usage))  # fmt: skip
+    assert regenerated.requests == 1
+    assert regenerated.prompt_tokens_evaluated == regenerated.prompt_tokens_requested - prefix

@@ -64,6 +64,77 @@ def test_consecutive_and_unrelated_requests_do_not_leak_state(engine: LlamaCppEn
     assert first != unrelated
 
 
+LONG_RECORD = " ".join(f"Day {i}: creatinine {80 + i} umol/L, potassium 4.{i % 10}." for i in range(30))
+
+
+def _asking(question: str, record: str = LONG_RECORD) -> list[Turn]:
+    """A letter-shaped prompt: a long shared record first, then the request of the moment."""
+    text = f"Record: {record}\n{question}"
+    return [Turn("user", text, shared_prefix=text.index("\n") + 1)]
+
+
+def test_a_reused_prefix_gives_exactly_what_a_cold_run_gives(engine: LlamaCppEngine, gguf_path: Path) -> None:
+    # Gemma 3's sliding-window layers are the trap (llama-cpp-python PR #2180): the prefix is past
+    # the 270M model's 512-token window and spans two prompt batches, and between its uses other
+    # requests run, one unrelated and one with another prefix.
+    first, second = _asking("List the rising values."), _asking("List the potassium values.")
+    tokens, shared = engine.prompt_with_prefix(first)
+    assert 520 < shared < len(tokens)
+    assert tokens == engine.prompt_tokens([Turn("user", first[0].text)])  # the hint changes no token
+    engine.forget_prefixes()
+    cold = engine.complete(first, max_tokens=24, temperature=0)
+    assert engine.last_stats.prompt_evaluated == len(tokens)  # read in full (and saved)
+    engine.complete(second, max_tokens=24, temperature=0)
+    assert engine.last_stats.prompt_evaluated == len(engine.prompt_tokens(second)) - shared  # its request only
+    unrelated = engine.complete(PROMPT, max_tokens=24, temperature=0)
+    other = engine.complete(_asking("List the values.", LONG_RECORD.replace("creatinine", "urea")[:600]), max_tokens=24, temperature=0)  # fmt: skip
+    warm = engine.complete(first, max_tokens=24, temperature=0)
+    assert engine.last_stats.prompt_evaluated == len(tokens) - shared
+    assert warm == cold and cold not in (unrelated, other)
+    sampled = engine.complete(first, max_tokens=24, temperature=0.3)  # a letter's sampling: seeded
+    with LlamaCppEngine(gguf_path, n_threads=1, n_threads_batch=1) as fresh:  # has never seen a request
+        assert fresh.complete(first, max_tokens=24, temperature=0) == cold
+        assert fresh.complete(first, max_tokens=24, temperature=0.3) == sampled
+    engine.set_prefix_reuse(False)  # off: every request reads its whole prompt, and writes the same
+    try:
+        for _ in range(2):
+            assert engine.complete(first, max_tokens=24, temperature=0) == cold
+            assert engine.last_stats.prompt_evaluated == len(tokens)
+    finally:
+        engine.set_prefix_reuse(True)
+
+
+def test_a_restored_prefix_state_is_the_state_reading_it_leaves(engine: LlamaCppEngine, monkeypatch) -> None:
+    """The saved state is not lossy: continuing from it gives, token for token, what reading the
+    prefix and the request in place (no save, no restore) gives. Exact on one thread, as here;
+    with several, attention adds up the cache's cells in an order that depends on their layout and
+    greedy text can part after a while (after 29 tokens of a demo letter on two threads), which is
+    why the engine always continues from a restored state, also right after saving it."""
+    first = _asking("List the rising values.")
+    engine.forget_prefixes()
+    reused = engine.complete(first, max_tokens=32, temperature=0)
+
+    def read_in_place(tokens: list[int], shared: int, cancel: CancelToken | None) -> int:
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(engine._ctx), True)
+        engine._decode_prompt(tokens[:shared], cancel)
+        engine._decode_prompt(tokens[shared:], cancel)
+        return len(tokens)
+
+    monkeypatch.setattr(engine, "_load_prompt", read_in_place)
+    assert engine.complete(first, max_tokens=32, temperature=0) == reused
+
+
+def test_a_prefix_read_that_is_cancelled_is_not_kept(engine: LlamaCppEngine) -> None:
+    first = _asking("List the rising values.")
+    engine.forget_prefixes()
+    cancelled = CancelToken()
+    cancelled.cancel()
+    with pytest.raises(Cancelled):
+        engine.complete(first, max_tokens=8, cancel=cancelled)
+    engine.complete(first, max_tokens=4, temperature=0)
+    assert engine.last_stats.prompt_evaluated == len(engine.prompt_tokens(first))  # read again in full
+
+
 def test_cancel_from_another_thread_stops_generation(engine: LlamaCppEngine) -> None:
     token = CancelToken()
     first_piece = threading.Event()

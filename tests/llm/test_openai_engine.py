@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
+import httpx
 import pytest
 from pydantic import BaseModel, Field
 
@@ -89,3 +91,33 @@ def test_sse_events_are_parsed_and_server_errors_surface() -> None:
     assert _delta('{"choices": [{"delta": {"content": "Dear"}}]}') == {"content": "Dear"}
     assert _delta('{"error": {"message": "slot unavailable"}}') == {"error": "slot unavailable"}
     assert _delta("not json") == {}
+
+
+def test_requests_ask_the_server_to_reuse_its_cached_prefix() -> None:
+    bodies: list[dict] = []
+    timings = {"prompt_n": 12, "cache_n": 1630, "predicted_n": 2, "prompt_ms": 40.0, "predicted_ms": 30.0}
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/tokenize":
+            return httpx.Response(200, json={"tokens": [1] * 10})
+        bodies.append(json.loads(request.content))
+        events = [
+            {"choices": [{"delta": {"content": "Dear"}}]},
+            {"choices": [{"delta": {"content": " Dr"}}], "timings": timings},
+        ]
+        stream = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=stream, headers={"content-type": "text/event-stream"})
+
+    engine = OpenAICompatEngine("http://clinic-gpu:8080", "medgemma", context_length=8192)
+    engine._client = httpx.Client(base_url=engine.base_url, transport=httpx.MockTransport(server))
+    letter = "Record and transcript.\nWrite the history."
+    turns = [Turn("user", letter, shared_prefix=letter.index("Write"))]
+    assert engine.complete(turns, max_tokens=8) == "Dear Dr"
+    assert bodies[-1]["cache_prompt"] is True
+    assert bodies[-1]["messages"] == [{"role": "user", "content": letter}]  # the shared part first, as is
+    stats = engine.thread_stats
+    assert stats is not None and (stats.prompt_tokens, stats.prompt_evaluated) == (1642, 12)
+    engine.set_prefix_reuse(False)
+    engine.complete(turns, max_tokens=8)
+    assert bodies[-1]["cache_prompt"] is False
+    engine.close()

@@ -29,6 +29,19 @@ def test_render_alternating_turns_ends_with_open_model_turn() -> None:
     assert [p.text for p in render_parts(turns) if not p.control] == ["Hello", "Hi.", "Summarise."]
 
 
+def test_a_shared_prefix_splits_the_turn_text_and_changes_nothing_sent() -> None:
+    text = "Record and transcript.\nWrite the history."
+    cut = text.index("Write")
+    shared = [Turn("user", text, shared_prefix=cut)]
+    plain = [Turn("user", text)]
+    assert render_text(shared) == render_text(plain)  # what a server is sent is the same text
+    parts = [(p.text, p.ends_shared_prefix) for p in render_parts(shared) if not p.control]
+    assert parts == [("Record and transcript.\n", True), ("Write the history.", False)]
+    assert not any(p.ends_shared_prefix for p in render_parts(plain))
+    whole = [p.text for p in render_parts([Turn("user", text, shared_prefix=len(text) + 5)]) if not p.control]
+    assert whole == [text]  # a hint past the end covers the whole text, never more
+
+
 def test_trailing_model_turn_is_a_prefill() -> None:
     text = render_text([Turn("user", "Give JSON"), Turn("model", "{")])
     assert text.endswith("<start_of_turn>model\n{")

@@ -128,7 +128,8 @@ def test_run_consultation_headless_end_to_end(tmp_path: Path, monkeypatch: pytes
         fhir.close()
 
     verify = subprocess.run(
-        [sys.executable, "-m", "clarke_desktop", "audit", "verify"],
+        [sys.executable, "-m", "clarke_desktop", "audit", "verify", "--user", accounts.CLINICIAN,
+         "--password-file", str(pw)],  # the log is in the encrypted store: signed in to read it
         capture_output=True,
         text=True,
         env=env,

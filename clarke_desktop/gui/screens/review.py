@@ -95,6 +95,23 @@ def evidence_text(fact: FactCheckItem) -> str:
     return "\n".join(lines)
 
 
+def writing_note(ev: SectionDelta) -> str:
+    """“Writing “Plan” (section 2 of 3) · about 40 s left · 12 tokens/s”: where the letter stands and
+    an estimate from the rate measured on this letter (none until one is known)."""
+    p = ev.progress
+    if p is None:
+        return f"Writing “{ev.heading}”…"
+    parts = [f"Writing “{ev.heading}” (section {p.index} of {p.count})"]
+    if p.remaining_s is not None:
+        left = round(p.remaining_s)
+        parts.append(
+            f"about {left // 60} min {left % 60:02d} s left" if left >= 60 else f"about {max(left, 1)} s left"
+        )
+    if p.tokens_per_second is not None:
+        parts.append(f"{p.tokens_per_second:.0f} tokens/s")
+    return " · ".join(parts)
+
+
 class SectionCard(QFrame):
     edited = Signal(str, str)  # key, content (debounced)
     regenerate = Signal(str, str)  # key, instruction
@@ -645,7 +662,7 @@ class ReviewScreen(QWidget):
         c = self._card(ev.key, ev.heading)
         c.set_text(ev.text)
         c.set_streaming(not ev.done)
-        note = "" if ev.done else f"Writing “{ev.heading}”…"
+        note = "" if ev.done else writing_note(ev)
         if self.progress_note.text() != note:
             self.progress_note.setText(note)
 
