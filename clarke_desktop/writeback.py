@@ -4,6 +4,9 @@ Composition with the letter's sections, both linked to the patient and the encou
 
 Resources are validated with fhir.resources (R4B models, which match R4 for these types) before
 they are sent, so a bad resource fails here with a clear message instead of half-written.
+
+The PDF is read decrypted (in memory) when it is kept sealed: the record receives the PDF itself,
+and its attachment's size and SHA-1 are the PDF's, not the sealed file's.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pydantic import ValidationError
 
 from clarke_desktop.config import ClinicianSettings
 from clarke_desktop.fhir.client import FhirClient, FhirInvalid
+from clarke_desktop.identity import sealed
 from clarke_desktop.schemas import ClinicalDocument, utc_now_iso
 
 LOINC = "http://loinc.org"
@@ -113,7 +117,7 @@ def build_encounter(
 def build_document_reference(
     letter: SignedLetter, pdf_path: Path, *, replaces: str | None = None
 ) -> dict[str, Any]:
-    data = Path(pdf_path).read_bytes()
+    data = sealed.read_bytes(Path(pdf_path))
     resource: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "status": "current",

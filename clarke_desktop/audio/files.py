@@ -1,13 +1,14 @@
 """Audio files in: WAV, FLAC, OGG and MP3 at any rate and channel count -> 16 kHz mono float32.
 
 Errors name the file and the problem (empty, too short, corrupted, not audio), so the clinician
-or IT can act on them.
+or IT can act on them. A sealed (encrypted) recording is decrypted in memory, never to disk.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -15,11 +16,18 @@ import soxr
 
 from clarke_desktop.errors import ClarkeError
 
+if TYPE_CHECKING:
+    from clarke_desktop.audio.sealing import SealedFiles
+
 SAMPLE_RATE = 16_000  # what speech recognition reads (MedASR)
 
 
 class AudioError(ClarkeError):
     """Empty, too short, corrupted or non-audio input; the message names the file and is safe to show."""
+
+
+class EncryptedAudio(AudioError):
+    """A sealed recording, and nothing to open it with (no sign-in in this process)."""
 
 
 SUPPORTED = ("WAV", "FLAC", "OGG", "MP3")
@@ -39,7 +47,10 @@ def _describe(path: Path) -> str:
     return f"'{path}'"
 
 
-def _read_mono_16k(path: Path, info: _AudioInfo) -> tuple[np.ndarray, int]:
+Source = str | io.BytesIO  # a file name, or a decrypted recording in memory
+
+
+def _read_mono_16k(source: Source, info: _AudioInfo) -> tuple[np.ndarray, int]:
     """Block by block, so an hour at 48 kHz stereo never sits in memory at its original rate."""
     parts: list[np.ndarray] = []
     read = 0
@@ -48,7 +59,7 @@ def _read_mono_16k(path: Path, info: _AudioInfo) -> tuple[np.ndarray, int]:
         if info.samplerate == SAMPLE_RATE
         else soxr.ResampleStream(info.samplerate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
     )
-    with sf.SoundFile(str(path)) as fh:
+    with sf.SoundFile(source) as fh:
         for block in fh.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
             read += block.shape[0]
             mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy()
@@ -59,8 +70,11 @@ def _read_mono_16k(path: Path, info: _AudioInfo) -> tuple[np.ndarray, int]:
     return out.astype(np.float32, copy=False), read
 
 
-def load_audio(path: Path | str, *, min_seconds: float = MIN_SECONDS) -> np.ndarray:
-    """Read `path` and return 16 kHz mono float32 samples in [-1, 1]; AudioError on any problem."""
+def load_audio(
+    path: Path | str, *, min_seconds: float = MIN_SECONDS, files: SealedFiles | None = None
+) -> np.ndarray:
+    """Read `path` and return 16 kHz mono float32 samples in [-1, 1]; AudioError on any problem.
+    `files` opens a sealed recording (decrypted in memory); without it only plaintext files open."""
     path = Path(path)
     name = _describe(path)
     if not path.exists():
@@ -73,8 +87,9 @@ def load_audio(path: Path | str, *, min_seconds: float = MIN_SECONDS) -> np.ndar
         raise AudioError(f"Cannot read audio file {name}: {exc.strerror or exc}") from exc
     if size == 0:
         raise AudioError(f"Audio file {name} is empty (0 bytes)")
+    source = _source(path, files)
     try:
-        info = sf.info(str(path))
+        info = sf.info(_rewound(source))
     except sf.LibsndfileError as exc:
         raise AudioError(
             f"{name} is not a readable audio file ({exc.error_string.strip()}); "
@@ -85,7 +100,7 @@ def load_audio(path: Path | str, *, min_seconds: float = MIN_SECONDS) -> np.ndar
     if info.format not in SUPPORTED:
         raise AudioError(f"{name} is {info.format} audio; supported formats: {', '.join(SUPPORTED)}")
     try:
-        mono, read = _read_mono_16k(path, info)
+        mono, read = _read_mono_16k(_rewound(source), info)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         detail = getattr(exc, "error_string", None) or str(exc)
         raise AudioError(f"Audio file {name} is corrupted or truncated ({detail.strip()})") from exc
@@ -103,3 +118,21 @@ def load_audio(path: Path | str, *, min_seconds: float = MIN_SECONDS) -> np.ndar
             f"Audio file {name} is too short ({seconds:.3f} s); at least {min_seconds:.3f} s is needed"
         )
     return np.ascontiguousarray(mono)
+
+
+def _source(path: Path, files: SealedFiles | None) -> Source:
+    """The file to read: its name, or for a sealed recording its plaintext in memory."""
+    if files is None or not files.is_sealed(path):
+        return str(path)
+    try:
+        return io.BytesIO(files.read(path))
+    except ClarkeError as exc:
+        raise EncryptedAudio(f"Cannot open the recording {_describe(path)}: {exc.user_text}") from exc
+    except OSError as exc:
+        raise AudioError(f"Cannot read audio file {_describe(path)}: {exc.strerror or exc}") from exc
+
+
+def _rewound(source: Source) -> Source:
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+    return source

@@ -6,6 +6,11 @@ fsync'd per block, next to a JSON sidecar written *before* capture starts. After
 loss the sidecar and the raw file are enough to recover everything up to the last block written
 (see `recovery.py`): WAV/FLAC headers would be broken, raw PCM is not.
 
+With a sign-in (`files`, handed down by the session layer) the capture is sealed instead: blocks are
+gathered into one authenticated AES-GCM record of at least RECORD_SECONDS (or whatever has arrived
+when no more comes for that long, e.g. while paused), appended and fsync'd, so a kill still loses
+under half a second; the WAV made at stop is sealed too, and plaintext audio never reaches the disk.
+
 The writer also resamples to 16 kHz mono for live transcription and computes level-meter values.
 """
 
@@ -25,12 +30,14 @@ import numpy as np
 import soxr
 
 from clarke_desktop.audio.devices import InputDevice, MicrophoneUnavailable, choose_device, load_sounddevice
+from clarke_desktop.audio.sealing import SEALED_CONTAINER, RecordAppender, SealedFiles
 from clarke_desktop.audio.sidecar import SIDECAR_VERSION, TARGET_RATE, RecordingLock, write_sidecar
 from clarke_desktop.schemas import utc_now_iso
 
 log = logging.getLogger(__name__)
 
 BLOCK_SECONDS = 0.1
+RECORD_SECONDS = 0.25  # sealed capture: the least audio per record (a record costs 32 bytes and an fsync)
 
 
 class Stream(Protocol):
@@ -99,7 +106,10 @@ class Recorder:
         samplerate: int | None = None,
         on_level: Callable[[Level], None] | None = None,
         on_audio: Callable[[np.ndarray], None] | None = None,
+        files: SealedFiles | None = None,
     ) -> None:
+        """`files` seals the capture and its WAV when they seal in `out_dir` (a sign-in opened the
+        data folder's key); without them, or with no key open, both are plaintext as before."""
         if stream_factory is None:
             device = device or choose_device()
             stream_factory = portaudio_stream_factory(device)
@@ -124,6 +134,11 @@ class Recorder:
         self._lock: RecordingLock | None = None
         self._writer_error: BaseException | None = None
         self._resampler = soxr.ResampleStream(self.samplerate, TARGET_RATE, 1, dtype="float32")
+        self._files = files
+        self.sealed = files is not None and files.sealing(self.raw_path)
+        self._appender: RecordAppender | None = None
+        self._pending: list[np.ndarray] = []  # sealed capture: blocks not yet in a record
+        self._pending_frames = 0
 
     # -- PortAudio callback: queue the block and return, nothing else -------------------------
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
@@ -145,6 +160,7 @@ class Recorder:
             "device": self.device.label if self.device else "test stream",
             "pid": os.getpid(),
             "started_at": utc_now_iso(),
+            **({"container": SEALED_CONTAINER} if self.sealed else {}),
             **extra,
         }
 
@@ -153,7 +169,11 @@ class Recorder:
         # The sidecar exists before the first sample, so even a crash in the first block is found.
         self._started = self._sidecar("recording")
         write_sidecar(self.sidecar_path, self._started)
-        self._raw_fh = open(self.raw_path, "ab", buffering=0)
+        if self.sealed:
+            assert self._files is not None
+            self._appender = self._files.appender(self.raw_path)
+        else:
+            self._raw_fh = open(self.raw_path, "ab", buffering=0)
         # Held while recording: recovery treats an unlocked "recording" sidecar as orphaned.
         self._lock = RecordingLock(self.sidecar_path)
         self._lock.acquire()
@@ -181,23 +201,42 @@ class Recorder:
     def _write_loop(self) -> None:
         try:
             while True:
-                block = self._queue.get()
+                try:  # sealed: what has arrived is written once no more comes for RECORD_SECONDS
+                    block = self._queue.get(timeout=RECORD_SECONDS if self._pending else None)
+                except queue.Empty:
+                    self._seal_pending()
+                    continue
                 if block is None:
                     break
                 mono = block if block.ndim == 1 else block.mean(axis=1).astype(np.int16)
                 mono = np.ascontiguousarray(mono.reshape(-1), dtype=np.int16)
-                self._raw_fh.write(mono.tobytes())
-                os.fsync(self._raw_fh.fileno())
-                self.frames_written += mono.size
+                if self._appender is not None:
+                    self._pending.append(mono)
+                    self._pending_frames += mono.size
+                    if self._pending_frames >= self.samplerate * RECORD_SECONDS:
+                        self._seal_pending()
+                else:
+                    self._raw_fh.write(mono.tobytes())
+                    os.fsync(self._raw_fh.fileno())
+                    self.frames_written += mono.size
                 if self.on_level:
                     self.on_level(level_of(mono))
                 if self.on_audio:
                     chunk = self._resampler.resample_chunk(mono.astype(np.float32) / 32768.0)
                     if chunk.size:
                         self.on_audio(chunk)
+            self._seal_pending()
         except BaseException as exc:  # surfaced by stop(); the raw file keeps what was written
             log.exception("audio writer failed")
             self._writer_error = exc
+
+    def _seal_pending(self) -> None:
+        """One sealed record of the blocks gathered so far, on disk (fsync) when this returns."""
+        if not self._pending or self._appender is None:
+            return
+        self._appender.append(np.concatenate(self._pending).tobytes())
+        self.frames_written += self._pending_frames
+        self._pending, self._pending_frames = [], 0
 
     def stop(self) -> RecordingResult:
         if self._stream is not None:
@@ -211,10 +250,20 @@ class Recorder:
             tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
             if tail.size:
                 self.on_audio(tail)
-        self._raw_fh.close()
+        self._close_capture()
         from clarke_desktop.audio.recovery import convert_raw_to_wav
 
-        wav_path = convert_raw_to_wav(self.raw_path, self.samplerate, self.raw_path.with_suffix(".wav"))
+        try:
+            wav_path = convert_raw_to_wav(
+                self.raw_path, self.samplerate, self.raw_path.with_suffix(".wav"), files=self._files,
+                sealed=self.sealed,
+            )  # fmt: skip
+        except BaseException:
+            # The capture stays as it is, an orphan from now on: recovered at the next start (or by
+            # `clarke-desktop recover`) once the cause (a full disk) is dealt with.
+            if self._lock is not None:
+                self._lock.release()
+            raise
         write_sidecar(
             self.sidecar_path,
             {
@@ -234,3 +283,15 @@ class Recorder:
         return RecordingResult(
             self.recording_id, wav_path, self.duration_s, self.overflows, self.sidecar_path
         )
+
+    def _close_capture(self) -> None:
+        if self._appender is None:
+            self._raw_fh.close()
+            return
+        try:
+            if self._writer_error is None:
+                self._appender.finish()  # the capture is whole: a cut from now on is detected
+        except OSError as exc:  # unfinished is still readable; the WAV is made from what is there
+            self._writer_error = exc
+        finally:
+            self._appender.close()

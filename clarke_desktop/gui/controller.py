@@ -789,7 +789,7 @@ class ConsultationController(QObject):
 
         def done(result: FinaliseResult) -> None:
             self.statuses[patient.id] = ConsultationStatus.SIGNED_OFF
-            self.signed.set_result(result, patient.name)
+            self.signed.set_result(result, patient.name, save_copy=lambda: self.save_pdf_copy(result))
             self.page_wanted.emit("signed")
             self.runner.submit(
                 lambda _s: render_pdf_pages(result.pdf_path),
@@ -803,6 +803,24 @@ class ConsultationController(QObject):
             QMessageBox.warning(self._window, "Sign off", user_message(e))
 
         self.runner.submit(work, on_result=done, on_error=failed, key="signoff")
+
+    def save_pdf_copy(self, result: FinaliseResult) -> None:
+        """A readable copy of the signed PDF where the clinician chooses (the kept one stays
+        encrypted); written off the GUI thread and audited with its destination."""
+        path, _ = QFileDialog.getSaveFileName(
+            self._window, "Save a readable copy of the signed letter", str(Path.home() / result.pdf_path.name),
+            "PDF (*.pdf)",
+        )  # fmt: skip
+        if not path:
+            return
+        target = Path(path) if path.lower().endswith(".pdf") else Path(path + ".pdf")
+        self.runner.submit(
+            lambda _s: self.backend.save_pdf_copy(result.consultation_id, result.version, target),
+            lane="db",
+            on_result=self.signed.copy_saved,
+            on_error=lambda e: QMessageBox.warning(self._window, "Save a copy", user_message(e)),
+            key="pdf-copy",
+        )
 
     def next_patient(self) -> None:
         done_id = self.patient.id if self.patient else None

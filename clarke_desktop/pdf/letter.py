@@ -5,10 +5,14 @@ model wrote any of it.
 
 All text is escaped before it reaches reportlab's paragraph markup, so clinical text such as
 "eGFR <60" prints as written instead of being parsed (and dropped) as a tag.
+
+The PDF is built in memory and written once: sealed (identity.sealed) when the folder it goes to is
+inside a data folder a sign-in has opened, so a letter kept by Clarke is never plaintext on disk.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from dataclasses import dataclass
@@ -36,7 +40,7 @@ from reportlab.platypus import (
 )
 
 from clarke_desktop.config import Settings
-from clarke_desktop.files import replace_durably
+from clarke_desktop.identity import sealed
 from clarke_desktop.schemas import ClinicalDocument, Demographics, PatientContext
 from clarke_desktop.uk_format import local_time, nhs_number, uk_date
 
@@ -166,9 +170,23 @@ def render_letter_pdf(
     signature: SignatureInfo | None = None,
     demo: bool | None = None,
 ) -> Path:
-    """Write the letter to `out_path` (atomically) and return it.
+    """Write the letter to `out_path` (atomically; sealed inside a signed-in data folder) and
+    return it. `demo` defaults to whether the document's model is the embedded stand-in."""
+    data = letter_pdf_bytes(document, settings=settings, context=context, signature=signature, demo=demo)
+    out_path = Path(out_path)
+    sealed.write_bytes(out_path, data)
+    return out_path
 
-    `demo` defaults to whether the document's model is the embedded stand-in."""
+
+def letter_pdf_bytes(
+    document: ClinicalDocument,
+    *,
+    settings: Settings,
+    context: PatientContext | None = None,
+    signature: SignatureInfo | None = None,
+    demo: bool | None = None,
+) -> bytes:
+    """The letter as PDF bytes, built in memory (no temporary file)."""
     regular, bold = _register_fonts()
     styles = _Styles(regular, bold)
     demo = bool(document.model and document.model.demo) if demo is None else demo
@@ -245,11 +263,9 @@ def render_letter_pdf(
     if signature is None:
         footer += " \u00b7 DRAFT"
     canvasmaker = _page_canvas_factory(regular, bold, demo, footer)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
+    buffer = io.BytesIO()
     doc = SimpleDocTemplate(
-        str(tmp),
+        buffer,
         pagesize=A4,
         leftMargin=20 * mm,
         rightMargin=20 * mm,
@@ -262,8 +278,7 @@ def render_letter_pdf(
         creator="Clarke Desktop",
     )
     doc.build(story, canvasmaker=canvasmaker)
-    replace_durably(Path(tmp), Path(out_path))
-    return out_path
+    return buffer.getvalue()
 
 
 def _addressee_lines(document: ClinicalDocument, demographics: Demographics | None) -> list[str]:

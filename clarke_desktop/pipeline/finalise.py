@@ -3,10 +3,21 @@
 Sign-off commits first (it is the clinical act); the PDF and write-back follow and are each
 audited. A write-back that fails leaves the letter signed and exported, with the failure reported,
 so the clinician's work is never lost to a store that is down.
+
+PDFs at rest: the signed PDF kept in the data folder (exports/) and the sign-off preview are sealed
+(identity.sealed) once a sign-in has opened the data folder's key; whatever reads them (write-back,
+its retry, the window's preview) decrypts in memory. The sha256 the store records for an export
+(the exports row and its "exported" audit entry) is of the file as stored, so for a sealed PDF it
+covers the sealed bytes: it pins that exact stored file, which is what the write-back retry checks
+before sending anything. The PDF's own digests are in the FHIR attachment (SHA-1 of the PDF) and in
+the audit entry of every readable copy (`export_copy`: sha256 of the PDF written, beside the stored
+file's sha256). The only plaintext PDFs are such copies, written where the user chose (the window's
+"Save a copy…", `run-consultation --out`), outside the data folder, each audited with its destination.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,11 +26,12 @@ from pathlib import Path
 from clarke_desktop import paths
 from clarke_desktop.config import Settings
 from clarke_desktop.fhir.client import FhirClient, FhirError
-from clarke_desktop.files import file_sha256
+from clarke_desktop.files import atomic_write, file_sha256
+from clarke_desktop.identity import sealed
 from clarke_desktop.pdf import SignatureInfo, render_letter_pdf
 from clarke_desktop.pipeline.errors import EmptySections
 from clarke_desktop.schemas import ClinicalDocument, utc_now_iso
-from clarke_desktop.store import AppStore, AudioRecord, SignOffRecord, StoreError
+from clarke_desktop.store import AppStore, AudioRecord, AuditEvent, SignOffRecord, StoreError
 from clarke_desktop.writeback import SignedLetter, write_back
 
 log = logging.getLogger(__name__)
@@ -38,19 +50,30 @@ class FinaliseResult:
             signoff.signed_at,
             pdf_path,
             pdf_sha256,
+            pdf_encrypted=sealed.is_sealed(pdf_path),
         )
 
     consultation_id: str
     version: int
     signed_by: str
     signed_at: str
-    pdf_path: Path
-    pdf_sha256: str
+    pdf_path: Path  # the signed PDF: kept in the data folder, or the readable copy a run was asked for
+    pdf_sha256: str  # of the file at pdf_path as it is on disk (sealed bytes when pdf_encrypted)
     encounter: str | None = None
     document_reference: str | None = None
     composition: str | None = None
     warnings: list[str] = field(default_factory=list)
     auto_resolved: list[str] = field(default_factory=list)
+    pdf_encrypted: bool = False  # sealed: only Clarke (signed in) reads it; "Save a copy…" gives a PDF
+
+
+@dataclass(frozen=True)
+class ExportedCopy:
+    """A readable copy of a signed PDF, written to a place the user chose."""
+
+    path: Path
+    sha256: str  # of the PDF written (plaintext)
+    bytes: int
 
 
 def letter_filename(consultation_id: str, version: int, signed_at: str) -> str:
@@ -192,6 +215,43 @@ def _write_back(
     result.encounter = written.encounter
     result.document_reference = written.document_reference
     result.composition = written.composition
+
+
+def export_copy(
+    store: AppStore, consultation_id: str, version: int, target: Path, *, actor: str | None
+) -> ExportedCopy:
+    """Write a readable (plaintext) copy of a signed version's stored PDF to `target`, a file the
+    user chose outside Clarke's data folder, and audit it ("exported", with the destination, the
+    copy's sha256 and the stored file's). The stored PDF must be the one recorded at sign-off."""
+    export = store.latest_export(consultation_id, version)
+    if export is None:
+        raise StoreError(f"consultation {consultation_id} v{version} has no signed PDF to copy")
+    target = Path(target).expanduser().absolute()
+    if in_data_folder(target):
+        raise StoreError(
+            f"{target} is inside Clarke's data folder, where letters are kept encrypted: "
+            "choose a folder outside it for a readable copy"
+        )
+    if not export.path.is_file() or file_sha256(export.path) != export.sha256:
+        raise StoreError(
+            f"the signed PDF {export.path} is missing or changed since sign-off; nothing was copied"
+        )
+    data = sealed.read_bytes(export.path)
+    atomic_write(target, data)
+    digest = hashlib.sha256(data).hexdigest()
+    store.record_event(
+        AuditEvent.EXPORTED, actor=actor, consultation_id=consultation_id, kind="pdf", version=version,
+        readable_copy=True, destination=str(target), sha256=digest, bytes=len(data), stored_sha256=export.sha256,
+    )  # fmt: skip
+    return ExportedCopy(target, digest, len(data))
+
+
+def in_data_folder(path: Path, *, exactly: Path | None = None) -> bool:
+    """Whether `path` is inside Clarke's data folder (or, with `exactly`, is that folder)."""
+    resolved = Path(path).expanduser().resolve()
+    if exactly is not None:
+        return resolved == Path(exactly).expanduser().resolve()
+    return paths.data_dir().resolve() in (resolved, *resolved.parents)
 
 
 def retry_writeback(

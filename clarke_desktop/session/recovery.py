@@ -48,16 +48,19 @@ def _drafts(store: Any, apply: bool) -> list[dict[str, Any]]:
 def _recordings(store: Any, apply: bool) -> list[dict[str, Any]]:
     from clarke_desktop import paths
     from clarke_desktop.audio import recovery as audio_recovery
+    from clarke_desktop.errors import ClarkeError
+    from clarke_desktop.identity import sealed
     from clarke_desktop.store import NotFound
 
     recordings: list[dict[str, Any]] = []
-    for orphan in audio_recovery.find_orphans(paths.recordings_dir()):
+    for orphan in audio_recovery.find_orphans(paths.recordings_dir(), files=sealed.FILES):
         item: dict[str, Any] = {
             "recording_id": orphan.recording_id,
             "consultation_id": orphan.consultation_id,
             "started_at": orphan.started_at,
             "duration_s": round(orphan.duration_s, 2),
             "raw_file": str(orphan.raw_path),
+            "encrypted": orphan.sealed,
         }
         if apply:
             try:
@@ -68,7 +71,7 @@ def _recordings(store: Any, apply: bool) -> list[dict[str, Any]]:
                         store.import_audio(orphan.consultation_id, wav, actor="recovery")
                     except NotFound:
                         item["note"] = "consultation not in this database"
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, ClarkeError) as exc:  # a full disk, nothing recorded, damage
                 item["error"] = str(exc)
         recordings.append(item)
     return recordings

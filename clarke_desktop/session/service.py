@@ -338,9 +338,10 @@ class ConsultationService:
         self, consultation_id: str, path: Path, progress: Callable[[int, str], None], cancel: CancelToken
     ) -> Transcript:
         from clarke_desktop.audio.files import load_audio
+        from clarke_desktop.identity import sealed
 
         progress(5, f"Reading {path.name}")
-        audio = load_audio(path)
+        audio = load_audio(path, files=sealed.FILES)
         cancel.raise_if_cancelled()
         progress(20, "Loading speech recognition")
         transcriber = self.transcriber()
@@ -363,6 +364,7 @@ class ConsultationService:
     def start_recording(self, consultation_id: str, device: MicDevice | None) -> RecordingSession:
         from clarke_desktop.audio.devices import choose_device
         from clarke_desktop.audio.recorder import Recorder
+        from clarke_desktop.identity import sealed
 
         dev = choose_device(
             device.name if device else self._settings.audio.input_device,
@@ -382,6 +384,7 @@ class ConsultationService:
                 device=dev,
                 on_level=on_level,
                 on_audio=on_audio,
+                files=sealed.FILES,  # sealed once signed in: plaintext audio never reaches the disk
             )
             holder["rec"] = rec
             return rec
@@ -412,8 +415,9 @@ class ConsultationService:
         if live is not None and live.text.strip():
             return live
         from clarke_desktop.audio.files import load_audio
+        from clarke_desktop.identity import sealed
 
-        transcript = self.transcriber().transcribe(load_audio(wav_path))
+        transcript = self.transcriber().transcribe(load_audio(wav_path, files=sealed.FILES))
         if not transcript.text.strip():
             raise ValueError(
                 "No speech could be recognised in the recording. Re-record or type the transcript."
@@ -665,10 +669,21 @@ class ConsultationService:
         keep_open_discrepancies: bool = False,
         allow_empty_sections: bool = False,
     ) -> FinaliseResult:
+        """Sign, keep the PDF in the data folder (sealed once signed in), write back. `out_dir`
+        (`run-consultation --out`) is an explicit export: a readable copy is written there too,
+        audited with its destination, and the result names that copy."""
         from clarke_desktop.fhir.client import FhirError
         from clarke_desktop.pipeline import sign_off_and_export
+        from clarke_desktop.pipeline.finalise import export_copy, in_data_folder, letter_filename
 
         self._require_signer()
+        explicit = out_dir is not None and not in_data_folder(out_dir, exactly=paths.exports_dir())
+        copy_to = Path(out_dir) if explicit and out_dir is not None else None
+        if copy_to is not None and in_data_folder(copy_to):  # refused before anything is signed
+            raise SessionError(
+                f"{copy_to} is inside Clarke's data folder, where letters are kept encrypted: "
+                "give --out a folder outside it for the readable copy"
+            )
         with self._lock:
             latest = self._store.latest_letter(consultation_id)
             if latest is not None and document is not None:
@@ -681,11 +696,11 @@ class ConsultationService:
             except FhirError:
                 fhir = None  # signed and printed; the write-back waits (the result's warnings say so)
             try:
-                return sign_off_and_export(
+                result = sign_off_and_export(
                     self._store,
                     consultation_id,
                     self.actor,
-                    out_dir or paths.exports_dir(),
+                    paths.exports_dir(),
                     settings=self._settings,
                     fhir=fhir,
                     resolve_open=(lambda: self._keep_both_open(consultation_id))
@@ -696,6 +711,21 @@ class ConsultationService:
             finally:
                 if fhir is not None:
                     fhir.close()
+            if copy_to is not None:
+                name = letter_filename(consultation_id, result.version, result.signed_at)
+                copy = export_copy(
+                    self._store, consultation_id, result.version, copy_to / name, actor=self.actor
+                )
+                result.pdf_path, result.pdf_sha256, result.pdf_encrypted = copy.path, copy.sha256, False
+            return result
+
+    def save_pdf_copy(self, consultation_id: str, version: int, target: Path) -> Path:
+        """A readable copy of the signed PDF where the clinician chose (outside the data folder),
+        audited with its destination; the kept PDF stays sealed."""
+        from clarke_desktop.pipeline.finalise import export_copy
+
+        with self._lock:
+            return export_copy(self._store, consultation_id, version, target, actor=self.actor).path
 
     def _keep_both_open(self, consultation_id: str) -> list[str]:
         """Headless runs cannot ask: each open discrepancy is resolved "keep both" exactly as a

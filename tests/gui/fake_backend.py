@@ -66,6 +66,7 @@ class FakeBackend:
         self.tmp = Path(threading.current_thread().name)
         self.inputs: dict[str, tuple[str, str]] = {}  # consultation id -> (transcript, aside) autosaved
         self.letters: dict[str, ClinicalDocument] = {}  # consultation id -> latest draft
+        self.copies: list[tuple[str, int, Path]] = []  # readable copies saved: (consultation, version, file)
 
     def _log(self, name: str) -> None:
         self.calls.append((name, threading.get_ident()))
@@ -366,7 +367,13 @@ class FakeBackend:
             document_reference="DocumentReference/dr-1",
             signed_at="2026-11-22T09:30:00Z",
             signed_by="Dr Sarah Chen",
+            pdf_encrypted=True,
         )
+
+    def save_pdf_copy(self, consultation_id, version, target):
+        self._log("save_pdf_copy")
+        self.copies.append((consultation_id, version, target))
+        return target
 
     def ask_assistant(self, patient_id, question, step, cancel):
         self._log("ask_assistant")

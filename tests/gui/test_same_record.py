@@ -50,7 +50,8 @@ def scripted_models(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def _through_the_window(qtbot: Any, transcript: Path, data: Path, dialogs: Any) -> str:
+def _through_the_window(qtbot: Any, transcript: Path, data: Path, dialogs: Any, copy_to: Path,
+                        monkeypatch: pytest.MonkeyPatch) -> str:  # fmt: skip
     from clarke_desktop.gui.app import build_window
     from clarke_desktop.session.identity import Identity
     from clarke_desktop.session.service import ConsultationService
@@ -82,6 +83,12 @@ def _through_the_window(qtbot: Any, transcript: Path, data: Path, dialogs: Any) 
         w.flow.sign_off()
         qtbot.waitUntil(lambda: w.current_page() == "signed", timeout=120_000)
         assert w.flow.consultation_id is not None
+        # What `run-consultation --out` does besides signing: a readable copy in a chosen folder.
+        from PySide6.QtWidgets import QFileDialog
+
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a: (str(copy_to / "letter.pdf"), ""))
+        qtbot.mouseClick(w.signed.save_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "letter.pdf" in w.signed.saved.text(), timeout=30_000)
         return w.flow.consultation_id
     finally:
         w.runner.shutdown()
@@ -175,7 +182,12 @@ def _signed(consultation_id: str, data_dir: Path) -> Any:
 
 
 def _pdf_text(path: Path, consultation_id: str) -> str:
-    text = "\n".join(page.extract_text() for page in PdfReader(str(path)).pages)
+    """The text of the PDF kept in the data folder (sealed: read decrypted, as Clarke reads it)."""
+    import io
+
+    from clarke_desktop.identity import sealed
+
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(sealed.read_bytes(path))).pages)
     text = re.sub(r"\d{1,2}:\d{2}(:\d{2})?", "<time>", text)  # the signing time, printed in local time
     return str(_plain(text, consultation_id))
 
@@ -197,7 +209,9 @@ def test_the_window_and_run_consultation_leave_the_same_record(
         accounts.set_up(tmp_path / folder, clinician_name=SIGNER)
     accounts.sign_in_env(monkeypatch, tmp_path)
     monkeypatch.setenv("CLARKE_DATA_DIR", str(tmp_path / "window-data"))
-    gui_cid = _through_the_window(qtbot, transcript, tmp_path / "window-data", dialogs)
+    gui_cid = _through_the_window(
+        qtbot, transcript, tmp_path / "window-data", dialogs, tmp_path / "copy", monkeypatch
+    )
     gui = _record(gui_cid)
     found = _signed(gui_cid, tmp_path / "window-data").discrepancies
     red = [d.id for d in found if needs_explicit(d)]

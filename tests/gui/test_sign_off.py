@@ -77,22 +77,36 @@ def test_an_empty_section_blocks_sign_off_and_is_named(window, qtbot, dialogs) -
     qtbot.waitUntil(lambda: w.review.can_sign(), timeout=5000)
 
 
-def test_open_pdf_without_a_viewer_offers_the_folder_then_the_path(
-    window, qtbot, dialogs, monkeypatch
+def test_save_a_copy_writes_a_readable_pdf_where_the_clinician_chooses(
+    window, qtbot, dialogs, monkeypatch, tmp_path
 ) -> None:
-    from PySide6.QtGui import QDesktopServices, QGuiApplication
+    """The kept PDF is encrypted: "Save a copy…" is the way to a readable one, off the GUI thread."""
+    import threading
+
+    from PySide6.QtWidgets import QFileDialog
 
     w = window
     _reviewed(w, qtbot)
     w.flow.sign_off()
     qtbot.waitUntil(lambda: w.current_page() == "signed", timeout=5000)
-    opened: list[str] = []
-    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or False)
-    qtbot.mouseClick(w.signed.open_button, Qt.MouseButton.LeftButton)
-    assert opened == ["/nonexistent/letter.pdf", "/nonexistent"]  # the PDF, then (agreed) its folder
-    assert "No PDF viewer" in dialogs.asked[-1]
-    assert "/nonexistent/letter.pdf" in dialogs.shown[-1]
-    assert QGuiApplication.clipboard().text() == "/nonexistent/letter.pdf"
+    assert "kept encrypted" in w.signed.where.text()
+    asked: list[str] = []
+
+    def choose(_parent, title, suggested, _filter):
+        asked.append(suggested)
+        return str(tmp_path / "for the GP"), "PDF (*.pdf)"
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", choose)
+    qtbot.mouseClick(w.signed.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(w.backend.copies), timeout=5000)
+    assert asked and asked[0].endswith("letter.pdf")  # the signed letter's own name is suggested
+    assert w.backend.copies == [(w.signed.result.consultation_id, 2, tmp_path / "for the GP.pdf")]
+    qtbot.waitUntil(lambda: "for the GP.pdf" in w.signed.saved.text(), timeout=5000)
+    assert dict(w.backend.calls)["save_pdf_copy"] != threading.get_ident()
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a: ("", ""))  # cancelled: nothing written
+    qtbot.mouseClick(w.signed.save_button, Qt.MouseButton.LeftButton)
+    assert len(w.backend.copies) == 1
 
 
 def test_text_the_clinician_edits_is_labelled_as_theirs(window, qtbot) -> None:

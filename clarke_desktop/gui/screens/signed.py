@@ -1,15 +1,22 @@
-"""Signed off: preview of the exported PDF, where it was saved, and the next patient."""
+"""Signed off: preview of the signed PDF, where it is kept, a readable copy on request, and the
+next patient.
+
+Once signed in, Clarke keeps the signed PDF encrypted in its data folder: the preview here is drawn
+from it decrypted in memory, and "Save a copy…" is the one way to a readable PDF, written where the
+clinician chooses and recorded in the audit log (the controller does the writing)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from clarke_desktop.gui.widgets import badge, button, card, clear_layout, label, notice, scroll_page, vbox
+from clarke_desktop.identity import sealed
 from clarke_desktop.pipeline import FinaliseResult
 
 
@@ -22,10 +29,11 @@ class RenderedPage:
 
 
 def render_pdf_pages(path: Path, width_px: int = 820, max_pages: int = 3) -> tuple[list[RenderedPage], int]:
-    """Rasterise the first pages (worker thread: pure pdfium, no Qt objects)."""
+    """Rasterise the first pages (worker thread: pure pdfium, no Qt objects). A sealed PDF is
+    decrypted in memory."""
     import pypdfium2 as pdfium
 
-    pdf = pdfium.PdfDocument(str(path))
+    pdf = pdfium.PdfDocument(sealed.read_bytes(Path(path)))
     try:
         pages: list[RenderedPage] = []
         for i in range(min(len(pdf), max_pages)):
@@ -48,6 +56,7 @@ class SignedOffScreen(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.result: FinaliseResult | None = None
+        self._save_copy: Callable[[], None] | None = None
         outer = vbox(self, (28, 18, 28, 12), 10)
         head = QHBoxLayout()
         self.title = label("Letter signed off", "h1")
@@ -58,18 +67,17 @@ class SignedOffScreen(QWidget):
         info = card(padding=14)
         self.where = label("", wrap=True, selectable=True)
         self.fhir = label("", "caption", wrap=True, selectable=True)
+        self.saved = label("", "caption", wrap=True, selectable=True)
         info.layout().addWidget(self.where)
         info.layout().addWidget(self.fhir)
+        info.layout().addWidget(self.saved)
         row = QHBoxLayout()
-        self.open_button = button("Open PDF", accessible="Open the PDF")
-        self.folder_button = button("Show folder", accessible="Show export folder")
-        self.copy_button = button("Copy path")
-        self.open_button.clicked.connect(lambda: self._open(False))
-        self.folder_button.clicked.connect(lambda: self._open(True))
-        self.copy_button.clicked.connect(self._copy)
-        row.addWidget(self.open_button)
-        row.addWidget(self.folder_button)
-        row.addWidget(self.copy_button)
+        self.save_button = button(
+            "Save a copy…", accessible="Save a readable copy of the PDF",
+            tip="Write a readable PDF to a folder you choose (recorded in the audit log)",
+        )  # fmt: skip
+        self.save_button.clicked.connect(lambda: self._save_copy() if self._save_copy else None)
+        row.addWidget(self.save_button)
         row.addStretch(1)
         self.next_button = button("Next patient  →", "primary", accessible="Next patient", tip="Ctrl+N")
         self.next_button.clicked.connect(self.next_patient)
@@ -82,10 +90,20 @@ class SignedOffScreen(QWidget):
         self._pages.setSpacing(14)
         outer.addWidget(scroll_page(body), 1)
 
-    def set_result(self, result: FinaliseResult, patient_name: str) -> None:
+    def set_result(
+        self, result: FinaliseResult, patient_name: str, save_copy: Callable[[], None] | None = None
+    ) -> None:
+        """`save_copy` asks where and writes the readable copy (the controller's)."""
         self.result = result
+        self._save_copy = save_copy
         self.title.setText(f"Letter signed off — {patient_name}")
-        self.where.setText(f"PDF saved to:  {result.pdf_path}")
+        self.where.setText(
+            "The signed PDF is kept encrypted in Clarke's data folder. For a readable copy (to print "
+            "or send), use Save a copy…"
+            if result.pdf_encrypted
+            else f"PDF saved to:  {result.pdf_path}"
+        )
+        self.saved.setText("")
         by = f" by {result.signed_by}" if result.signed_by else ""
         where = (
             f"Written to the record as {result.document_reference}"
@@ -116,30 +134,5 @@ class SignedOffScreen(QWidget):
             notice(f"The preview could not be drawn ({message}). The PDF itself is saved.", "warn")
         )
 
-    def _open(self, folder: bool) -> None:
-        """Open the PDF (or its folder) in the desktop's viewer; with none installed, say so and offer
-        the folder, then the path to copy: the button never silently does nothing."""
-        if not self.result:
-            return
-        pdf = self.result.pdf_path
-        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(pdf.parent if folder else pdf))):
-            return
-        if not folder:
-            answer = QMessageBox.question(
-                self, "Open PDF",
-                "No PDF viewer is set up on this computer. Show the folder that holds the letter instead?",
-            )  # fmt: skip
-            if answer == QMessageBox.StandardButton.Yes and QDesktopServices.openUrl(
-                QUrl.fromLocalFile(str(pdf.parent))
-            ):
-                return
-        QGuiApplication.clipboard().setText(str(pdf))
-        QMessageBox.information(
-            self,
-            "Open PDF",
-            f"Nothing on this computer can open it. The path is copied to the clipboard:\n{pdf}",
-        )
-
-    def _copy(self) -> None:
-        if self.result:
-            QGuiApplication.clipboard().setText(str(self.result.pdf_path))
+    def copy_saved(self, path: Path) -> None:
+        self.saved.setText(f"Readable copy saved to:  {path}  (recorded in the audit log)")
