@@ -214,6 +214,49 @@ def _print_summary(summary: dict[str, Any]) -> None:
     click.echo(f"Audit head: {summary['audit_head']['seq']} {summary['audit_head']['hash']}")
 
 
+@click.command("record")
+@click.option("--patient", "patient_id", required=True, help="FHIR Patient id, e.g. pt-001.")
+@click.option(
+    "--from-wav", "source", required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="An audio file recorded elsewhere (a dictaphone): WAV, FLAC or OGG.",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@sign_in_options
+def record(patient_id: str, source: Path, as_json: bool, user: str | None, password_file: Path | None) -> None:
+    """Store an audio file as the patient's consultation recording, as a microphone recording is.
+
+    The file is converted to 16 kHz mono WAV in the recordings folder (encrypted once the
+    installation has accounts), hashed, and audited under the signed-in clinician, who attests
+    the patient's consent by storing it. The original file is left where it is. Needs a clinician's
+    sign-in (--user and --password-file, or CLARKE_USER and CLARKE_PASSWORD_FILE).
+
+    Example:
+
+        CLARKE_USER=s.chen CLARKE_PASSWORD_FILE=~/.clarke-pw clarke-desktop record --patient pt-001 --from-wav visit.wav
+    """
+    from clarke_desktop.errors import ClarkeError
+    from clarke_desktop.session.identity import Identity, require_signer
+    from clarke_desktop.session.service import ConsultationService
+
+    signed_in = sign_in(user, password_file)
+    with Identity() as identity:
+        try:
+            require_signer(signed_in)
+            service = ConsultationService(signed_in=signed_in, identity=identity)
+        except ClarkeError as exc:
+            raise click.ClickException(exc.user_text) from exc
+        try:
+            stored = service.store_recording(patient_id, source)
+        except ClarkeError as exc:
+            raise click.ClickException(exc.user_text) from exc
+        finally:
+            service.close()
+    if as_json:
+        click.echo(json.dumps(stored, indent=2))
+    else:
+        click.echo(f"Stored {stored['duration_s']} s as consultation {stored['consultation_id']}'s recording.")
+
+
 @click.command("recover")
 @click.option("--apply", "apply_", is_flag=True, help="Recover everything listed (otherwise only list).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
@@ -344,4 +387,4 @@ def audit_show(consultation_id: str | None, user: str | None, password_file: Pat
             )
 
 
-COMMANDS = [run_consultation, recover, audit]
+COMMANDS = [run_consultation, record, recover, audit]

@@ -31,6 +31,7 @@ from clarke_desktop.schemas import (
     PatientContext,
     Resolution,
     Transcript,
+    utc_now_iso,
 )
 from clarke_desktop.session.errors import SessionError
 from clarke_desktop.session.events import ContextReady, EventSink, SectionDelta, TranscriptReady, ignore
@@ -235,6 +236,34 @@ class ConsultationService:
                 return earlier[0].id
         with self._lock:
             return self._store.create_consultation(patient_id, clinician=self.actor, doc_type=doc_type).id
+
+    def store_recording(self, patient_id: str, source: Path) -> dict[str, Any]:
+        """An audio file recorded elsewhere (a dictaphone) kept as the patient's consultation
+        recording exactly as the microphone's is: 16 kHz mono WAV in the recordings folder (sealed
+        once signed in), its length and hash, consent and both recording events audited under the
+        signed-in clinician, who attests the patient's consent by storing it."""
+        import io
+
+        import soundfile as sf
+
+        from clarke_desktop.audio.files import SAMPLE_RATE, load_audio
+        from clarke_desktop.identity import sealed
+
+        samples = load_audio(source)  # refuses what is not audio, before anything is stored
+        buffer = io.BytesIO()
+        sf.write(buffer, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        cid = self.start_consultation(patient_id)
+        stamp = "".join(ch for ch in utc_now_iso() if ch.isdigit())[:14]
+        target = paths.recordings_dir() / f"{cid}-{stamp}-imported.wav"
+        sealed.FILES.write(target, buffer.getvalue())
+        with self._lock:
+            self._store.confirm_consent(cid, self.actor, note=f"recorded outside Clarke: {source.name}")
+            audio_id = self._store.recording_started(cid, target, actor=self.actor)
+            duration = samples.size / SAMPLE_RATE
+            self._store.recording_stopped(cid, audio_id, duration_s=duration, path=target, actor=self.actor)
+            row = next(a for a in self._store.audio(cid) if a.id == audio_id)
+        return {"consultation_id": cid, "patient_id": patient_id, "audio_id": audio_id, "path": str(target),
+                "duration_s": round(duration, 3), "sha256": row.sha256, "sealed": sealed.FILES.sealing(target)}  # fmt: skip
 
     def import_audio(self, consultation_id: str, path: Path) -> None:
         """Attach an audio file to the consultation (copied, hashed, audited)."""
