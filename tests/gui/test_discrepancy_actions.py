@@ -99,3 +99,14 @@ def test_an_undo_over_typed_words_is_refused_with_the_reason(review, qtbot, dial
     assert "edit the section by hand" in dialogs.shown[-1]
     assert r.cards["plan"].text() == "Gliclazide to be reviewed by the GP."
     assert r.items["d2"].d.resolution is not None
+
+
+def test_typing_elsewhere_is_never_overwritten_by_a_resolution(review, qtbot) -> None:
+    """A resolution's saved letter comes back while the clinician types in another section: only
+    the section the resolution rewrote changes on screen."""
+    r = review
+    qtbot.mouseClick(r.items["d2"].said_button, Qt.MouseButton.LeftButton)
+    r.cards["history"].editor.setPlainText("Typed while the resolution was being saved.")
+    qtbot.waitUntil(lambda: r.items["d2"].d.resolution is not None, timeout=5000)
+    assert r.cards["history"].text() == "Typed while the resolution was being saved."
+    assert r.cards["plan"].text() == "Start gliclazide 80 mg."

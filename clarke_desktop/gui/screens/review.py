@@ -402,8 +402,11 @@ class DiscrepancyItem(QFrame):
         self.set_where(where)
 
         self.actions = QWidget()
-        row = QHBoxLayout(self.actions)
+        # One above the other: side by side, values such as "twice a day" made the card wider than
+        # the checklist, and every card's text was cut at the panel's edge.
+        row = QVBoxLayout(self.actions)
         row.setContentsMargins(0, 4, 0, 0)
+        row.setSpacing(4)
         self.record_button: QPushButton | None = None
         self.said_button: QPushButton | None = None
         if d.record_value and d.said_value:  # two values to choose between: the letter takes one
@@ -427,7 +430,6 @@ class DiscrepancyItem(QFrame):
         self.keep_button.setToolTip(f"Both are true: the letter will say “{agreed_wording(d)}”")
         self.keep_button.clicked.connect(lambda: self._resolve("keep_both"))
         row.addWidget(self.keep_button)
-        row.addStretch(1)
         lay.addWidget(self.actions)
 
         self.reason = QLineEdit()
@@ -843,16 +845,19 @@ class ReviewScreen(QWidget):
             self._letter_scroll.ensureWidgetVisible(first)
 
     def apply_resolution(self, doc: ClinicalDocument, discrepancy_id: str) -> None:
-        """The letter as saved after a resolution or its undo: the changed sections' text (as the
-        clinician's), the item's new state, the recomputed checks; the change is highlighted."""
+        """The letter as saved after a resolution or its undo: the sections that resolution rewrote
+        (only those: anything else on screen may be typing not yet saved) as the clinician's, the
+        item's new state, the recomputed checks; the change is highlighted."""
         if self.document is None:
             return
-        changed = {
-            s.key for s in doc.sections if s.key in self.cards and self.cards[s.key].text() != s.content
-        }
+        before = self._discrepancy(discrepancy_id)
+        after = next((d for d in doc.discrepancies if d.id == discrepancy_id), None)
+        edits = (after.resolution.edits if after is not None and after.resolution is not None
+                 else before.resolution.edits if before is not None and before.resolution is not None else [])  # fmt: skip
+        changed = {e.section_key for e in edits}
         self.document = doc.model_copy(deep=True)
         for s in self.document.sections:
-            if s.key in changed:
+            if s.key in changed and s.key in self.cards:
                 card = self.cards[s.key]
                 card.set_text(s.content)
                 card.set_model_tag(s, self._demo)
