@@ -6,7 +6,10 @@ Patient data lives only under the user data directory, created readable by the u
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +23,30 @@ def _ensure_private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     if os.name == "posix":
         os.chmod(path, 0o700)
+    elif os.name == "nt":
+        _restrict_acl(str(path.resolve()))
     return path
+
+
+def private_acl_command(folder: str, user: str) -> list[str]:
+    """The icacls call that makes a Windows folder private: inherited entries removed (so no
+    "Users" or "Everyone" read), full control for the user and for SYSTEM (backup, antivirus),
+    inherited by every file and folder created inside ((OI)(CI))."""
+    return ["icacls", folder, "/inheritance:r", "/grant:r", f"{user}:(OI)(CI)F", "/grant:r", "*S-1-5-18:(OI)(CI)F"]
+
+
+@functools.lru_cache(maxsize=64)
+def _restrict_acl(folder: str) -> None:
+    """Once per folder and process (icacls takes tens of milliseconds). Windows has no mode bits;
+    a failure is logged and `clarke-desktop doctor` reports a folder others can read."""
+    user = os.environ.get("USERNAME", "")
+    domain = os.environ.get("USERDOMAIN", "")
+    if not user:
+        return
+    done = subprocess.run(private_acl_command(folder, f"{domain}\\{user}" if domain else user),
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        logging.getLogger(__name__).warning("could not restrict %s: %s", folder, done.stderr.strip())
 
 
 def _private_dir(variable: str, default: str) -> Path:

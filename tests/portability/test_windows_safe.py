@@ -41,3 +41,26 @@ def test_the_letter_date_is_written_without_a_leading_zero() -> None:
     from clarke_desktop.letters.writer import _uk_long_date
 
     assert _uk_long_date(date(2026, 12, 7)) == "7 December 2026"
+
+
+def test_the_data_folder_is_restricted_on_windows_with_icacls(monkeypatch, tmp_path) -> None:
+    """Not runnable here (no Windows): the call is built and made once per folder, with the user
+    and SYSTEM only and inheritance removed."""
+    import subprocess
+
+    from clarke_desktop import paths
+
+    calls = []
+    monkeypatch.setattr(paths.os, "name", "nt")
+    monkeypatch.setenv("USERNAME", "schen")
+    monkeypatch.setenv("USERDOMAIN", "NHSTRUST")
+    monkeypatch.setattr(
+        subprocess, "run", lambda cmd, **k: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0, "", "")
+    )
+    paths._restrict_acl.cache_clear()
+    folder = tmp_path / "data"
+    paths._ensure_private_dir(folder)
+    paths._ensure_private_dir(folder)
+    assert calls == [["icacls", str(folder.resolve()), "/inheritance:r", "/grant:r", "NHSTRUST\\schen:(OI)(CI)F",
+                      "/grant:r", "*S-1-5-18:(OI)(CI)F"]]  # fmt: skip
+    paths._restrict_acl.cache_clear()
