@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+CLINICIAN_PASSWORD = "screenshot clinician passphrase"  # a throw-away installation's
 sys.path.insert(0, str(REPO))
 
 
@@ -77,7 +78,27 @@ def drive(args: argparse.Namespace) -> int:
     app = make_application([])
     assert QGuiApplication.platformName() == "xcb", QGuiApplication.platformName()
     w, h = (int(x) for x in args.size.split("x"))
-    window = build_window()
+    from clarke_desktop.gui.screens.signin import SignInDialog
+    from clarke_desktop.session.identity import Identity
+    from clarke_desktop.session.service import ConsultationService
+
+    # A set-up installation (its data encrypted), the demo clinician signed in as in the clinic.
+    identity = Identity()
+    if identity.needs_setup():
+        done = identity.set_up("it.admin", "IT Administrator", "screenshot admin passphrase")
+        identity.add(done.admin, "s.chen", "Dr Sarah Chen", "clinician", CLINICIAN_PASSWORD,
+                     registration="GMC 7012345")  # fmt: skip
+    sign_in = SignInDialog(None, identity.sign_in)
+    sign_in.name.setText("s.chen")
+    sign_in.password.setText(CLINICIAN_PASSWORD)
+    sign_in.show()
+    for _ in range(40):
+        app.processEvents()
+        time.sleep(0.01)
+    sign_in.screen().grabWindow(sign_in.winId()).save(str(args.out / "00-sign-in.png"))
+    sign_in._try()
+    assert sign_in.unlocked is not None
+    window = build_window(ConsultationService(signed_in=sign_in.unlocked, identity=identity))
     window.setGeometry(0, 0, w, h)
     window.show()
     shots: list[str] = []
@@ -160,12 +181,21 @@ def drive(args: argparse.Namespace) -> int:
     wait(lambda: args.patient in window.dashboard.unfinished_buttons, 60, "the unfinished list")
     shot("01b-dashboard-unfinished")
     window.navigate("letter")
+    # One discrepancy resolved the way that changes the letter, marked where it changed.
+    first = next(iter(window.review.items.values()), None)
+    if first is not None:
+        (first.record_button or first.keep_button).click()
+        wait(lambda: first.d.resolution is not None, 60, "the first resolution")
+        window.review.tabs.setCurrentIndex(0)
+        shot("06b-review-discrepancy-resolved")
     if window.review.document.fact_check:
         facts = window.review.document.fact_check
         unsupported = next((i for i, f in enumerate(facts) if not f.supported), 0)
         window.review.facts.setCurrentRow(unsupported)  # the interesting case: not found anywhere
         shot("07-review-fact-source")
     for item in list(window.review.items.values()):
+        if item.d.resolution is not None:
+            continue
         item.reason.setText("Checked with the patient")
         if item.why is not None:  # a red conflict needs a specific reason
             item.why.setCurrentIndex(1)
@@ -181,18 +211,20 @@ def drive(args: argparse.Namespace) -> int:
     shot("08-review-ready-to-sign")
     from clarke_desktop.gui.screens.signoff import SignOffDialog
 
-    def confirm(parent, preview, pages, total) -> bool:  # the real dialog, photographed, then confirmed
-        dialog = SignOffDialog(parent, preview, pages, total)
+    def confirm(parent, preview, pages, total, ask_password=False) -> str:  # the real dialog, photographed
+        dialog = SignOffDialog(parent, preview, pages, total, ask_password=ask_password)
         dialog.show()
+        if dialog.password is not None:
+            dialog.password.setText(CLINICIAN_PASSWORD)
         pump(0.8)
         path = args.out / "08b-sign-off-preview.png"
         dialog.screen().grabWindow(dialog.winId()).save(str(path))
         shots.append(path.name)
         print(f"saved {path}", flush=True)
         dialog.accept()
-        return True
+        return CLINICIAN_PASSWORD if ask_password else ""
 
-    SignOffDialog.confirm = classmethod(lambda cls, *a: confirm(*a))  # type: ignore[method-assign,assignment]
+    SignOffDialog.confirm = classmethod(lambda cls, *a, **k: confirm(*a, **k))  # type: ignore[method-assign,assignment]
     window.flow.sign_off()
     wait(lambda: window.current_page() == "signed", 120, "sign-off")
     wait(
@@ -201,6 +233,13 @@ def drive(args: argparse.Namespace) -> int:
         "the PDF preview",
     )
     shot("09-signed-off")
+    window.flow.open_patient(args.patient)
+    wait(lambda: window.patient_screen.context is not None, 120, "the patient record")
+    window.lock("Locked after a time without use.")  # what an unattended workstation shows
+    shot("13-locked")
+    window._lock_screen.password.setText(CLINICIAN_PASSWORD)
+    window._lock_screen.unlock_button.click()
+    wait(lambda: not window.is_locked(), 60, "the unlock")
     if args.no_assistant:
         window.runner.shutdown()
         window.backend.close()

@@ -110,3 +110,4 @@ def test_typing_elsewhere_is_never_overwritten_by_a_resolution(review, qtbot) ->
     qtbot.waitUntil(lambda: r.items["d2"].d.resolution is not None, timeout=5000)
     assert r.cards["history"].text() == "Typed while the resolution was being saved."
     assert r.cards["plan"].text() == "Start gliclazide 80 mg."
+

@@ -438,6 +438,9 @@ class DiscrepancyItem(QFrame):
         self.why: QComboBox | None = None
         if needs_specific_reason(d):
             self.why = QComboBox()
+            # Sized to the panel, not to its longest reason (that widened every card past the edge).
+            self.why.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            self.why.setMinimumContentsLength(16)
             self.why.setAccessibleName(f"Why dismiss: {d.description}")
             self.why.addItem("Why dismiss? Choose a reason…", "")
             for text in SPECIFIC_REASONS["allergy" if d.kind.startswith("allergy") else "other"]:

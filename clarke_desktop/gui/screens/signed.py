@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from clarke_desktop.gui.widgets import badge, button, card, clear_layout, label, notice, scroll_page, vbox
 from clarke_desktop.identity import sealed
 from clarke_desktop.pipeline import FinaliseResult
+from clarke_desktop.uk_format import local_time
 
 
 @dataclass
@@ -111,7 +112,7 @@ class SignedOffScreen(QWidget):
             else "Not yet written to the record: "
             + ("; ".join(result.warnings) or "the record was unavailable")
         )
-        self.fhir.setText(f"{where}  ·  signed {result.signed_at}{by}")
+        self.fhir.setText(f"{where}  ·  signed {local_time(result.signed_at, zone=True)}{by}")
         clear_layout(self._pages)
         self._pages.addWidget(label("Rendering preview…", "caption"))
 
