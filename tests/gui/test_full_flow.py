@@ -21,9 +21,18 @@ LETTER_TIMEOUT_MS = 1_500_000  # the embedded model on a shared 2-core CPU is sl
 
 
 @pytest.fixture
-def real_window(styled_app, qtbot):
+def real_window(styled_app, qtbot, tmp_path, monkeypatch):
+    """The real window on a set-up installation of its own (encrypted), the clinician signed in."""
+    import accounts
+
     from clarke_desktop.gui.app import build_window
+    from clarke_desktop.session.identity import Identity
     from clarke_desktop.session.service import ConsultationService
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("CLARKE_DATA_DIR", str(data))
+    accounts.set_up(data)
+    identity = Identity()
 
     calls: dict[str, int] = {}
 
@@ -36,7 +45,7 @@ def real_window(styled_app, qtbot):
             calls["sign_off"] = threading.get_ident()
             return super().sign_off(*a, **k)
 
-    w = build_window(ThreadNoting())
+    w = build_window(ThreadNoting(signed_in=accounts.signed_in(data), identity=identity))
     w.calls = calls
     qtbot.addWidget(w)
     w.resize(1366, 768)
@@ -44,12 +53,17 @@ def real_window(styled_app, qtbot):
     yield w
     w.runner.shutdown()
     w.backend.close()
+    identity.close()
 
 
-def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_property):
+def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_property, dialogs):
+    import io
+
+    import accounts
     from gui_probe import LoopLatencyProbe
 
     from clarke_desktop.fhir.local import LocalFhirClient
+    from clarke_desktop.identity import sealed
     from clarke_desktop.paths import fhir_db_path
 
     w = real_window
@@ -84,6 +98,14 @@ def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_p
     assert doc.doc_type == "patient"
     assert doc.model is not None and doc.model.demo
     assert w.demo_banner.isVisibleTo(w)
+
+    # Called away mid-review: the window locks, and only the clinician's password opens it again.
+    w.lock("Locked.")
+    assert w.is_locked() and w._lock_screen.geometry() == w.rect()
+    w._lock_screen.password.setText(accounts.CLINICIAN_PASSWORD)
+    qtbot.mouseClick(w._lock_screen.unlock_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not w.is_locked(), timeout=30_000)
+    assert w.current_page() == "review" and w.review.document is doc
 
     narrative = [s.key for s in doc.sections if s.kind == "narrative" and s.editable]
     assert len(narrative) >= 2, [s.key for s in doc.sections]
@@ -131,17 +153,21 @@ def test_clinic_day_from_dashboard_to_signed_letter(real_window, qtbot, record_p
     w.review.flush_edits()
     qtbot.waitUntil(lambda: w.review.sign_button.isEnabled(), timeout=30_000)
 
+    dialogs.password = accounts.CLINICIAN_PASSWORD  # typed again at the preview
     qtbot.keyClick(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     qtbot.waitUntil(lambda: w.current_page() == "signed", timeout=120_000)
+    assert dialogs.asked_password
     assert w.calls["sign_off"] != threading.get_ident()
     result = w.signed.result
     pdf = Path(result.pdf_path)
-    assert pdf.is_file() and pdf.read_bytes()[:5] == b"%PDF-"
+    assert pdf.is_file() and not pdf.read_bytes().startswith(b"%PDF-")  # kept sealed at rest
+    pdf_bytes = sealed.read_bytes(pdf)
+    assert pdf_bytes[:5] == b"%PDF-"
     assert result.document_reference.startswith("DocumentReference/"), result.document_reference
 
     from pypdf import PdfReader
 
-    pdf_text = " ".join(page.extract_text() for page in PdfReader(str(pdf)).pages)
+    pdf_text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf_bytes)).pages)
     assert "EDITED BY CLINICIAN" in pdf_text.replace("\n", " ")
 
     client = LocalFhirClient(fhir_db_path())
