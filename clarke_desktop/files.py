@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 BLOCK = 8 * 1024 * 1024
 Progress = Callable[[int], None]  # called with the number of bytes just processed
@@ -42,13 +43,20 @@ def replace_durably(tmp: Path, path: Path) -> None:
 
 def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o600) -> Path:
     """Write `data` to `path` all or nothing (text as UTF-8). Returns `path`."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    return atomic_write_with(path, lambda fh: fh.write(payload), mode=mode)
+
+
+def atomic_write_with(path: Path, write: Callable[[IO[bytes]], object], *, mode: int = 0o600) -> Path:
+    """`write` fills a temporary file beside `path`, which then replaces it durably (fsync'd, the
+    folder synced); a failure (a full disk) leaves `path` as it was and no temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            write(fh)
         if os.name == "posix":
             os.chmod(tmp, mode)
         replace_durably(tmp, path)

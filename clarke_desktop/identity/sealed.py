@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -42,7 +41,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from clarke_desktop.errors import ClarkeError
-from clarke_desktop.files import atomic_write, replace_durably
+from clarke_desktop.files import atomic_write, atomic_write_with
 from clarke_desktop.identity import keyring
 
 PURPOSE = "files"  # the data key's subkey for sealed files (keys.subkey)
@@ -195,21 +194,8 @@ class Appender:
 def write_file(path: Path, data: bytes | memoryview, key: bytes, *, mode: int = 0o600) -> Path:
     """Seal `data` into `path` all or nothing: a temporary file beside it, fsync'd, renamed over it
     (the folder synced). A failure (a full disk) leaves `path` as it was and no temporary file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            _write_records(fh, memoryview(data), _FileCipher.new(key))
-        if os.name == "posix":
-            os.chmod(tmp, mode)
-        replace_durably(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return path
+    cipher = _FileCipher.new(key)
+    return atomic_write_with(path, lambda fh: _write_records(fh, memoryview(data), cipher), mode=mode)
 
 
 def _write_records(fh: IO[bytes], data: memoryview, cipher: _FileCipher) -> None:
