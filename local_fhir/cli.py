@@ -337,17 +337,58 @@ def quarantine_drop(db: Path | None, qids: tuple[int, ...], every: bool) -> None
 @click.option(
     "--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port on 127.0.0.1."
 )
-def serve(db: Path | None, port: int) -> None:
-    """Serve the store as a FHIR R4 REST API on 127.0.0.1 only. Example: local-fhir serve --port 8080"""
+@click.option(
+    "--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="File holding the bearer token (created 0600 with a fresh token if absent). "
+         "Default: $LOCAL_FHIR_TOKEN if set, else DB.token beside the database.",
+)  # fmt: skip
+@click.option(
+    "--max-body", default=10 * 1024 * 1024, show_default=True, type=click.IntRange(1024, None),
+    help="Largest request body in bytes; a larger one is refused with 413 before it is read.",
+)  # fmt: skip
+def serve(db: Path | None, port: int, token_file: Path | None, max_body: int) -> None:
+    """Serve the store as a FHIR R4 REST API on 127.0.0.1 only.
+
+    Every request needs the header `Authorization: Bearer TOKEN` (else 401). The token comes from
+    --token-file PATH (a fresh random token is written there, readable by you only, if the file
+    does not exist), else from the LOCAL_FHIR_TOKEN environment variable, else from the file
+    DB.token beside the database (created the same way on the first serve). The server prints
+    which file it uses, never the token. A file that other users can read is refused.
+
+    Requests must also name this server in Host (localhost, 127.0.0.1 or [::1] with the port;
+    else 421) and carry no foreign Origin (else 403); a body must be application/fhir+json or
+    application/json (else 415) and at most --max-body bytes (else 413); JSON nested more than 100
+    levels is refused (400). Errors are OperationOutcomes.
+
+    \b
+    Example:
+      local-fhir serve --db fhir.sqlite3 --port 8080 --token-file ~/.local-fhir-token
+      curl -H "Authorization: Bearer $(cat ~/.local-fhir-token)" http://127.0.0.1:8080/metadata
+    """
+    from local_fhir.server import TOKEN_ENV, read_or_create_token
     from local_fhir.server import serve as run_server
 
     try:
         store = _open(db)
     except FhirStoreError as exc:
         _fail(exc)
-    click.echo(f"serving {store.path} at http://127.0.0.1:{port}/ (Ctrl+C to stop)", err=True)
     with store:
-        run_server(store, port)
+        env_token = os.environ.get(TOKEN_ENV, "").strip()
+        if token_file is None and env_token:
+            token, where = env_token, f"${TOKEN_ENV}"
+        else:
+            path = token_file or store.path.with_name(store.path.name + ".token")
+            created = not path.exists()
+            try:
+                token = read_or_create_token(path)
+            except (OSError, ValueError) as exc:
+                raise click.ClickException(f"cannot use the token file: {exc}") from None
+            where = f"{path} ({'created' if created else 'existing'}, owner-only)"
+        if len(token) < 16:
+            raise click.ClickException(f"the token from {where} is too short (at least 16 characters)")
+        click.echo(f"serving {store.path} at http://127.0.0.1:{port}/ (Ctrl+C to stop)", err=True)
+        click.echo(f"bearer token: {where}; send Authorization: Bearer <token>", err=True)
+        run_server(store, token, port, max_body)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,16 @@ carry (a load, not a client POST), with `urn:uuid:` references rewritten to `Typ
 invalid one (or unreadable NDJSON line) goes to the quarantine with its problems (`quarantine.py`);
 the report lists each of them and the resources that point at them. A file that cannot be read
 as a whole (not JSON, not a Bundle) still fails.
+
+Inputs are read within limits (`inputs.py`): `.gz` expanded as a stream and refused past a ratio
+or total size (a decompression bomb), an over-long NDJSON line refused (or quarantined) by number
+unread, JSON nested too deeply refused for its file or line (`jsontext.MAX_DEPTH`); a problem in
+one file, a RecursionError included, never stops the import of the others.
 """
 
 from __future__ import annotations
 
 import gc
-import gzip
 import multiprocessing
 import os
 import re
@@ -29,10 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_fhir import quarantine
+from local_fhir import inputs, quarantine
 from local_fhir.bundles import apply_transaction
 from local_fhir.errors import FhirStoreError, InvalidResource, UnprocessableResource, issue, operation_outcome
-from local_fhir.jsontext import loads_exact
+from local_fhir.jsontext import TooDeep, loads_exact
 from local_fhir.quarantine import Quarantined
 from local_fhir.searchparams import registry
 from local_fhir.store import Prepared, prepare
@@ -44,6 +48,8 @@ if TYPE_CHECKING:
 SUFFIXES = (".json", ".ndjson", ".ndjson.gz")
 PARALLEL_BYTES = 4_000_000  # below this, starting worker processes costs more than it saves
 NDJSON_CHUNK_LINES = 250  # resources per piece of work when an NDJSON file is shared among workers
+NDJSON_CHUNK_BYTES = 16 * 1024 * 1024  # ...or fewer, when its lines are big
+_UNREADABLE = (OSError, ValueError, UnicodeDecodeError, EOFError, RecursionError)  # a file's own problem
 ProgressCallback = Callable[["ImportProgress"], None]
 
 
@@ -158,12 +164,13 @@ def _is_ndjson(path: Path) -> bool:
     return path.name.endswith((".ndjson", ".ndjson.gz"))
 
 
-def _ndjson_lines(path: Path) -> Iterator[tuple[int, str]]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if line.strip():
-                yield number, line
+def _ndjson_lines(path: Path, cap: int) -> Iterator[tuple[int, str | None]]:
+    """Non-blank lines as text; None for a line over `cap` bytes (never read whole)."""
+    for number, raw in inputs.lines(path, cap):
+        if raw is None:
+            yield number, None
+        elif raw.strip():
+            yield number, raw.decode("utf-8")
 
 
 @dataclass
@@ -265,19 +272,26 @@ def _prepare_bundle(doc: dict[str, Any], prep: FilePrep) -> None:
     prep.counts = dict(sorted(counts.items()))
 
 
-def _prepare_ndjson_lines(path: Path, lines: list[tuple[int, str]], prep: FilePrep) -> None:
+def _prepare_ndjson_lines(
+    path: Path, lines: list[tuple[int, str | None]], prep: FilePrep, line_cap: int = inputs.MAX_LINE_BYTES
+) -> None:
     """Validate and index NDJSON lines into `prep`; each bad line's problems go to `prep.problems`
-    (lenient: the line goes to `prep.quarantined` with them)."""
+    (lenient: the line goes to `prep.quarantined` with them). None is a line over `line_cap`."""
     # Each step runs over the whole piece before the next: the validator's and the indexer's code
     # stay in the CPU caches instead of evicting each other at every line (about 7% faster).
     parsed: list[tuple[int, str, Any, dict[str, Any] | None]] = []  # (line, where, resource, issue if not JSON)
     for number, line in lines:
         where = f"{path.name}:{number}"
+        if line is None:
+            message = inputs.line_too_long(number, line_cap)
+            parsed.append((number, where, None, issue(message, "too-costly", where)))
+            continue
         try:
             parsed.append((number, where, loads_exact(line), None))
         except ValueError as exc:
-            parsed.append((number, where, None, issue(f"line {number}: {exc}", "structure", where)))
-    texts = dict(lines) if prep.lenient else {}  # a quarantined line keeps its text as received
+            code = "too-costly" if isinstance(exc, TooDeep) else "structure"
+            parsed.append((number, where, None, issue(f"line {number}: {exc}", code, where)))
+    texts = {n: t for n, t in lines if t is not None} if prep.lenient else {}  # as received
     checked = iter(problems_of_many([(resource, where) for _, where, resource, not_json in parsed if not_json is None]))
     valid = []
     for number, _, resource, not_json in parsed:  # problems listed in line order
@@ -314,7 +328,7 @@ def prepare_file(path: Path, lenient: bool = False) -> FilePrep:
     try:
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist")
-        doc = loads_exact(path.read_bytes())
+        doc = loads_exact(inputs.read_json_file(path))
         if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
             raise InvalidResource("the file is not a FHIR resource or Bundle (no resourceType)")
         _prepare_bundle(doc, prep)
@@ -322,11 +336,19 @@ def prepare_file(path: Path, lenient: bool = False) -> FilePrep:
         return FilePrep(path, fallback=True, lenient=lenient)
     except FhirStoreError as exc:
         prep.error, prep.outcome, prep.items = str(exc), exc.outcome, []
-    except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:  # unreadable, not JSON, bad gzip
-        prep.error = f"{type(exc).__name__}: {exc}"
-        prep.outcome = operation_outcome([issue(prep.error, "structure", str(path))])
+    except _UNREADABLE as exc:  # unreadable, not JSON, too big or deep, bad gzip
+        prep.error, prep.outcome = _unreadable(path, exc)
         prep.items = []
     return prep
+
+
+def _unreadable(path: Path, exc: BaseException) -> tuple[str, dict[str, Any]]:
+    """A file's error and OperationOutcome for an exception that refuses it whole."""
+    if isinstance(exc, RecursionError):  # a last resort: depth is refused when parsing
+        exc = TooDeep(f"{path.name}: nested too deeply to process")
+    code = "too-costly" if isinstance(exc, inputs.InputTooLarge | TooDeep) else "structure"
+    message = f"{type(exc).__name__}: {exc}"
+    return message, operation_outcome([issue(message, code, str(path))])
 
 
 class _Refused(Exception):
@@ -399,7 +421,7 @@ def import_file(store: Store, path: Path, lenient: bool = False) -> FileResult:
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist")
         with store.write_session() as writes:
-            doc = loads_exact(path.read_bytes())
+            doc = loads_exact(inputs.read_json_file(path))
             if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
                 raise InvalidResource("the file is not a FHIR resource or Bundle (no resourceType)")
             bundle = _as_transaction(doc)
@@ -413,11 +435,9 @@ def import_file(store: Store, path: Path, lenient: bool = False) -> FileResult:
             pointing = writes.quarantine_references(qids)
     except FhirStoreError as exc:
         return FileResult(path, False, error=str(exc), outcome=exc.outcome)
-    except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:  # unreadable, not JSON, bad gzip
-        message = f"{type(exc).__name__}: {exc}"
-        return FileResult(
-            path, False, error=message, outcome=operation_outcome([issue(message, "structure", str(path))])
-        )
+    except _UNREADABLE as exc:  # unreadable, not JSON, too big or deep, bad gzip
+        message, outcome = _unreadable(path, exc)
+        return FileResult(path, False, error=message, outcome=outcome)
     return FileResult(path, True, sum(counts.values()), dict(sorted(counts.items())),
                       quarantined=[q.summary(qid) for q, qid in zip(held, qids, strict=True)],
                       references_to_quarantined=pointing)  # fmt: skip
@@ -433,16 +453,21 @@ _RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Z][A-Za-z]{1,63})"')
 
 
 def _types_in(files: list[Path]) -> set[str]:
-    """The resource types named in the files: a byte scan, far cheaper than parsing."""
+    """The resource types named in the files: a byte scan, far cheaper than parsing, in pieces
+    (a `.gz` file within the gzip limits)."""
     found: set[str] = set()
     for path in files:
         if not path.is_file():
             continue
         try:
-            data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
-        except (OSError, EOFError):  # a bad gzip is reported when its turn comes
+            with inputs.open_input(path) as fh:
+                tail = b""
+                while block := fh.read(4 * 1024 * 1024):
+                    data = tail + block
+                    found.update(m.decode() for m in set(_RESOURCE_TYPE.findall(data)))
+                    tail = data[-256:]  # a name cut at the end of one piece is whole in the next
+        except (OSError, ValueError, EOFError):  # a bad or oversized gzip is reported when its turn comes
             continue
-        found.update(m.decode() for m in set(_RESOURCE_TYPE.findall(data)))
     return found
 
 
@@ -473,10 +498,11 @@ class _Unit:
     NDJSON file is shared among the workers instead of keeping one of them busy)."""
 
     path: Path
-    lines: list[tuple[int, str]] | None = None  # None: the whole file
+    lines: list[tuple[int, str | None]] | None = None  # None: the whole file; a None line: too long
     last: bool = True  # the file's last piece
     error: str | None = None  # the file could not be read to its end
     lenient: bool = False  # invalid resources go to the quarantine instead of failing the file
+    line_cap: int = inputs.MAX_LINE_BYTES
 
 
 def _units(files: list[Path], lenient: bool = False) -> Iterator[_Unit]:
@@ -486,29 +512,37 @@ def _units(files: list[Path], lenient: bool = False) -> Iterator[_Unit]:
         if not (_is_ndjson(path) and path.is_file()):
             yield _Unit(path, lenient=lenient)
             continue
-        chunk: list[tuple[int, str]] = []
+        cap = inputs.MAX_LINE_BYTES  # read now: the workers may have been forked before a change
+        chunk: list[tuple[int, str | None]] = []
+        chunk_bytes = 0
         try:
-            for numbered in _ndjson_lines(path):
-                chunk.append(numbered)
-                if len(chunk) == NDJSON_CHUNK_LINES:
-                    yield _Unit(path, chunk, last=False, lenient=lenient)
-                    chunk = []
-        except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:  # not text, bad gzip
+            for number, line in _ndjson_lines(path, cap):
+                chunk.append((number, line))
+                chunk_bytes += len(line) if line is not None else 0
+                if len(chunk) == NDJSON_CHUNK_LINES or chunk_bytes >= NDJSON_CHUNK_BYTES:
+                    yield _Unit(path, chunk, last=False, lenient=lenient, line_cap=cap)
+                    chunk, chunk_bytes = [], 0
+        except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:  # not text, bad or bomb gzip
             yield _Unit(path, [], error=f"{type(exc).__name__}: {exc}", lenient=lenient)
             continue
-        yield _Unit(path, chunk, lenient=lenient)
+        yield _Unit(path, chunk, lenient=lenient, line_cap=cap)
 
 
 def _prepare_unit(unit: _Unit) -> FilePrep:
     if unit.lines is None:
         return prepare_file(unit.path, unit.lenient)
-    prep = FilePrep(unit.path, last=unit.last, chars=sum(len(line) for _, line in unit.lines),
-                    lenient=unit.lenient)  # fmt: skip
+    prep = FilePrep(unit.path, last=unit.last, lenient=unit.lenient,
+                    chars=sum(len(line) if line is not None else unit.line_cap for _, line in unit.lines))  # fmt: skip
     if unit.error:
         prep.error = unit.error
-        prep.outcome = operation_outcome([issue(unit.error, "structure", str(unit.path))])
+        code = "too-costly" if unit.error.startswith(inputs.InputTooLarge.__name__) else "structure"
+        prep.outcome = operation_outcome([issue(unit.error, code, str(unit.path))])
     else:
-        _prepare_ndjson_lines(unit.path, unit.lines, prep)
+        try:
+            _prepare_ndjson_lines(unit.path, unit.lines, prep, unit.line_cap)
+        except RecursionError:  # a last resort: depth is refused when parsing
+            prep.items, prep.quarantined = [], []
+            prep.error, prep.outcome = _unreadable(unit.path, RecursionError())
     return prep
 
 

@@ -7,16 +7,32 @@ Patient/{id}/$everything and /metadata.
 Protocol (R4 http.html): `POST /[type]` assigns the id (a client id in the body is ignored);
 request bodies are JSON (`application/fhir+json` or `application/json`; anything else is 415) and
 numbers keep their digits; every error is an OperationOutcome with its status: 400 (not JSON, a
-url or parameter the store cannot take, an unsupported operation), 404 (no such resource, type or
-endpoint), 405 (a method the endpoint does not take), 409 (a create of an existing resource, a
-transaction naming a resource twice), 410 (deleted), 412 (If-Match or a conditional criterion
-failed), 415 (not JSON) and 422 (JSON that is not valid R4). An unknown `$operation` is refused as
-not supported, never taken as a resource type or id.
+url or parameter the store cannot take, an unsupported operation, JSON nested too deeply), 404 (no
+such resource, type or endpoint), 405 (a method the endpoint does not take), 409 (a create of an
+existing resource, a transaction naming a resource twice), 410 (deleted), 412 (If-Match or a
+conditional criterion failed), 415 (not JSON) and 422 (JSON that is not valid R4). An unknown
+`$operation` is refused as not supported, never taken as a resource type or id.
+
+Every request passes `Guard` first (a web page open in a browser on this computer can reach a
+loopback port: it must not be able to read or change records), in this order:
+- Host: one of localhost, 127.0.0.1, [::1] (and the port served), else 421: DNS rebinding (a name
+  the attacker controls, pointed at 127.0.0.1) cannot reach the store.
+- Origin: absent (not a browser) or the server's own, else 403.
+- `Authorization: Bearer <token>`, compared in constant time, else 401 with `WWW-Authenticate`.
+- A body (POST, PUT, PATCH) must say it is JSON (`application/fhir+json` or `application/json`,
+  charset allowed; `application/x-www-form-urlencoded` for `POST [type]/_search`), else 415: a
+  `text/plain` form post from a page (a CORS "simple request", sent without asking) never runs.
+- A body larger than `max_body` is 413, refused from its Content-Length before any of it is read,
+  or as soon as a body without one passes the limit (the connection is then closed).
 """
 
 from __future__ import annotations
 
+import hmac
+import os
+import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -24,6 +40,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from local_fhir.errors import (
     FhirStoreError,
@@ -33,14 +50,17 @@ from local_fhir.errors import (
     issue,
     operation_outcome,
 )
-from local_fhir.jsontext import dumps, loads_exact
+from local_fhir.jsontext import TooDeep, dumps, loads_exact
 from local_fhir.operations import unwrap_parameters
 from local_fhir.store import Store
 
 FHIR_JSON = "application/fhir+json"
-_JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json")
+_JSON_TYPES = ("application/fhir+json", "application/json")
 _FORM = "application/x-www-form-urlencoded"
 _STATUS_CODES = {404: "not-found", 405: "not-supported", 415: "not-supported"}
+DEFAULT_MAX_BODY = 10 * 1024 * 1024  # bytes; a transaction of a few thousand resources
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+TOKEN_ENV = "LOCAL_FHIR_TOKEN"
 _OPERATIONS = {"system": ("$validate",), "type": ("$validate",), "instance": ("$validate", "$everything")}
 
 
@@ -66,9 +86,19 @@ class UnsupportedMediaType(InvalidResource):
     code = "not-supported"
 
 
+class BodyTooDeep(InvalidResource):
+    """JSON nested more deeply than `jsontext.MAX_DEPTH`: a refused request (400), never a verdict."""
+
+    code = "too-costly"
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def _check_media_type(request: Request, allowed: tuple[str, ...] = _JSON_TYPES) -> None:
-    """A body's Content-Type must be JSON (none given is taken as JSON)."""
-    given = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    """A body's Content-Type must be JSON (`Guard` refuses a body without one)."""
+    given = _media_type(request.headers.get("content-type", ""))
     if given and given not in allowed:
         raise UnsupportedMediaType(
             f"Content-Type {given!r} is not supported: send FHIR JSON ({FHIR_JSON})"
@@ -82,8 +112,133 @@ async def _raw_body(request: Request) -> Any:
         raise InvalidResource("the request has no body")
     try:
         return loads_exact(raw)  # decimals keep their digits: what is stored is what was sent
+    except TooDeep as exc:
+        raise BodyTooDeep(f"the request body is refused: {exc}") from None
     except ValueError as exc:
         raise InvalidResource(f"the request body is not JSON: {exc}") from None
+
+
+# -- the guard in front of every request ----------------------------------------------------------
+def read_or_create_token(path: Path) -> str:
+    """The token in `path` (its first line), or a fresh one written there, readable by the owner
+    only (0600, created exclusively). A file others can read is refused (POSIX)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        fd = -1
+    if fd < 0:
+        if os.name == "posix" and path.stat().st_mode & 0o077:
+            raise PermissionError(f"{path} can be read by other users: chmod 600 it (or delete it for a new token)")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        token = lines[0].strip() if lines else ""
+        if len(token) < 16:
+            raise ValueError(f"{path} holds no token (at least 16 characters on its first line)")
+        return token
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+def _host_names(hosts: tuple[str, ...], port: int | None) -> tuple[frozenset[str], frozenset[str]]:
+    """Host header values and Origin values that name this server."""
+    names = {h.lower() for h in hosts}
+    if port is None:  # any port (in-process clients)
+        return frozenset(names), frozenset()
+    with_port = {f"{h}:{port}" for h in names}
+    allowed_hosts = with_port | (names if port == 80 else set())
+    origins = {f"http://{h}" for h in allowed_hosts}
+    return frozenset(allowed_hosts), frozenset(origins)
+
+
+class Guard:
+    """ASGI middleware: Host, Origin, bearer token, Content-Type and body size (module docstring).
+    Each refusal is an OperationOutcome, given before the application sees the request."""
+
+    def __init__(self, app: ASGIApp, token: str, *, max_body: int = DEFAULT_MAX_BODY,
+                 hosts: tuple[str, ...] = LOOPBACK_HOSTS, port: int | None = None):  # fmt: skip
+        if len(token) < 16:
+            raise ValueError("the token must have at least 16 characters")
+        self.app, self.max_body, self.port = app, max_body, port
+        self._token = token.encode()
+        self._hosts, self._origins = _host_names(tuple(hosts), port)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "").strip().lower()
+        if (host if self.port is not None else _without_port(host)) not in self._hosts:
+            return _outcome(421, f"Host {host!r} is not this server (DNS rebinding is refused): use "
+                                 f"http://127.0.0.1:{self.port or 'PORT'}/", "forbidden")  # fmt: skip
+        origin = headers.get("origin")
+        if origin is not None and not self._same_origin(origin.strip().lower(), host):
+            return _outcome(403, f"cross-origin requests are refused (Origin {origin!r})", "forbidden")
+        given = headers.get("authorization", "").strip()
+        scheme, _, credentials = given.partition(" ")
+        if not (scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode("latin-1"), self._token)):
+            what = "a wrong token" if given else "no token"
+            return _outcome(401, f"authentication required ({what}): send Authorization: Bearer <token> "
+                                 "(the token file `local-fhir serve` names)", "login",
+                            {"WWW-Authenticate": 'Bearer realm="local-fhir"'})  # fmt: skip
+        has_body = int(headers.get("content-length", "0") or "0") > 0 or "transfer-encoding" in headers
+        if scope["method"] in ("POST", "PUT", "PATCH") and has_body:
+            given_type = _media_type(headers.get("content-type", ""))
+            allowed = _JSON_TYPES + ((_FORM,) if scope["path"].endswith("/_search") else ())
+            if given_type not in allowed:
+                return _outcome(415, f"Content-Type {given_type or '(none)'!r} is refused: a body must be "
+                                     f"{FHIR_JSON} or application/json", "not-supported")  # fmt: skip
+        if int(headers.get("content-length", "0") or "0") > self.max_body:
+            return self._too_large()
+        return None
+
+    def _same_origin(self, origin: str, host: str) -> bool:
+        if self.port is not None:
+            return origin in self._origins
+        return origin == f"http://{host}"  # any port: the origin must name the Host it was sent to
+
+    def _too_large(self) -> Response:
+        return _outcome(413, f"the request body is larger than {self.max_body:,} bytes (the limit)",
+                        "too-costly", {"Connection": "close"})  # fmt: skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self.app(scope, receive, send)
+            else:  # no websockets
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        try:
+            refusal = self._refusal(scope)
+        except ValueError:  # a Content-Length that is not a number
+            refusal = _outcome(400, "the Content-Length header is not a number", "invalid")
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        body, more = bytearray(), True
+        while more:  # read within the limit, the whole body before the application runs
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body:
+                await self._too_large()(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _without_port(host: str) -> str:
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -146,7 +301,14 @@ def _unsupported_operation(name: str, level: str) -> NotSupported:
     return NotSupported(f"the operation {name} is not supported at {level} level (supported: {known})")
 
 
-def make_app(store: Store) -> Starlette:
+def make_app(store: Store, *, token: str, max_body: int = DEFAULT_MAX_BODY, port: int | None = None,
+             hosts: tuple[str, ...] = LOOPBACK_HOSTS) -> ASGIApp:  # fmt: skip
+    """The facade behind its `Guard`: every request needs `Authorization: Bearer <token>`, a Host
+    in `hosts` (with `port`, when given) and a body no larger than `max_body` bytes."""
+    return Guard(_routes(store), token, max_body=max_body, hosts=hosts, port=port)
+
+
+def _routes(store: Store) -> Starlette:
     def guarded(
         handler: Callable[[Request], Awaitable[Response]],
     ) -> Callable[[Request], Awaitable[Response]]:
@@ -168,7 +330,7 @@ def make_app(store: Store) -> Starlette:
     async def validate(request: Request, rtype: str | None = None, rid: str | None = None) -> Response:
         try:
             body = await _raw_body(request)
-        except UnsupportedMediaType:
+        except (UnsupportedMediaType, BodyTooDeep):
             raise
         except InvalidResource as exc:  # not JSON: the verdict is a fatal issue, not a failed call
             return _json(operation_outcome([issue(str(exc), "structure", severity="fatal")]))
@@ -301,8 +463,10 @@ def make_app(store: Store) -> Starlette:
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
-def serve(store: Store, port: int = 8080) -> None:
-    """Serve on 127.0.0.1 only: the facade has no authentication, so it never listens on a network."""
+def serve(store: Store, token: str, port: int = 8080, max_body: int = DEFAULT_MAX_BODY) -> None:
+    """Serve on 127.0.0.1 only (the token keeps other users and web pages out; the network is not
+    a place for it: no TLS)."""
     import uvicorn
 
-    uvicorn.run(make_app(store), host="127.0.0.1", port=port, log_level="warning")
+    app = make_app(store, token=token, max_body=max_body, port=port)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", server_header=False)

@@ -18,6 +18,9 @@ from clarke_desktop.fhir.local import LocalFhirClient
 from clarke_desktop.fhir.remote import RemoteFhirClient
 from local_fhir import Store
 
+TOKEN = "clients-test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -36,16 +39,20 @@ def _seed(db: Path) -> None:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db = tmp_path_factory.mktemp("served") / "fhir.sqlite3"
     _seed(db)
+    token_file = db.with_name("token")
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "local_fhir", "serve", "--db", str(db), "--port", str(port)],
+        [sys.executable, "-m", "local_fhir", "serve", "--db", str(db), "--port", str(port),
+         "--token-file", str(token_file)],
         stderr=subprocess.PIPE,
-    )
+    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
             try:
-                httpx.get(f"{base}/metadata", timeout=1)
+                httpx.get(f"{base}/metadata", timeout=1, headers=AUTH)
                 break
             except httpx.TransportError:
                 if proc.poll() is not None:
@@ -66,7 +73,7 @@ def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FhirClien
         _seed(db)
         c: FhirClient = LocalFhirClient(db)
     else:
-        c = RemoteFhirClient(request.getfixturevalue("server"))
+        c = RemoteFhirClient(request.getfixturevalue("server"), headers=AUTH)
     yield c
     c.close()
 
@@ -137,7 +144,7 @@ def test_local_missing_or_corrupt_database_is_unavailable(tmp_path: Path) -> Non
 
 
 def test_metadata_and_loopback_only(server: str) -> None:
-    cap = httpx.get(f"{server}/metadata").json()
+    cap = httpx.get(f"{server}/metadata", headers=AUTH).json()
     assert cap["resourceType"] == "CapabilityStatement" and cap["fhirVersion"] == "4.0.1"
     appointment = next(r for r in cap["rest"][0]["resource"] if r["type"] == "Appointment")
     assert {"date", "actor"} <= {p["name"] for p in appointment["searchParam"]}
@@ -145,15 +152,19 @@ def test_metadata_and_loopback_only(server: str) -> None:
 
 
 def test_rest_history_post_search_and_bad_bodies(server: str) -> None:
-    history = httpx.get(f"{server}/Patient/p1/_history").json()
+    history = httpx.get(f"{server}/Patient/p1/_history", headers=AUTH).json()
     assert history["type"] == "history" and history["entry"][0]["resource"]["id"] == "p1"
-    found = httpx.post(f"{server}/Observation/_search", data={"patient": "p1", "_count": "2"}).json()
+    found = httpx.post(
+        f"{server}/Observation/_search", data={"patient": "p1", "_count": "2"}, headers=AUTH
+    ).json()
     assert found["total"] == 7 and len(found["entry"]) == 2
     bad = httpx.post(
-        f"{server}/Patient", content=b"{not json", headers={"Content-Type": "application/fhir+json"}
+        f"{server}/Patient", content=b"{not json", headers={"Content-Type": "application/fhir+json", **AUTH}
     )
     assert bad.status_code == 400 and bad.json()["resourceType"] == "OperationOutcome"
-    wrong = httpx.put(f"{server}/Patient/p1", json={"resourceType": "Patient", "id": "other"})
+    wrong = httpx.put(f"{server}/Patient/p1", json={"resourceType": "Patient", "id": "other"}, headers=AUTH)
     assert wrong.status_code == 400
-    created = httpx.put(f"{server}/Patient/fresh", json={"resourceType": "Patient", "id": "fresh"})
+    created = httpx.put(
+        f"{server}/Patient/fresh", json={"resourceType": "Patient", "id": "fresh"}, headers=AUTH
+    )
     assert created.status_code == 201 and created.headers["etag"] == 'W/"1"'

@@ -15,12 +15,14 @@ from local_fhir import Store
 from local_fhir.server import make_app
 
 FHIR = {"Content-Type": "application/fhir+json"}
+TOKEN = "test-token-0123456789abcdef"
 
 
 @pytest.fixture
 def api(store: Store) -> Iterator[TestClient]:
     store.create(patient("p1", "Thompson", gender="female"))
-    with TestClient(make_app(store)) as client:
+    app = make_app(store, token=TOKEN)
+    with TestClient(app, base_url="http://127.0.0.1:8080", headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         yield client
 
 

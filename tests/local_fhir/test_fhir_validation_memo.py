@@ -41,8 +41,9 @@ def _unmemoised(resource: dict[str, Any]) -> list[tuple[str, str]]:
         validation._model(rtype).model_validate(resource)
     except ValidationError as exc:
         return [(validation._path(rtype, tuple(e["loc"])), e["msg"]) for e in exc.errors()]
-    except (ValueError, TypeError) as exc:
-        return [(rtype, str(exc))]
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        # named as structure_errors names a failure outside pydantic's error model
+        return [(rtype, str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}")]
     return []
 
 
@@ -99,7 +100,8 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: the same examples on every run, so a CI run never meets an example no run before met.
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_corrupted_elements_give_the_same_problems(
     resources: list[dict[str, Any]], data: st.DataObject
