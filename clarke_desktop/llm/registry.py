@@ -1,9 +1,9 @@
 """Which engine serves which role, loaded once and shared.
 
 Resolution order for a role ("ehr_agent" or "letter_writer"):
-1. An OpenAI-compatible server (a clinic's shared llama-server / vLLM box) when
-   CLARKE_LLM_SERVER_URL is set (model name from CLARKE_LLM_SERVER_MODEL, key from
-   CLARKE_LLM_API_KEY), or when `use_server()` was called (settings screen).
+1. An OpenAI-compatible server (a clinic's shared llama-server / vLLM box) when `use_server()`
+   was called from the saved settings (checked when saved). Never from an environment variable:
+   one set silently would have sent consultations to any host.
 2. The installed model pack for the role (`clarke_desktop.modelpack.locate`).
 3. The embedded Gemma 3 270M GGUF, assembled once from its PyPI package into the cache dir and
    verified by sha256. It is flagged `demo=True`: not for clinical use. One loaded instance
@@ -12,12 +12,14 @@ Resolution order for a role ("ehr_agent" or "letter_writer"):
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from clarke_desktop import paths
 from clarke_desktop.llm.base import LlmEngine, LlmError, ModelMissing
@@ -110,8 +112,33 @@ def _installed_gguf(role: str) -> tuple[Path, str | None, str] | None:
 # -- server override ---------------------------------------------------------------------------
 
 
+def plain_http_allowed(host: str) -> bool:
+    """Only a server on this computer may be reached without TLS."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_scheme(base_url: str) -> None:
+    """https:// anywhere, http:// only to this computer: consultations never cross a network in
+    the clear. LlmError naming the address otherwise."""
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise LlmError(f"{base_url} is not a web address: it should start with https://.")
+    if parts.scheme == "http" and not plain_http_allowed(parts.hostname):
+        raise LlmError(
+            f"{base_url} would send consultations unencrypted over the network: use https:// "
+            "(plain http is accepted only for a server on this computer, such as http://127.0.0.1:8080)."
+        )
+
+
 def use_server(base_url: str | None, model: str | None = None, api_key: str | None = None) -> None:
     """Route every role to an OpenAI-compatible server (None: back to local models)."""
+    if base_url:
+        check_scheme(base_url)
     with _lock:
         _server.clear()
         if base_url:
@@ -119,12 +146,12 @@ def use_server(base_url: str | None, model: str | None = None, api_key: str | No
 
 
 def _server_config() -> tuple[str, str, str | None] | None:
-    url = _server.get("url") or os.environ.get("CLARKE_LLM_SERVER_URL")
+    url = _server.get("url")
     if not url:
         return None
-    model = _server.get("model") or os.environ.get("CLARKE_LLM_SERVER_MODEL") or "default"
-    key = _server.get("api_key") or os.environ.get("CLARKE_LLM_API_KEY")
-    return url, model, key
+    # The key may come from the environment (a secret kept out of settings.json); the address
+    # never does.
+    return url, _server.get("model") or "default", _server.get("api_key") or os.environ.get("CLARKE_LLM_API_KEY")
 
 
 # -- engines -----------------------------------------------------------------------------------

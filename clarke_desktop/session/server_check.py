@@ -3,12 +3,10 @@ is found out in Settings, not halfway through a clinic."""
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
+from clarke_desktop.llm.registry import plain_http_allowed
 from clarke_desktop.session.errors import SessionError
-
-LOOPBACK_NAMES = {"localhost"}
 
 
 def check_server_url(url: str, *, timeout_s: float = 5.0) -> str:
@@ -24,7 +22,7 @@ def check_server_url(url: str, *, timeout_s: float = 5.0) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise SessionError(f"{url} is not a web address: it should start with https://.")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not plain_http_allowed(parts.hostname):
         raise SessionError(
             f"{url} would send consultations unencrypted over the network: use https:// "
             "(plain http is accepted only for a server on this computer, such as http://127.0.0.1:8080)."
@@ -42,10 +40,3 @@ def check_server_url(url: str, *, timeout_s: float = 5.0) -> str:
     return url
 
 
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

