@@ -33,6 +33,9 @@ class EncryptedAudio(AudioError):
 SUPPORTED = ("WAV", "FLAC", "OGG", "MP3")
 # One CTC frame of MedASR needs 2320 samples (0.145 s); shorter recordings cannot be transcribed.
 MIN_SECONDS = 0.145
+# The longest recording read (4 hours, ~900 MB as float32 at 16 kHz): checked from the header before
+# any sample is decoded, since a small compressed file can claim far more (a decompression bomb).
+MAX_SECONDS = 4 * 3600
 _BLOCK_FRAMES = 1 << 18  # ~5 s at 48 kHz
 
 
@@ -41,6 +44,12 @@ class _AudioInfo(Protocol):
 
     @property
     def samplerate(self) -> int: ...
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 60:.0f} minutes" if seconds >= 60 else f"{seconds:.0f} seconds"
 
 
 def _describe(path: Path) -> str:
@@ -99,6 +108,11 @@ def load_audio(
         raise AudioError(f"Cannot read audio file {name}: {exc}") from exc
     if info.format not in SUPPORTED:
         raise AudioError(f"{name} is {info.format} audio; supported formats: {', '.join(SUPPORTED)}")
+    if info.samplerate > 0 and info.frames / info.samplerate > MAX_SECONDS:
+        raise AudioError(
+            f"{name} claims {_duration(info.frames / info.samplerate)} of audio; at most "
+            f"{_duration(MAX_SECONDS)} is read. Split the recording, or check that it is the right file."
+        )
     try:
         mono, read = _read_mono_16k(_rewound(source), info)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:

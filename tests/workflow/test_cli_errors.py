@@ -61,3 +61,11 @@ def test_corrupted_audio_is_named(env: Path) -> None:
     result = _run("--audio", str(bad), "--out", str(env / "out"))
     assert result.exit_code == 1
     assert "broken.wav" in result.output and "Re-record" in result.output
+
+
+def test_a_transcript_file_far_too_large_is_refused_by_name(env: Path) -> None:
+    big = env / "huge.txt"
+    big.write_bytes(b"Patient: fine. " * (6 * 1024 * 1024 // 15 + 1))
+    result = _run("--transcript", str(big), "--out", str(env / "out"))
+    assert result.exit_code != 0 and "huge.txt" in result.output and "MB" in result.output
+    assert not (env / "out").exists()
