@@ -108,16 +108,25 @@ def sign_off_and_export(
     if empty and not allow_empty_sections:
         raise EmptySections(empty)
     auto_resolved = resolve_open() if resolve_open is not None else []
-    signoff = store.sign_off(consultation_id, signed_by, not_written=empty)
-    letter = store.letter_version(consultation_id, signoff.version)
-    context = store.latest_context(consultation_id)
+    letter = store.latest_letter(consultation_id)  # with what resolve_open wrote into it
+    if letter is None:
+        raise StoreError(f"consultation {consultation_id} has no letter to sign")
+    # The PDF first, then the sign-off: a full disk or a failed render leaves the letter unsigned
+    # (to sign again), never signed without the PDF that shows it.
+    at = utc_now_iso()
+    kind = store.signoff_kind(consultation_id)
     pdf_path = render_letter_pdf(
         letter.document,
-        Path(out_dir) / letter_filename(consultation_id, signoff.version, signoff.signed_at),
+        Path(out_dir) / letter_filename(consultation_id, letter.version, at),
         settings=settings,
-        context=context,
-        signature=SignatureInfo(signoff.signed_by, signoff.signed_at, signoff.version, signoff.kind),
+        context=store.latest_context(consultation_id),
+        signature=SignatureInfo(signed_by, at, letter.version, kind),
     )
+    try:
+        signoff = store.sign_off(consultation_id, signed_by, not_written=empty, at=at, version=letter.version)
+    except BaseException:
+        pdf_path.unlink(missing_ok=True)  # nothing was signed: no signed-looking PDF stays behind
+        raise
     pdf_sha = store.record_export(consultation_id, pdf_path, version=signoff.version, actor=signed_by)
     result = FinaliseResult.of(signoff, pdf_path, pdf_sha)
     result.auto_resolved = auto_resolved

@@ -502,23 +502,42 @@ class AppStore:
 
     # --- sign-off and addenda -------------------------------------------------------------
 
+    def signoff_kind(self, consultation_id: str) -> str:
+        """What signing the latest version now would be: "original", or "addendum" after a first."""
+        latest = self.latest_letter(consultation_id)
+        addendum = latest is not None and latest.kind == "addendum"
+        return "addendum" if addendum or self._has_signoff(consultation_id) else "original"
+
     def sign_off(
-        self, consultation_id: str, signed_by: str, *, not_written: list[str] | None = None
+        self,
+        consultation_id: str,
+        signed_by: str,
+        *,
+        not_written: list[str] | None = None,
+        at: str | None = None,
+        version: int | None = None,
     ) -> SignOffRecord:
         """Freeze the latest version. Refused while any discrepancy is unresolved. `not_written`:
-        headings of sections signed empty on purpose (recorded in the audit entry)."""
+        headings of sections signed empty on purpose (recorded in the audit entry). `at` and
+        `version`: the signing time and version the PDF was already printed with (refused if the
+        letter changed since)."""
         if not signed_by.strip():
             raise StoreError("sign-off needs the signing clinician's name")
         latest = self.latest_letter(consultation_id)
         if latest is None:
             raise NotFound(f"consultation {consultation_id} has no letter to sign")
+        if version is not None and latest.version != version:
+            raise StoreError(
+                f"consultation {consultation_id}: the letter changed while it was being signed "
+                f"(version {version} printed, {latest.version} now); sign it again"
+            )
         if latest.signed:
             raise SignedOffError(f"consultation {consultation_id} version {latest.version} is already signed")
         open_ids = [d.id for d in latest.document.discrepancies if d.resolution is None]
         if open_ids:
             raise UnresolvedDiscrepancies(consultation_id, open_ids)
-        kind = "addendum" if latest.kind == "addendum" or self._has_signoff(consultation_id) else "original"
-        at = utc_now_iso()
+        kind = self.signoff_kind(consultation_id)
+        at = at or utc_now_iso()
         with self._tx() as tx:
             tx.conn.execute(
                 "INSERT INTO signoffs(consultation_id, version, kind, signed_by, signed_at, sha256) "
