@@ -251,7 +251,9 @@ class Store:
                 self.path, self._key, timeout=30, isolation_level=None, check_same_thread=False
             )
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            # FULL, as the app database: a write-back the app records as done must survive a power
+            # cut too (NORMAL in WAL mode can lose the last commits).
+            conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA cache_size = -65536")
             conn.execute("PRAGMA temp_store = MEMORY")
             self._local.conn = conn

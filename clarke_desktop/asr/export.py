@@ -265,7 +265,10 @@ def export_medasr(
     _check_front_end(source)
 
     try:
-        model = transformers.LasrForCTC.from_pretrained(str(source), local_files_only=True).eval()
+        # safetensors only: a pickled checkpoint in a downloaded snapshot could run code on load.
+        model = transformers.LasrForCTC.from_pretrained(
+            str(source), local_files_only=True, use_safetensors=True
+        ).eval()
     except Exception as exc:
         raise ExportError(f"Cannot load LasrForCTC from {source}: {exc}") from exc
     vocabulary = _vocabulary(source, model.config.vocab_size, model.config.pad_token_id, transformers)

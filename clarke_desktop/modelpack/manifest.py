@@ -57,6 +57,15 @@ class RoleManifest(BaseModel):
     packed_at: str | None = None
     installed_at: str | None = None
 
+    @field_validator("files")
+    @classmethod
+    def _lists_files(cls, value: list[FileRecord]) -> list[FileRecord]:
+        # A manifest listing nothing verified trivially, and the loader then took any *.gguf it
+        # found beside it, unverified.
+        if not value:
+            raise ValueError("the manifest lists no files: nothing in this model pack could be verified")
+        return value
+
     @field_validator("role")
     @classmethod
     def _known_role(cls, value: str) -> str:

@@ -141,3 +141,14 @@ def test_threads_share_a_store(store: Store) -> None:
         written = list(pool.map(write, range(40)))
     assert len(set(written)) == 40
     assert store.search("Observation", {"subject": "Patient/p1", "_summary": "count"})["total"] == 40
+
+
+def test_every_commit_is_synced_as_the_app_database_is(tmp_path) -> None:
+    """synchronous=FULL: a write-back the app database records as done survives a power cut."""
+    from local_fhir.store import Store
+
+    store = Store(tmp_path / "sync.sqlite3")
+    try:
+        assert store._conn().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        store.close()

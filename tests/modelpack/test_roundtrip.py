@@ -229,3 +229,19 @@ def test_a_role_that_cannot_be_placed_puts_back_the_roles_already_swapped(
         result = verify_role(role, full=True)
         assert result.ok, (role, result.reason)
     assert not [p for p in models_env.iterdir() if p.name.startswith(".")]  # nothing left aside
+
+
+def test_a_manifest_listing_no_files_verifies_nothing(models_env: Path) -> None:
+    """`"files": []` verified trivially, and the loader then took any GGUF beside it, unverified."""
+    import json
+
+    role_dir = models_env / "letter_writer"
+    role_dir.mkdir(parents=True)
+    (role_dir / "planted.gguf").write_bytes(b"GGUF" + b"\0" * 64)
+    (role_dir / "manifest.json").write_text(json.dumps({
+        "role": "letter_writer", "name": "x", "runtime": "llama.cpp", "precision": "q4", "min_vram_gb": 1,
+        "licence": "x", "licence_url": "x", "notice": "x", "files": [],
+    }))  # fmt: skip
+    result = verify_role("letter_writer")
+    assert not result.ok and "lists no files" in result.reason
+    assert locate("letter_writer") is None
