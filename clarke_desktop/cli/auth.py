@@ -11,11 +11,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from clarke_desktop.identity import SignInError, Unlocked
+
+if TYPE_CHECKING:
+    from clarke_desktop.session.identity import Identity
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,10 +73,7 @@ def sign_in(user: str | None, password_file: Path | None) -> Unlocked:
                 "Clarke is not set up yet: create the first administrator with "
                 "`clarke-desktop users add NAME --role admin --display-name TEXT` (password on stdin)."
             )
-        try:
-            return identity.sign_in(name, read_password(password_file_from(password_file)))
-        except SignInError as e:
-            raise click.ClickException(e.user_text) from e
+        return _signed_in(identity, name, password_file)
 
 
 def open_installation(user: str | None, password_file: Path | None) -> Unlocked | None:
@@ -84,7 +84,10 @@ def open_installation(user: str | None, password_file: Path | None) -> Unlocked 
     with Identity() as identity:
         if identity.needs_setup():
             return None
-    return sign_in(user, password_file)
+        name = user or os.environ.get("CLARKE_USER")
+        if not name:
+            raise click.ClickException(f"not signed in. {SIGN_IN_HELP}")
+        return _signed_in(identity, name, password_file)
 
 
 def unlock_for_local_fhir(user: str | None, password_file: Path | None) -> None:
@@ -94,6 +97,12 @@ def unlock_for_local_fhir(user: str | None, password_file: Path | None) -> None:
 
     name = user or os.environ.get("CLARKE_USER")
     with Identity() as identity:
-        if identity.needs_setup() or not name:
-            return
-    sign_in(name, password_file)
+        if name and not identity.needs_setup():
+            _signed_in(identity, name, password_file)
+
+
+def _signed_in(identity: Identity, name: str, password_file: Path | None) -> Unlocked:
+    try:
+        return identity.sign_in(name, read_password(password_file_from(password_file)))
+    except SignInError as e:
+        raise click.ClickException(e.user_text) from e

@@ -382,6 +382,12 @@ def _speech_recognition(rules: _Rules) -> None:
         ))  # fmt: skip
 
 
+def is_red(d: Discrepancy) -> bool:
+    """A red item: an allergy conflict, or any high-severity one (a dose said against the record).
+    Never resolved by default (headless runs must name it) nor dismissed without a specific reason."""
+    return d.severity == "high" or d.kind in ("allergy", "allergy_class")
+
+
 def detect_discrepancies(
     transcript: Transcript | str, context: PatientContext, *, sources: Sources | None = None
 ) -> list[Discrepancy]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clarke_desktop.identity import SignInError, Unlocked
+from clarke_desktop.letters.discrepancies import is_red
 from clarke_desktop.schemas import Discrepancy, DocumentType, Resolution, ResolutionAction, Transcript
 from clarke_desktop.session.errors import NotSigned, SessionError, TranscriptNeeded
 from clarke_desktop.session.events import EventSink, ignore
@@ -33,11 +34,6 @@ class HeadlessRequest:
     # Explicit resolutions by discrepancy id: (action, reason). A red item (an allergy, or any
     # high-severity conflict) is never resolved by default: it must be named here.
     resolutions: dict[str, tuple[ResolutionAction, str | None]] = field(default_factory=dict)
-
-
-def needs_explicit(d: Discrepancy) -> bool:
-    """Red items: an allergy conflict, or any high-severity one (a dose said against the record)."""
-    return d.severity == "high" or d.kind in ("allergy", "allergy_class")
 
 
 def run_headless(request: HeadlessRequest, on_event: EventSink = ignore) -> dict[str, Any]:
@@ -68,7 +64,7 @@ def run_headless(request: HeadlessRequest, on_event: EventSink = ignore) -> dict
         _resolve_named(service, cid, result.document.discrepancies, request)
         document = service.resume(cid).letter
         assert document is not None
-        red_items = [d for d in document.discrepancies if d.resolution is None and needs_explicit(d)]
+        red_items = [d for d in document.discrepancies if d.resolution is None and is_red(d)]
         red = [d.id for d in red_items]
         if red:
             raise NotSigned(

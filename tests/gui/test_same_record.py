@@ -203,7 +203,7 @@ def test_the_window_and_run_consultation_leave_the_same_record(
     transcript.write_bytes((resources_dir() / "demo" / "pt-001_consultation.txt").read_bytes())
     # Each front end starts from a fresh data folder (the same demo record), so neither sees the
     # other's write-back.
-    from clarke_desktop.session.headless import needs_explicit
+    from clarke_desktop.letters.discrepancies import is_red
 
     for folder in ("window-data", "command-data"):
         accounts.set_up(tmp_path / folder, clinician_name=SIGNER)
@@ -214,7 +214,7 @@ def test_the_window_and_run_consultation_leave_the_same_record(
     )
     gui = _record(gui_cid)
     found = _signed(gui_cid, tmp_path / "window-data").discrepancies
-    red = [d.id for d in found if needs_explicit(d)]
+    red = [d.id for d in found if is_red(d)]
     monkeypatch.setenv("CLARKE_DATA_DIR", str(tmp_path / "command-data"))
     summary = _through_the_command(transcript, tmp_path / "out", red)
     cli = _record(summary["consultation_id"])

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -42,6 +43,7 @@ from clarke_desktop.gui.widgets import (
     vbox,
 )
 from clarke_desktop.letters.amend import Place, agreed_wording, locate
+from clarke_desktop.letters.discrepancies import is_red
 from clarke_desktop.schemas import (
     ClinicalDocument,
     Discrepancy,
@@ -333,10 +335,6 @@ SPECIFIC_REASONS = {
 }
 
 
-def needs_specific_reason(d: Discrepancy) -> bool:
-    return d.severity == "high" or d.kind in ("allergy", "allergy_class")
-
-
 def outcome_text(d: Discrepancy, res: Resolution) -> str:
     """What a resolution did, in the checklist's words: which value the letter now gives and where."""
     where = sorted({e.section_key for e in res.edits})
@@ -352,6 +350,14 @@ def outcome_text(d: Discrepancy, res: Resolution) -> str:
     if res.action == "fix":
         return "✓ Fixed in the letter"
     return f"✓ Dismissed: {res.reason}" if res.reason else "✓ Dismissed"
+
+
+def _with_show(text: QLabel, show: QPushButton) -> QHBoxLayout:
+    """A line of the card and its "Show" button, top-aligned beside the wrapped text."""
+    row = QHBoxLayout()
+    row.addWidget(text, 1)
+    row.addWidget(show, 0, Qt.AlignmentFlag.AlignTop)
+    return row
 
 
 class DiscrepancyItem(QFrame):
@@ -381,24 +387,17 @@ class DiscrepancyItem(QFrame):
             if d.transcript.start_s is not None
             else "In the transcript"
         )
-        said_row = QHBoxLayout()
-        said_row.addWidget(label(f"{said}: “{d.transcript.text}”", wrap=True, selectable=True), 1)
         to_transcript = button("Show", accessible=f"Show in the transcript: {d.description}")
         to_transcript.setToolTip("Show these words in the transcript")
         to_transcript.clicked.connect(lambda: self.show_in_transcript.emit(self.d.id))
-        said_row.addWidget(to_transcript, 0, Qt.AlignmentFlag.AlignTop)
-        lay.addLayout(said_row)
+        lay.addLayout(_with_show(label(f"{said}: “{d.transcript.text}”", wrap=True, selectable=True), to_transcript))
         if d.record_text:
             src = f"  ({d.record_source.reference})" if d.record_source else ""
             lay.addWidget(label(f"Record: {d.record_text}{src}", wrap=True, selectable=True))
-        letter_row = QHBoxLayout()
         self.where = label("", "caption", wrap=True)
-        letter_row.addWidget(self.where, 1)
         self.to_letter = button("Show", accessible=f"Show in the letter: {d.description}")
-        self.to_letter.setToolTip("Show this place in the letter")
         self.to_letter.clicked.connect(lambda: self.show_in_letter.emit(self.d.id))
-        letter_row.addWidget(self.to_letter, 0, Qt.AlignmentFlag.AlignTop)
-        lay.addLayout(letter_row)
+        lay.addLayout(_with_show(self.where, self.to_letter))
         self.set_where(where)
 
         self.actions = QWidget()
@@ -436,7 +435,7 @@ class DiscrepancyItem(QFrame):
         self.reason.setAccessibleName(f"Reason to dismiss: {d.description}")
         self.dismiss_button = button("Dismiss", accessible=f"Dismiss: {d.description}")
         self.why: QComboBox | None = None
-        if needs_specific_reason(d):
+        if is_red(d):
             self.why = QComboBox()
             # Sized to the panel, not to its longest reason (that widened every card past the edge).
             self.why.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
