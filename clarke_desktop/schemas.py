@@ -146,6 +146,16 @@ class EncounterSummary(BaseModel):
     source: SourceRef
 
 
+class ModelInfo(BaseModel):
+    name: str
+    role: str
+    file: str | None = None
+    sha256: str | None = None
+    demo: bool = False  # true: embedded stand-in, not for clinical use
+    backend: str = "llama.cpp"
+    gpu_offload: bool = False
+
+
 class PatientContext(BaseModel):
     patient_id: str
     demographics: Demographics
@@ -168,6 +178,9 @@ class PatientContext(BaseModel):
     # record shows is incomplete there, and an empty list is no evidence of absence.
     not_loaded: dict[str, int] = Field(default_factory=dict)
     model_warnings: list[str] = Field(default_factory=list)  # the EHR model: failed, junk, nothing
+    # The EHR model that wrote the flags and summary (None: record only), and its prompt's version.
+    judged_by: ModelInfo | None = None
+    judgement_prompt_version: str | None = None
     retrieved_at: str = Field(default_factory=utc_now_iso)
 
 
@@ -213,6 +226,7 @@ class Transcript(BaseModel):
     origin: Literal["asr", "typed", "imported_text"] = "asr"
     provider: str | None = None  # e.g. CUDAExecutionProvider / CPUExecutionProvider
     model: str | None = None
+    model_sha256: str | None = None  # the acoustic model file that produced it (ASR transcripts)
     corrections: list[Correction] = Field(default_factory=list)
     sound_alike_flags: list[SoundAlikeFlag] = Field(default_factory=list)
     processing_s: float | None = None
@@ -228,16 +242,6 @@ class Transcript(BaseModel):
 
 DocumentType = Literal["clinic", "soap", "referral", "patient"]
 DOCUMENT_TYPES: tuple[DocumentType, ...] = get_args(DocumentType)  # the one list of document types
-
-
-class ModelInfo(BaseModel):
-    name: str
-    role: str
-    file: str | None = None
-    sha256: str | None = None
-    demo: bool = False  # true: embedded stand-in, not for clinical use
-    backend: str = "llama.cpp"
-    gpu_offload: bool = False
 
 
 class DocumentSection(BaseModel):

@@ -66,6 +66,10 @@ def main(user: str | None, password_file: Path | None) -> None:
       local-fhir search --db clinic.sqlite3 'Observation?patient=123&category=laboratory&_sort=-date'
       local-fhir --user it.admin --password-file admin.pw stats
     """
+    from local_fhir import observers
+
+    observers.channel = "cli"  # `serve` switches it to "rest"
+    click.get_current_context().call_on_close(observers.reset)
     if user or os.environ.get("CLARKE_USER"):
         from local_fhir.cipher import unlock_from_command_line
 
@@ -364,9 +368,15 @@ def serve(db: Path | None, port: int, token_file: Path | None, max_body: int) ->
     Example:
       local-fhir serve --db fhir.sqlite3 --port 8080 --token-file ~/.local-fhir-token
       curl -H "Authorization: Bearer $(cat ~/.local-fhir-token)" http://127.0.0.1:8080/metadata
+
+    On Clarke Desktop's own store (signed in with --user) every write over REST is written to
+    Clarke's audit log under the signed-in account, channel "rest"; so are the command line's.
     """
+    from local_fhir import observers
     from local_fhir.server import TOKEN_ENV, read_or_create_token
     from local_fhir.server import serve as run_server
+
+    observers.channel = "rest"
 
     try:
         store = _open(db)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from local_fhir import cipher, quarantine
+from local_fhir import cipher, observers, quarantine
 from local_fhir.dates import now_instant
 from local_fhir.errors import (
     Conflict,
@@ -534,6 +534,13 @@ class Store:
                 raise Duplicate(f"{resource['resourceType']}/{resource['id']} already exists (use update)")
             written = self._put(conn, resource, pending, if_match)
             self._flush(conn, pending)
+        observers.notify(
+            self.path,
+            interaction="create" if written.created else "update",
+            resource_type=resource["resourceType"],
+            id=resource["id"],
+            version=written.version,
+        )
         return written
 
     def create(self, resource: dict[str, Any]) -> dict[str, Any]:
@@ -564,10 +571,13 @@ class Store:
 
     def quarantine_retry(self, qid: int, replacement: dict[str, Any] | None = None) -> dict[str, Any]:
         """Validate an entry again (or a corrected version); stored and removed when valid."""
-        return quarantine.retry(self, qid, replacement)
+        result = quarantine.retry(self, qid, replacement)
+        observers.notify(self.path, interaction="quarantine-retry", quarantine_id=qid, corrected=replacement is not None)
+        return result
 
     def quarantine_drop(self, qid: int) -> None:
         quarantine.drop(self, qid)
+        observers.notify(self.path, interaction="quarantine-drop", quarantine_id=qid)
 
     def quarantined_for_patient(self, patient_id: str) -> dict[str, int]:
         """How many of a patient's resources are quarantined, by type ({"DiagnosticReport": 1,
@@ -584,6 +594,7 @@ class Store:
                 ).fetchone()
                 if row is None:
                     raise NotFound(f"{rtype}/{rid} does not exist")
+        observers.notify(self.path, interaction="delete", resource_type=rtype, id=rid)
 
     def read(self, rtype: str, rid: str) -> dict[str, Any]:
         check_type(rtype)
@@ -797,7 +808,11 @@ class Store:
         """A transaction (all or nothing) or a batch (an outcome per entry), as R4 describes."""
         from local_fhir.bundles import process_bundle
 
-        return process_bundle(self, bundle)
+        result = process_bundle(self, bundle)
+        observers.notify(
+            self.path, interaction=str(bundle.get("type")), entries=len(bundle.get("entry") or [])
+        )
+        return result
 
     def import_paths(
         self,
@@ -814,7 +829,16 @@ class Store:
         its problems (`quarantine_list`), instead of the file failing."""
         from local_fhir.importer import import_paths
 
-        return import_paths(self, paths, on_progress, workers, lenient)
+        report = import_paths(self, paths, on_progress, workers, lenient)
+        observers.notify(
+            self.path,
+            interaction="import",
+            resources=report.resources,
+            files=len(report.files),
+            failed_files=len(report.failed),
+            lenient=lenient,
+        )
+        return report
 
     def patient_compartment(self, patient_id: str) -> list[dict[str, Any]]:
         """The Patient and every resource in its compartment (R4 CompartmentDefinition/patient)."""

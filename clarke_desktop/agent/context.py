@@ -494,6 +494,8 @@ class ContextJudgement(BaseModel):
     summary: str = Field(default="", max_length=600)
 
 
+# Bumped whenever judgement_turns changes, so an audited context names the prompt that made it.
+JUDGEMENT_PROMPT_VERSION = "context-judgement/1"
 FLAGS_MAX_TOKENS = 256
 
 
@@ -518,6 +520,7 @@ def add_model_judgement(
 ) -> PatientContext:
     """Ask the EHR model for flags and a summary; on failure or junk keep the context and warn."""
     result = context.model_copy(deep=True)
+    result.judged_by, result.judgement_prompt_version = engine.info, JUDGEMENT_PROMPT_VERSION
     try:
         judgement = engine.generate_json(
             judgement_turns(context), ContextJudgement, max_tokens=max_tokens, retries=1, cancel=cancel

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -84,6 +85,13 @@ class OnnxTranscriber:
     def model_name(self) -> str:
         return f"{self.model_dir.name} ({self.precision}, {self.provider})"
 
+    @functools.cached_property
+    def model_sha256(self) -> str:
+        """The sha256 of the acoustic graph in use (hashed once per load), for the audit log."""
+        from clarke_desktop.files import file_sha256
+
+        return file_sha256(self.model_dir.graph(self.acoustic.precision))
+
     def window_scores(self, audio: np.ndarray, window: Window) -> FrameScores:
         """Per-frame scores of the kept part of one window; `audio` starts at sample 0."""
         start, end = window.samples
@@ -107,6 +115,7 @@ class OnnxTranscriber:
             duration_s=round(duration_s, 3),
             provider=self.provider,
             model=self.model_name,
+            model_sha256=self.model_sha256,
             processing_s=round(processing_s, 3),
         )
 

@@ -94,11 +94,31 @@ def unlock_for_local_fhir(user: str | None, password_file: Path | None) -> None:
     """The `local_fhir.unlock` entry point: `local-fhir` run on Clarke's own (encrypted) store signs
     in as the app's commands do; an installation without accounts needs nothing."""
     from clarke_desktop.session.identity import Identity
+    from local_fhir import observers
 
     name = user or os.environ.get("CLARKE_USER")
     with Identity() as identity:
         if name and not identity.needs_setup():
-            _signed_in(identity, name, password_file)
+            account = _signed_in(identity, name, password_file).account.name
+            observers.register(_audit_fhir_writes(account))
+
+
+def _audit_fhir_writes(actor: str) -> Callable[[Path, dict[str, Any]], None]:
+    """An observer writing each `local-fhir` write to Clarke's own store into Clarke's audit log
+    (the app database beside it), under the account that signed in."""
+
+    def observe(db_path: Path, what: dict[str, Any]) -> None:
+        from clarke_desktop.identity import keyring
+        from clarke_desktop.store import AppStore, AuditEvent
+
+        if keyring.key_for(db_path, "fhir-db") is None:
+            return  # a store IT keeps elsewhere: not Clarke's, not in its log
+        from clarke_desktop import paths
+
+        with AppStore(db_path.parent / paths.app_db_path().name) as store:
+            store.record_event(AuditEvent.FHIR_WRITTEN, actor=actor, store=db_path.name, **what)
+
+    return observe
 
 
 def _signed_in(identity: Identity, name: str, password_file: Path | None) -> Unlocked:

@@ -222,7 +222,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @sign_in_options
-def record(patient_id: str, source: Path, as_json: bool, user: str | None, password_file: Path | None) -> None:
+def record(
+    patient_id: str, source: Path, as_json: bool, user: str | None, password_file: Path | None
+) -> None:
     """Store an audio file as the patient's consultation recording, as a microphone recording is.
 
     The file is converted to 16 kHz mono WAV in the recordings folder (encrypted once the
@@ -254,7 +256,9 @@ def record(patient_id: str, source: Path, as_json: bool, user: str | None, passw
     if as_json:
         click.echo(json.dumps(stored, indent=2))
     else:
-        click.echo(f"Stored {stored['duration_s']} s as consultation {stored['consultation_id']}'s recording.")
+        click.echo(
+            f"Stored {stored['duration_s']} s as consultation {stored['consultation_id']}'s recording."
+        )
 
 
 @click.command("recover")
@@ -311,59 +315,154 @@ def recover(apply_: bool, as_json: bool, user: str | None, password_file: Path |
 
 @click.group("audit")
 def audit() -> None:
-    """The hash-chained audit log: verify it, or list its entries.
+    """The keyed, hash-chained audit log: verify it, export a signed checkpoint, list entries.
+
+    With accounts, every entry is an HMAC-SHA256 under a key only a signed-in Clarke holds, so
+    the log cannot be rewritten by someone who can only write the database file. A checkpoint,
+    kept off this computer, also proves against someone who can sign in that nothing up to it
+    was changed or removed since.
 
     \b
     Example:
       clarke-desktop audit verify
+      clarke-desktop audit checkpoint --out /media/usb/clarke-audit-2026-12-07.json
+      clarke-desktop audit verify --checkpoint /media/usb/clarke-audit-2026-12-07.json
       clarke-desktop audit show --consultation CONSULTATION_ID
     """
 
 
 @audit.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(dir_okay=False, path_type=Path, exists=True),
+    help="A checkpoint written earlier by `audit checkpoint`: also prove that no entry up to it "
+    "was changed or removed since.",
+)
 @sign_in_options
-def audit_verify(as_json: bool, user: str | None, password_file: Path | None) -> None:
-    """Check every entry's hash and link; name any entry altered or removed (exit 1).
+def audit_verify(
+    as_json: bool, checkpoint_file: Path | None, user: str | None, password_file: Path | None
+) -> None:
+    """Check every entry's hash and link, the head anchor and, given one, a checkpoint; name any
+    entry altered or removed (exit 1).
+
+    \b
+    Exit status: 0 intact; 1 tampered (each problem named); 2 usage or unreadable checkpoint.
+    JSON (--json): {"ok", "entries", "head": {"seq", "hash"}, "keyed",
+    "problems": [{"seq", "kind", "message"}], "notes", and with --checkpoint
+    "checkpoint": {"seq", "made_at", "ok"}}. Problem kinds: altered, removed, unanchored,
+    unkeyed, unprotected, unverifiable, checkpoint.
 
     Example:
 
-        clarke-desktop audit verify
+        clarke-desktop audit verify --checkpoint /media/usb/clarke-audit-2026-12-07.json
     """
     from clarke_desktop.store import AppStore, StoreError
 
+    checkpoint = _read_checkpoint(checkpoint_file) if checkpoint_file else None
     open_installation(user, password_file)
     try:
         with AppStore() as store:
-            report = store.verify_audit()
+            report = store.verify_audit(checkpoint)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "entries": report.entries,
-                    "head": {"seq": report.head_seq, "hash": report.head_hash},
-                    "problems": [
-                        {"seq": p.seq, "kind": p.kind, "message": p.message} for p in report.problems
-                    ],
-                    "notes": report.notes,
-                },
-                indent=2,
-            )
-        )
+        out: dict[str, object] = {
+            "ok": report.ok,
+            "entries": report.entries,
+            "head": {"seq": report.head_seq, "hash": report.head_hash},
+            "keyed": report.keyed,
+            "problems": [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in report.problems],
+            "notes": report.notes,
+        }
+        if report.checkpoint is not None:
+            out["checkpoint"] = report.checkpoint
+        click.echo(json.dumps(out, indent=2))
     else:
         for note in report.notes:
             click.echo(f"Note: {note}")
         if report.ok:
+            chain = "keyed HMAC chain" if report.keyed else "plain hash chain (no accounts)"
             click.echo(
-                f"Audit log intact: {report.entries} entries, head {report.head_seq} {report.head_hash}"
+                f"Audit log intact: {report.entries} entries, head {report.head_seq} {report.head_hash} ({chain})"
             )
+            if report.checkpoint is not None:
+                click.echo(
+                    f"Matches the checkpoint of {report.checkpoint['made_at']} at entry {report.checkpoint['seq']}."
+                )
         for problem in report.problems:
             click.echo(f"TAMPERED: {problem.message}")
     if not report.ok:
         sys.exit(1)
+
+
+def _read_checkpoint(path: Path) -> dict[str, object]:
+    try:
+        if path.stat().st_size > 64 * 1024:
+            raise ValueError("larger than any checkpoint")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(f"{path} is not a readable audit checkpoint ({exc})") from exc
+    if not isinstance(data, dict):
+        raise click.UsageError(f"{path} is not an audit checkpoint (expected a JSON object)")
+    return data
+
+
+@audit.command("checkpoint")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the checkpoint (JSON); keep it off this computer.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Also print the checkpoint on stdout.")
+@sign_in_options
+def audit_checkpoint(out: Path, as_json: bool, user: str | None, password_file: Path | None) -> None:
+    """Export the log's head signed with this installation's ed25519 key (needs a sign-in).
+
+    The checkpoint holds only the head's entry number, its hash, when it was made, the
+    installation's public key and the signature: no patient data. Store it off this computer
+    (another server, a printed copy of the hash); `audit verify --checkpoint FILE` later proves
+    nothing up to it was changed or removed. The export itself is audited.
+
+    \b
+    Exit status: 0 written; 1 the store cannot be opened or the file cannot be written;
+    2 usage (no sign-in on an installation with accounts).
+
+    Example:
+
+        clarke-desktop audit checkpoint --out /media/usb/clarke-audit-2026-12-07.json
+    """
+    from clarke_desktop.files import atomic_write
+    from clarke_desktop.store import AppStore, AuditEvent, StoreError
+
+    signed_in = open_installation(user, password_file)
+    if signed_in is None:
+        raise click.UsageError("audit checkpoints need an installation with accounts and a sign-in")
+    try:
+        with AppStore() as store:
+            made = store.audit_checkpoint()
+            text = json.dumps(made, indent=2)
+            try:
+                atomic_write(out, text + "\n")
+            except OSError as exc:
+                raise click.ClickException(f"cannot write the checkpoint to {out}: {exc}") from exc
+            store.record_event(
+                AuditEvent.AUDIT_CHECKPOINT,
+                actor=signed_in.account.name,
+                seq=made["seq"],
+                hash=made["hash"],
+                destination=str(out.resolve()),
+            )
+    except (StoreError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(text)
+    else:
+        click.echo(f"Checkpoint of entry {made['seq']} written to {out}")
+        click.echo(f"Installation key: {made['public_key']}")
 
 
 @audit.command("show")

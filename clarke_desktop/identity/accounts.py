@@ -52,6 +52,13 @@ CREATE TABLE IF NOT EXISTS accounts (
     created_at TEXT NOT NULL,
     created_by TEXT
 );
+-- Failed sign-ins wait here until the next sign-in opens the audit log (which needs the key).
+CREATE TABLE IF NOT EXISTS failed_sign_ins (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS vault (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     key_id TEXT NOT NULL,
@@ -213,13 +220,16 @@ class AccountBook:
         row = self._db.execute("SELECT * FROM accounts WHERE name = ?", (name.strip(),)).fetchone()
         if row is None:
             self._hasher.hash(password)  # the same time as a real check: no hint that the name is unknown
+            self._note_failure(name, "unknown user name")
             raise SignInError("Wrong user name or password.")
         account = _account(row)
         if account.disabled:
+            self._note_failure(name, "account disabled")
             raise SignInError("This account is disabled: ask IT.")
         now = _now()
         if account.locked_until and datetime.fromisoformat(account.locked_until) > now:
             until = datetime.fromisoformat(account.locked_until).astimezone().strftime("%H:%M")
+            self._note_failure(name, "account locked out")
             raise SignInError(
                 f"Too many wrong passwords: this account is locked until {until}, or until IT unlocks it."
             )
@@ -227,6 +237,7 @@ class AccountBook:
             self._hasher.verify(row["password_hash"], password)
         except (VerificationError, InvalidHashError):
             self._failed(account, now)
+            self._note_failure(name, "wrong password")
             raise SignInError("Wrong user name or password.") from None
         try:
             data_key = self._open(row, password)
@@ -364,6 +375,23 @@ class AccountBook:
         kek = keys.password_key(password, row["salt"], keys.KdfParams.from_text(row["kdf"]))
         private = keys.unseal(kek, row["sealed_private"], _aad("private", row["name"]))
         return keys.open_sealed(private, row["sealed_data_key"], _aad("data-key", row["name"]))
+
+    def _note_failure(self, name: str, reason: str) -> None:
+        """Keep a failed try for the audit log (the name as typed, cut to 64 characters)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO failed_sign_ins(name, at, reason) VALUES (?, ?, ?)",
+                (name.strip()[:64], _now().isoformat(), reason),
+            )
+
+    def failed_sign_ins(self) -> list[tuple[int, str, str, str]]:
+        """Failed tries not yet in the audit log: (id, name as typed, when, why)."""
+        rows = self._db.execute("SELECT id, name, at, reason FROM failed_sign_ins ORDER BY id").fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+    def forget_failed_sign_ins(self, up_to_id: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM failed_sign_ins WHERE id <= ?", (up_to_id,))
 
     def _failed(self, account: Account, now: datetime) -> None:
         failures = account.failures + 1

@@ -80,11 +80,18 @@ class Identity:
         before = self.book.get(name.strip())
         unlocked = self.book.sign_in(name, password)
         # Failed tries cannot be written to the audit before someone signs in (the log is the
-        # patient data's, and opens with the key); they are counted and reported on the next sign-in.
+        # patient data's, and opens with the key): the account book keeps them until then.
         missed = before.failures if before is not None else 0
-        self._audit(
-            AuditEvent.SIGNED_IN, unlocked.account.name, role=unlocked.account.role, failed_before=missed
-        )
+        failed = self.book.failed_sign_ins()
+        with AppStore() as store:
+            # Every failed try since the last sign-in, under the name that was typed, then this one.
+            for _id, tried, at, reason in failed:
+                store.record_event(AuditEvent.SIGN_IN_FAILED, actor=tried, tried_at=at, reason=reason)
+            store.record_event(
+                AuditEvent.SIGNED_IN, actor=unlocked.account.name, role=unlocked.account.role, failed_before=missed
+            )
+        if failed:
+            self.book.forget_failed_sign_ins(failed[-1][0])
         return unlocked
 
     def reauthenticate(self, unlocked: Unlocked, password: str, *, purpose: str) -> None:

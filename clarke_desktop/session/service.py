@@ -273,12 +273,21 @@ class ConsultationService:
     def patient_context(self, patient_id: str, cancel: CancelToken) -> PatientContext:
         """The record as it stands (deterministic retrieval: fast, no model)."""
         from clarke_desktop.agent.context import retrieve_context
+        from clarke_desktop.store import AuditEvent, context_resource_versions
 
         client = self._fhir()
         try:
-            return retrieve_context(client, patient_id, cancel=cancel)
+            context = retrieve_context(client, patient_id, cancel=cancel)
         finally:
             client.close()
+        # Who looked at whose record, and which resource versions they saw (no record content).
+        self._store.record_event(
+            AuditEvent.RECORD_OPENED,
+            actor=self.actor,
+            patient_id=patient_id,
+            fhir_resources=len(context_resource_versions(context)),
+        )
+        return context
 
     # --- status -------------------------------------------------------------------------------
     def model_status(self) -> ModelStatus:
@@ -840,6 +849,14 @@ class ConsultationService:
             s.letterhead.department = lines[1] if len(lines) > 1 else ""
             s.letterhead.address = lines[2:-1] if len(lines) > 3 else lines[2:]
             s.letterhead.phone = lines[-1] if len(lines) > 3 else s.letterhead.phone
+        server_changed = new.llm_backend == "server" and (
+            s.llm.backend != "server" or (s.llm.server_url or "") != new.server_url
+        )
+        if server_changed and self.account is not None and self.account.role != "admin":
+            # Patient data would go wherever the server is: an IT decision, never a clinician's.
+            raise SessionError(
+                "The model server is an IT setting: ask an administrator to sign in and choose it."
+            )
         if new.llm_backend == "server":  # a server that cannot be reached is refused here, not mid-clinic
             from clarke_desktop.session.server_check import check_server_url
 
@@ -854,7 +871,18 @@ class ConsultationService:
         else:
             s.audio.input_device = s.audio.host_api = None
         save_settings(s)
+        changed = _changed_settings(self._settings, s)
         self._settings = s
+        if changed:
+            from clarke_desktop.store import AuditEvent
+
+            self._store.record_event(
+                AuditEvent.SETTINGS_CHANGED,
+                actor=self.actor,
+                changed=changed,
+                llm_backend=s.llm.backend,
+                server_url=s.llm.server_url if s.llm.backend == "server" else None,
+            )
 
     def diagnostics(self) -> list[Check]:
         from clarke_desktop.doctor import run_checks
@@ -895,6 +923,18 @@ class ConsultationService:
             self._transcriber = None
         with self._lock:
             self._store.close()
+
+
+def _changed_settings(before: Any, after: Any, prefix: str = "") -> list[str]:
+    """The dotted names of the settings that differ (values are not logged: a letterhead is text)."""
+    a, b = before.model_dump(), after.model_dump()
+
+    def walk(x: Any, y: Any, path: str) -> list[str]:
+        if isinstance(x, dict) and isinstance(y, dict):
+            return [n for k in sorted(set(x) | set(y)) for n in walk(x.get(k), y.get(k), f"{path}{k}.")]
+        return [] if x == y else [path.rstrip(".")]
+
+    return walk(a, b, prefix)
 
 
 def _section_deltas(on_event: EventSink) -> Callable[[Any], None]:

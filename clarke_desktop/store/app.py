@@ -135,8 +135,16 @@ def document_sha256(document: ClinicalDocument) -> str:
 
 class AppStore:
     def __init__(self, db_path: Path | None = None) -> None:
+        from clarke_desktop.identity import keyring
+
         self.db = Database(db_path)
-        self.audit = AuditLog(self.db.path.with_name(self.db.path.name + ".audit-head"))
+        keyed = self.db.encrypted
+        self.audit = AuditLog(
+            self.db.path.with_name(self.db.path.name + ".audit-head"),
+            mac_key=keyring.key_for(self.db.path, "audit-chain") if keyed else None,
+            signing_seed=keyring.key_for(self.db.path, "audit-checkpoint") if keyed else None,
+        )
+        self._open_audit()
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -149,6 +157,21 @@ class AppStore:
             yield tx
         if tx.last is not None:
             self.audit.write_anchor(tx.last.seq, tx.last.hash)
+
+    def _open_audit(self) -> None:
+        """At every open: switch a keyed store's log to the keyed chain once, and log any
+        append-only trigger the database found dropped (it has already put them back)."""
+        with self.db._lock:
+            keying = self.audit.needs_keying(self.db.conn)
+        if not keying and not self.db.restored_triggers:
+            return
+        with self._tx() as tx:
+            if keying and self.audit.needs_keying(tx.conn):
+                tx.last = self.audit.start_keyed(tx.conn)
+            if self.db.restored_triggers:
+                tx.event(
+                    AuditEvent.AUDIT_PROTECTION_RESTORED, None, "clarke-desktop", triggers=self.db.restored_triggers
+                )
 
     def close(self) -> None:
         self.db.close()
@@ -303,6 +326,7 @@ class AppStore:
                 transcript_id=cur.lastrowid,
                 origin=transcript.origin,
                 model=transcript.model,
+                model_sha256=transcript.model_sha256,
                 provider=transcript.provider,
                 words=transcript.word_count,
                 duration_s=transcript.duration_s,
@@ -333,6 +357,9 @@ class AppStore:
                 sha256=digest,
                 fhir_resources=context_resource_versions(context),
                 warnings=len(context.retrieval_warnings),
+                model=context.judged_by.name if context.judged_by else None,
+                model_sha256=context.judged_by.sha256 if context.judged_by else None,
+                prompt_version=context.judgement_prompt_version,
             )
             return int(cur.lastrowid or 0)
 
@@ -713,9 +740,15 @@ class AppStore:
         with self._tx() as tx:
             tx.event(event, consultation_id, actor, **data)
 
-    def verify_audit(self) -> VerifyReport:
+    def verify_audit(self, checkpoint: dict[str, Any] | None = None) -> VerifyReport:
+        """Check the chain, its anchor and, given one, a checkpoint exported earlier."""
         with self.db._lock:
-            return self.audit.verify(self.db.conn)
+            return self.audit.verify(self.db.conn, checkpoint)
+
+    def audit_checkpoint(self) -> dict[str, Any]:
+        """The log's head signed with the installation's key (audit its export once it is written)."""
+        with self.db._lock:
+            return self.audit.checkpoint(self.db.conn)
 
     def audit_head(self) -> tuple[int, str]:
         with self.db._lock:

@@ -28,6 +28,25 @@ class StoreError(ClarkeError):
     """The application database cannot be used; the message names the file."""
 
 
+# The triggers that make signed records and the audit log append-only, by name (created by
+# migration 1, checked at every open).
+PROTECTIVE_TRIGGERS: dict[str, str] = {
+    f"{table}_{suffix}": (
+        f"CREATE TRIGGER {table}_{suffix} BEFORE {verb} ON {table} BEGIN SELECT RAISE(ABORT, '{why}'); END"
+    )
+    for table, stem, why in (
+        ("letter_versions", "immutable", "letter versions are immutable"),
+        ("signoffs", "immutable", "sign-off records are immutable"),
+        ("audit", "append_only", "the audit log is append-only"),
+    )
+    for suffix, verb in ((f"{stem}_u", "UPDATE"), (f"{stem}_d", "DELETE"))
+}
+
+
+def _same_sql(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
+
+
 # Schema migrations as SQL scripts; a script's position is the version it brings the file to.
 # Each runs in one transaction together with the version bump.
 MIGRATIONS: list[str] = [
@@ -187,7 +206,9 @@ class Database:
             fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
         try:
-            self.conn = cipher.connect(self.path, key, isolation_level=None, check_same_thread=False, timeout=10)
+            self.conn = cipher.connect(
+                self.path, key, isolation_level=None, check_same_thread=False, timeout=10
+            )
             self.encrypted = key is not None
             self.conn.row_factory = _row_factory(self.conn)
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -195,6 +216,7 @@ class Database:
             self.conn.execute("PRAGMA foreign_keys=ON")
             self._lock = threading.RLock()
             self._migrate()
+            self.restored_triggers = self._restore_protections()
         except cipher.NeedsKey as exc:
             raise StoreError(
                 f"cannot open the application database {self.path}: it is encrypted (sign in to Clarke "
@@ -227,6 +249,24 @@ class Database:
                     if self.conn.in_transaction:
                         self.conn.execute("ROLLBACK")
                     raise
+
+    def _restore_protections(self) -> list[str]:
+        """Re-create any append-only trigger found missing or altered, and name it: someone with
+        the file and its key dropped it (the audit log records that on the store's first write)."""
+        with self._lock:
+            stored = {
+                row[0]: row[1]
+                for row in self.conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            }
+            damaged = [
+                name
+                for name, sql in PROTECTIVE_TRIGGERS.items()
+                if not _same_sql(stored.get(name) or "", sql)
+            ]
+            if damaged:
+                script = "".join(f"DROP TRIGGER IF EXISTS {n}; {PROTECTIVE_TRIGGERS[n]};\n" for n in damaged)
+                self.conn.executescript(f"BEGIN IMMEDIATE;\n{script}COMMIT;")
+            return damaged
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[sqlite3.Connection]:

@@ -44,7 +44,7 @@ def test_the_first_admin_needs_no_sign_in_and_gets_the_recovery_key_once(data: P
     )
     assert again.exit_code != 0 and "not signed in" in again.output  # later adds need an admin
     with AppStore() as store:
-        assert [e.event for e in store.audit_entries()] == ["set_up"]
+        assert [e.event for e in store.audit_entries()] == ["audit_keyed", "set_up"]
 
 
 def test_an_admin_adds_lists_disables_and_unlocks(data: Path) -> None:
