@@ -47,6 +47,27 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o600) -> Path:
     return atomic_write_with(path, lambda fh: fh.write(payload), mode=mode)
 
 
+STALE_TEMPORARY_S = 3600.0  # older than this, no writer of ours is still filling it
+
+
+def remove_stale_temporaries(folder: Path, *, older_than_s: float = STALE_TEMPORARY_S) -> list[Path]:
+    """Delete the temporary files `atomic_write_with` leaves when killed mid-write (`.NAME.*.tmp`)
+    anywhere under `folder`, once they are older than any write in progress could be. The target
+    they were for is untouched: it is either the old file or the new one, never half of one."""
+    import time
+
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    cutoff = time.time() - older_than_s
+    for tmp in folder.rglob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if tmp.is_file() and not tmp.is_symlink() and tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
 def atomic_write_with(path: Path, write: Callable[[IO[bytes]], object], *, mode: int = 0o600) -> Path:
     """`write` fills a temporary file beside `path`, which then replaces it durably (fsync'd, the
     folder synced); a failure (a full disk) leaves `path` as it was and no temporary file."""

@@ -81,6 +81,7 @@ class ConsultationService:
             self._use_account(signed_in)
         self._store = AppStore()
         self._apply_retention()
+        self._remove_stale_temporaries()
         self._lock = threading.RLock()
         self._pipeline: ConsultationPipeline | None = None
         self._pipeline_lock = threading.Lock()
@@ -91,6 +92,15 @@ class ConsultationService:
         self._proposals: dict[str, Any] = {}  # chart assistant proposals awaiting a decision
         self._recordings: dict[str, int] = {}  # consultation id -> audio id of the recording in progress
         self._pipeline_stale = False  # settings changed the models: rebuild before the next run
+
+    def _remove_stale_temporaries(self) -> None:
+        """A write killed half way (a sealed PDF, a preview) leaves a temporary file beside its
+        target; clear those at start so no sealed fragment lingers in the data folder."""
+        from clarke_desktop.files import remove_stale_temporaries
+
+        removed = remove_stale_temporaries(paths.data_dir())
+        if removed:
+            log.info("removed %d temporary file(s) left by an interrupted write", len(removed))
 
     def _apply_retention(self) -> None:
         """Delete audio past its retention period at start-up (the deletion is audited)."""

@@ -221,3 +221,22 @@ def test_the_keyring_seals_inside_a_signed_in_data_folder_only(tmp_path: Path) -
         keyring.forget(data)
     with pytest.raises(sealed.NoKey, match="sign in"):  # a new process, nobody signed in
         sealed.read_bytes(data / "exports" / "a.pdf")
+
+
+def test_temporaries_left_by_a_killed_write_are_removed_at_start_and_live_ones_kept(tmp_path: Path) -> None:
+    import time
+
+    from clarke_desktop.files import remove_stale_temporaries
+
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    target = exports / "letter-v1.pdf"
+    target.write_bytes(b"sealed letter")
+    stale = exports / ".letter-v2.pdf.abc123.tmp"  # what a SIGKILL mid-write leaves
+    stale.write_bytes(b"half a sealed letter")
+    hour_ago = time.time() - 7200
+    os.utime(stale, (hour_ago, hour_ago))
+    live = exports / ".letter-v3.pdf.def456.tmp"  # another process writing right now
+    live.write_bytes(b"being written")
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and target.read_bytes() == b"sealed letter"
