@@ -103,14 +103,57 @@ def settings_path() -> Path:
     return data_dir() / "settings.json"
 
 
+def machine_dir() -> Path:
+    """IT's machine-wide folder for shared data (the per-machine model packs live in `models/`).
+
+    Taken from the operating system, never from an environment variable a user can set
+    (platformdirs reads XDG_DATA_DIRS on Linux and macOS, WIN_PD_OVERRIDE_* on Windows): a user must
+    not be able to make a folder of their own count as IT's.
+    """
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        from platformdirs.windows import get_win_folder_via_ctypes  # the shell's folder, no override
+
+        return Path(get_win_folder_via_ctypes("CSIDL_COMMON_APPDATA")) / APP_AUTHOR / APP_NAME
+    if sys.platform == "darwin":  # pragma: no cover - macOS only
+        return Path("/Library/Application Support") / APP_NAME
+    return Path("/usr/local/share") / APP_NAME
+
+
+def machine_config_dir() -> Path:
+    """IT's machine-wide configuration, writable by administrators only: the public keys trusted to
+    sign model packs (`trusted_keys/*.pub`) and the model-pack policy (`model-policy.json`).
+
+    /etc/ClarkeDesktop on Linux, %ProgramData%\\Clarke\\ClarkeDesktop on Windows; like `machine_dir`
+    never from an environment variable (tests replace this function).
+    """
+    if sys.platform.startswith("linux") or (os.name == "posix" and sys.platform != "darwin"):
+        return Path("/etc") / APP_NAME
+    return machine_dir()
+
+
+def machine_models_dir() -> Path:
+    """Where IT installs model packs for every user of the machine (`models install --scope machine`)."""
+    return machine_dir() / "models"
+
+
+def user_models_dir() -> Path:
+    """The per-user models folder: searched only where IT's policy allows per-user packs."""
+    return data_dir() / "models"
+
+
+def models_dir_override() -> Path | None:
+    """CLARKE_MODELS_DIR: an explicit models folder (tests, development, portable installs)."""
+    value = os.environ.get("CLARKE_MODELS_DIR")
+    return Path(value) if value else None
+
+
 def model_dirs() -> list[Path]:
-    """Model-pack locations, searched in order: explicit override, per-user, per-machine (IT)."""
-    dirs: list[Path] = []
-    if os.environ.get("CLARKE_MODELS_DIR"):
-        dirs.append(Path(os.environ["CLARKE_MODELS_DIR"]))
-    dirs.append(data_dir() / "models")
-    dirs.append(Path(platformdirs.site_data_dir(APP_NAME, APP_AUTHOR)) / "models")
-    return dirs
+    """Every model-pack location, in search order: the explicit override (CLARKE_MODELS_DIR), IT's
+    machine folder, then the per-user folder. `modelpack.verify.candidate_dirs` drops the per-user
+    folder unless IT's policy allows per-user packs; every pack, wherever found, must still carry a
+    manifest signed by a key IT trusts (see `machine_config_dir`)."""
+    override = models_dir_override()
+    return [*([override] if override else []), machine_models_dir(), user_models_dir()]
 
 
 def cache_dir() -> Path:

@@ -36,7 +36,16 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 @cli.group()
 def models() -> None:
-    """Model packs: pack, install, status, verify, export MedASR.
+    """Model packs: keygen, pack, trust, install, status, verify, export MedASR.
+
+    Packs must be signed by IT: create a key once (`models keygen`), sign each pack
+    (`models pack --sign-key KEYFILE`) and trust the public key on each workstation, as
+    administrator (`models trust KEYFILE.pub`). Trusted keys live in IT's machine configuration
+    folder, trusted_keys/ (/etc/ClarkeDesktop on Linux, %ProgramData%\\Clarke\\ClarkeDesktop on
+    Windows); model-policy.json beside it may allow unsigned packs ("allow_unsigned_packs": true) or
+    per-user packs ("allow_user_packs": true), both refused by default. IT's machine models folder is
+    searched first (after CLARKE_MODELS_DIR when set). Before a model is first used in a session
+    the app checks the signature and hashes every file in full; `status` is a quick check.
 
     \b
     Example:

@@ -1,7 +1,10 @@
 """Streaming sha256, copy-while-hashing, and the per-user cache of verified hashes.
 
-The cache lets the app check multi-GB model files quickly before loading them: an entry is keyed by
-the file's absolute path and only trusted while its size and mtime (ns) are unchanged.
+The cache serves the quick check for display only (`models status`, doctor, the app's model
+panel): an entry is keyed by the file's absolute path and only believed while its size and mtime
+(ns) are unchanged. The user can write it, and a same-size edit with its mtime set back looks
+unchanged, so it never decides whether a model is loaded: `verify.verify_for_use` hashes every
+file in full, once per process and file state, before first use.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def copy_with_sha256(src: Path, dst: Path, progress: Progress | None = None) -> 
 
 
 class HashCache:
-    """sha256 of files already fully hashed, valid while (size, mtime_ns) are unchanged."""
+    """sha256 of files already fully hashed, valid while (size, mtime_ns) are unchanged (display only)."""
 
     _lock = threading.Lock()
 

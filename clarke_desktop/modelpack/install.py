@@ -1,5 +1,8 @@
 """`models install`: verify every file of a pack, then place each role atomically.
 
+First each role's manifest must carry a signature by a key IT trusts on this machine (or IT's
+policy must allow unsigned packs) and agree with pack.json; nothing is copied otherwise.
+
 All roles are first copied into hidden staging folders beside their destination (same filesystem)
 and hashed while copying; only when every file of every role matches the pack manifest are the
 staging folders renamed into place. A truncated or tampered file aborts the whole install, names
@@ -19,16 +22,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clarke_desktop import paths
-from clarke_desktop.files import Progress
+from clarke_desktop.files import Progress, atomic_write
 from clarke_desktop.modelpack.errors import ModelPackError
 from clarke_desktop.modelpack.hashing import HashCache, copy_with_sha256
 from clarke_desktop.modelpack.manifest import (
+    INSTALL_RECORD,
     ROLE_MANIFEST,
-    FileRecord,
+    ROLE_SIGNATURE,
+    InstallRecord,
     RoleManifest,
+    parse_role_manifest,
     read_pack_manifest,
+    role_manifest_bytes,
     write_json_atomic,
 )
+from clarke_desktop.modelpack.signing import check_signature, load_policy, load_trusted_keys
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +60,26 @@ def default_scope() -> str:
 
 
 def install_base(scope: str | None = None) -> Path:
-    """The models directory `install` writes to. CLARKE_MODELS_DIR, when set, always wins."""
-    if os.environ.get("CLARKE_MODELS_DIR"):
-        return Path(os.environ["CLARKE_MODELS_DIR"])
+    """The models directory `install` writes to. CLARKE_MODELS_DIR, when set, always wins.
+
+    A per-user install is refused unless IT's policy allows per-user packs: the app would ignore it.
+    """
+    override = paths.models_dir_override()
+    if override is not None:
+        return override
     scope = scope or default_scope()
     if scope not in SCOPES:
         raise ModelPackError(f"unknown install scope {scope!r}; expected one of {SCOPES}")
-    dirs = paths.model_dirs()
-    return dirs[-1] if scope == "machine" else dirs[-2]  # see paths.model_dirs: user, then machine
+    if scope == "machine":
+        return paths.machine_models_dir()
+    policy = load_policy()
+    if not policy.allow_user_packs:
+        raise ModelPackError(
+            "per-user model packs are not allowed on this machine (the app would ignore one): an "
+            "administrator installs the pack for every user (`sudo clarke-desktop models install PACK`, "
+            f"or an elevated prompt on Windows), or allows per-user packs in {policy.source}"
+        )
+    return paths.user_models_dir()
 
 
 def _make_readable(root: Path) -> None:
@@ -74,8 +94,47 @@ def _make_readable(root: Path) -> None:
             os.chmod(os.path.join(dirpath, f), 0o644)
 
 
-def _stage_role(pack_dir: Path, role: RoleManifest, staging: Path, progress: Progress | None) -> RoleManifest:
-    records: list[FileRecord] = []
+def _signed_roles(
+    pack_dir: Path, listed: list[RoleManifest]
+) -> list[tuple[RoleManifest, bytes, bytes | None]]:
+    """(manifest, its exact bytes, its signature file or None) for every role of the pack, once
+    each role's signature verifies under this machine's trusted keys and policy, and agrees with
+    pack.json. Raises, naming the role, before anything is copied."""
+    trusted, policy = load_trusted_keys(), load_policy()
+    names = [r.role for r in listed]
+    if len(set(names)) != len(names):
+        raise ModelPackError(f"{pack_dir / 'pack.json'} lists a role twice ({', '.join(names)})")
+    roles: list[tuple[RoleManifest, bytes, bytes | None]] = []
+    for role in listed:
+        manifest_path = pack_dir / role.role / ROLE_MANIFEST
+        signature_path = pack_dir / role.role / ROLE_SIGNATURE
+        try:
+            data = manifest_path.read_bytes()
+        except FileNotFoundError:
+            data = role_manifest_bytes(role)  # a pack made before signed manifests: never signed
+        check = check_signature(manifest_path, data, signature_path, trusted, policy)
+        if not check.ok:
+            raise ModelPackError(f"role {role.role}: {check.detail}. Nothing was installed.")
+        signed = parse_role_manifest(data, manifest_path)
+        if signed.role != role.role or signed.model_dump() != role.model_dump():
+            raise ModelPackError(
+                f"{pack_dir / 'pack.json'} does not agree with {manifest_path} for role {role.role}: "
+                "the pack was changed after it was built. Nothing was installed."
+            )
+        signature = signature_path.read_bytes() if check.signed else None
+        roles.append((signed, data, signature))
+    return roles
+
+
+def _stage_role(
+    pack_dir: Path,
+    role: RoleManifest,
+    staging: Path,
+    progress: Progress | None,
+    manifest_bytes: bytes,
+    signature: bytes | None,
+) -> RoleManifest:
+    mtimes: dict[str, int] = {}
     for rec in role.files:
         src = pack_dir / role.role / rec.path
         if not src.is_file():
@@ -99,12 +158,14 @@ def _stage_role(pack_dir: Path, role: RoleManifest, staging: Path, progress: Pro
                 f"{src}: sha256 {sha} does not match pack.json ({rec.sha256}); the file is corrupted or "
                 "was tampered with. Nothing was installed."
             )
-        records.append(rec.model_copy(update={"installed_mtime_ns": os.stat(dst).st_mtime_ns}))
-    installed = role.model_copy(
-        update={"files": records, "installed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    )
-    write_json_atomic(staging / ROLE_MANIFEST, installed)
-    return installed
+        mtimes[rec.path] = os.stat(dst).st_mtime_ns
+    # The manifest and its signature exactly as signed; what install learnt beside them, unsigned.
+    atomic_write(staging / ROLE_MANIFEST, manifest_bytes, mode=0o644)
+    if signature is not None:
+        atomic_write(staging / ROLE_SIGNATURE, signature, mode=0o644)
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    write_json_atomic(staging / INSTALL_RECORD, InstallRecord(installed_at=now, mtime_ns=mtimes))
+    return role.model_copy(update={"installed_at": now})
 
 
 def _swap_in(staging: Path, final: Path) -> Path | None:
@@ -143,9 +204,10 @@ def install_pack(
     manifest = read_pack_manifest(pack_dir)
     if not manifest.roles:
         raise ModelPackError(f"{pack_dir}: the pack lists no roles")
+    signed_roles = _signed_roles(pack_dir, manifest.roles)
     base = Path(dest) if dest else install_base(scope)
     machine_wide = (
-        dest is None and not os.environ.get("CLARKE_MODELS_DIR") and (scope or default_scope()) == "machine"
+        dest is None and paths.models_dir_override() is None and (scope or default_scope()) == "machine"
     )
     try:
         base.mkdir(parents=True, exist_ok=True)
@@ -161,11 +223,11 @@ def install_pack(
 
     staged: dict[str, tuple[Path, RoleManifest]] = {}
     try:
-        for role in manifest.roles:
+        for role, data, signature in signed_roles:
             staging = base / f".staging-{role.role}-{uuid.uuid4().hex[:8]}"
             staging.mkdir()
             staged[role.role] = (staging, role)  # registered first so a failure still cleans up
-            staged[role.role] = (staging, _stage_role(pack_dir, role, staging, progress))
+            staged[role.role] = (staging, _stage_role(pack_dir, role, staging, progress, data, signature))
         swapped: list[tuple[str, Path, Path | None]] = []  # (role, final, previous install moved aside)
         try:
             for role_name, (staging, _) in staged.items():

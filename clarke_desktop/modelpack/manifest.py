@@ -1,8 +1,12 @@
 """Pack and installed-role manifests (JSON, validated with pydantic).
 
-A pack directory:            PACK/pack.json + PACK/<role>/<files>
-An installed role directory: <models dir>/<role>/<files> + <models dir>/<role>/manifest.json
-Both record, per file, the relative path, the size in bytes and the sha256.
+A pack directory:            PACK/pack.json + PACK/<role>/<files> + PACK/<role>/manifest.json (+ .sig)
+An installed role directory: <models dir>/<role>/<files> + manifest.json + manifest.sig + install.json
+Both record, per file, the relative path, the size in bytes and the sha256. A role's manifest.json
+is written once, at pack time, and signed as those exact bytes (`signing`); `install` copies it and
+its signature verbatim and keeps what it learns at install time (when, each file's mtime) in the
+unsigned install.json, which only the quick display check reads. pack.json is the pack's index: it
+repeats every role manifest, and `install` refuses a pack whose pack.json disagrees with them.
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ from clarke_desktop.modelpack.errors import ModelPackError
 PACK_FORMAT = "clarke-desktop-model-pack"
 PACK_MANIFEST = "pack.json"
 ROLE_MANIFEST = "manifest.json"
+ROLE_SIGNATURE = "manifest.sig"
+INSTALL_RECORD = "install.json"
+# Files of a role folder that are not model files (never listed in, nor packed as, its files).
+RESERVED_NAMES = (ROLE_MANIFEST, ROLE_SIGNATURE, INSTALL_RECORD)
 
 
 class FileRecord(BaseModel):
     path: str  # POSIX path relative to the role directory
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    # mtime (ns) of the installed copy, recorded at install: lets a quick check trust an unchanged
-    # file on an account whose hash cache is empty (per-machine install by an administrator).
+    # Written by installs before signed manifests (install.json holds it now); read by the quick check.
     installed_mtime_ns: int | None = None
 
     @field_validator("path")
@@ -35,8 +42,8 @@ class FileRecord(BaseModel):
         p = PurePosixPath(value)
         if not value or p.is_absolute() or ".." in p.parts or "\\" in value or ":" in value:
             raise ValueError(f"unsafe file path {value!r} (must be relative, inside the role directory)")
-        if p.name in (ROLE_MANIFEST,) and len(p.parts) == 1:
-            raise ValueError(f"file path {value!r} clashes with the role manifest")
+        if len(p.parts) == 1 and p.name.lower() in RESERVED_NAMES:
+            raise ValueError(f"file path {value!r} clashes with the role manifest or its signature")
         return value
 
 
@@ -133,13 +140,52 @@ def read_pack_manifest(pack_dir: Path) -> PackManifest:
         raise ModelPackError(f"pack manifest {path} is invalid: {exc}") from exc
 
 
-def read_role_manifest(role_dir: Path) -> RoleManifest:
+def role_manifest_bytes(manifest: RoleManifest) -> bytes:
+    """The bytes written, and signed, as a role's manifest.json (install-time fields left out)."""
+    clean = manifest.model_copy(
+        update={
+            "installed_at": None,
+            "files": [f.model_copy(update={"installed_mtime_ns": None}) for f in manifest.files],
+        }
+    )
+    return (clean.model_dump_json(indent=2, exclude_none=True) + "\n").encode()
+
+
+def parse_role_manifest(data: bytes, where: Path) -> RoleManifest:
+    try:
+        return RoleManifest.model_validate(json.loads(data))
+    except ValueError as exc:
+        raise ModelPackError(f"model manifest {where} is invalid: {exc}") from exc
+
+
+def read_role_manifest_bytes(role_dir: Path) -> tuple[bytes, RoleManifest]:
+    """The exact bytes of `role_dir/manifest.json` (what its signature covers) and their meaning."""
     path = role_dir / ROLE_MANIFEST
     if not path.is_file():
         raise ModelPackError(
             f"{role_dir} has no {ROLE_MANIFEST}: install models with `clarke-desktop models install PACK`"
         )
     try:
-        return RoleManifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, OSError) as exc:
-        raise ModelPackError(f"installed model manifest {path} is invalid: {exc}") from exc
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelPackError(f"cannot read the model manifest {path}: {exc}") from exc
+    return data, parse_role_manifest(data, path)
+
+
+def read_role_manifest(role_dir: Path) -> RoleManifest:
+    return read_role_manifest_bytes(role_dir)[1]
+
+
+class InstallRecord(BaseModel):
+    """Unsigned facts about an installed role, for the quick display check only: when it was
+    installed and each file's modification time (ns) just after it was placed."""
+
+    installed_at: str
+    mtime_ns: dict[str, int] = Field(default_factory=dict)
+
+
+def read_install_record(role_dir: Path) -> InstallRecord | None:
+    try:
+        return InstallRecord.model_validate(json.loads((role_dir / INSTALL_RECORD).read_bytes()))
+    except (OSError, ValueError):
+        return None  # only costs the quick check its shortcut

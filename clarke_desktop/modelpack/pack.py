@@ -4,6 +4,10 @@ Run on a connected machine after downloading the gated weights. Files are taken 
 `FROM/<role>/` (every file in it) or, for the GGUF roles, from `FROM/` by the catalogue's file
 pattern. Every file is copied and hashed in one pass; the pack is written to `OUT.partial` and
 renamed to `OUT` only when complete.
+
+With a signing key (`models pack --sign-key KEYFILE`) each role's manifest.json is signed as
+written (`PACK/<role>/manifest.sig`, see `signing`); workstations refuse an unsigned pack unless
+IT's policy allows unsigned packs.
 """
 
 from __future__ import annotations
@@ -13,19 +17,25 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from clarke_desktop import __version__
-from clarke_desktop.files import Progress
+from clarke_desktop.files import Progress, atomic_write
 from clarke_desktop.modelpack.catalogue import CatalogueEntry, catalogue_entry
 from clarke_desktop.modelpack.errors import ModelPackError
 from clarke_desktop.modelpack.hashing import copy_with_sha256
 from clarke_desktop.modelpack.manifest import (
     PACK_MANIFEST,
+    RESERVED_NAMES,
     ROLE_MANIFEST,
+    ROLE_SIGNATURE,
     FileRecord,
     PackManifest,
     RoleManifest,
+    role_manifest_bytes,
     write_json_atomic,
 )
+from clarke_desktop.modelpack.signing import sign_manifest
 
 PACKABLE_ROLES = ("asr", "ehr_agent", "letter_writer")
 GGUF_MAGIC = b"GGUF"
@@ -40,7 +50,7 @@ def _role_sources(source: Path, entry: CatalogueEntry) -> list[tuple[Path, str]]
     role_dir = source / entry.role
     if role_dir.is_dir():
         found = sorted(p for p in role_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
-        found = [p for p in found if p.relative_to(role_dir).as_posix() != ROLE_MANIFEST]
+        found = [p for p in found if p.relative_to(role_dir).as_posix().lower() not in RESERVED_NAMES]
         pairs = [(p, p.relative_to(role_dir).as_posix()) for p in found]
     else:
         pairs = [
@@ -84,8 +94,10 @@ def build_pack(
     roles: Iterable[str] | None = None,
     progress: Progress | None = None,
     on_file: Callable[[str, str, int], None] | None = None,
+    sign_key: Ed25519PrivateKey | None = None,
 ) -> PackManifest:
-    """Collect `roles` (default: every role found in `source`) into the pack directory `out`."""
+    """Collect `roles` (default: every role found in `source`) into the pack directory `out`,
+    signing each role's manifest with `sign_key` when given."""
     source, out = Path(source), Path(out)
     if not source.is_dir():
         raise ModelPackError(f"source folder {source} does not exist")
@@ -126,7 +138,12 @@ def build_pack(
                 records.append(FileRecord(path=rel, size=size, sha256=sha))
                 if on_file:
                     on_file(role, rel, size)
-            manifests.append(RoleManifest.for_entry(role, entry, records, packed_at=created))
+            role_manifest = RoleManifest.for_entry(role, entry, records, packed_at=created)
+            data = role_manifest_bytes(role_manifest)
+            atomic_write(partial / role / ROLE_MANIFEST, data, mode=0o644)
+            if sign_key is not None:
+                atomic_write(partial / role / ROLE_SIGNATURE, sign_manifest(sign_key, data), mode=0o644)
+            manifests.append(role_manifest)
         manifest = PackManifest(
             created_at=created, created_with=f"clarke-desktop {__version__}", roles=manifests
         )

@@ -150,12 +150,18 @@ def test_missing_model_says_what_is_missing_and_how_it_is_installed(tmp_path, mo
 
 
 def test_installed_pack_location_is_found(tmp_path, tiny_model, monkeypatch, speech):
-    from clarke_desktop import modelpack
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from clarke_desktop import modelpack, paths
+    from clarke_desktop.modelpack.signing import public_key_line, trust_public_key
 
     models = tmp_path / "models"
     shutil.copytree(tiny_model, models / "asr")
     monkeypatch.setenv("CLARKE_MODELS_DIR", str(models))
-    modelpack.record_installed("asr", models / "asr")  # what IT's install or a local export leaves
+    monkeypatch.setattr(paths, "machine_config_dir", lambda: tmp_path / "machine-config")
+    key = Ed25519PrivateKey.generate()
+    trust_public_key(public_key_line(key.public_key()))  # IT trusts its signing key on this machine
+    modelpack.record_installed("asr", models / "asr", sign_key=key)  # what IT's install leaves
     transcriber = load_transcriber(device="cpu")
     assert transcriber.model_dir.path == models / "asr"
     assert (

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clarke_desktop import doctor
 from clarke_desktop.cli import cli
@@ -88,7 +89,9 @@ def test_this_machine_without_gpu_warns_with_fixes(models_env: Path) -> None:
     assert checks["fhir_db"]["status"] == "ok"
 
 
-def test_fake_nvidia_smi_is_parsed_and_vram_compared(tmp_path: Path, stage: Path, models_env: Path) -> None:
+def test_fake_nvidia_smi_is_parsed_and_vram_compared(
+    tmp_path: Path, stage: Path, models_env: Path, trusted_key: Ed25519PrivateKey
+) -> None:
     # A stand-in nvidia-smi (this machine has no GPU) to test the parsing and VRAM logic around it.
     fake = tmp_path / "nvidia-smi"
     fake.write_text("#!/bin/sh\necho 'NVIDIA RTX A4000, 550.54.15, 16376, 15990'\n")
@@ -97,7 +100,7 @@ def test_fake_nvidia_smi_is_parsed_and_vram_compared(tmp_path: Path, stage: Path
     assert gpus == [doctor.Gpu("NVIDIA RTX A4000", "550.54.15", 16376, 15990)]
     assert doctor.check_gpu(gpus, None).status == "ok"
 
-    build_pack(stage, tmp_path / "pack")
+    build_pack(stage, tmp_path / "pack", sign_key=trusted_key)
     install_pack(tmp_path / "pack")
     _, installed = doctor.check_models()
     vram = doctor.check_vram(gpus, installed)
@@ -118,8 +121,10 @@ def test_failing_nvidia_smi_is_a_warning_not_a_crash(tmp_path: Path) -> None:
     assert doctor.check_gpu([], "could not communicate").status == "warn"
 
 
-def test_tampered_model_makes_doctor_fail(stage: Path, tmp_path: Path, models_env: Path) -> None:
-    build_pack(stage, tmp_path / "pack")
+def test_tampered_model_makes_doctor_fail(
+    stage: Path, tmp_path: Path, models_env: Path, trusted_key: Ed25519PrivateKey
+) -> None:
+    build_pack(stage, tmp_path / "pack", sign_key=trusted_key)
     install_pack(tmp_path / "pack")
     victim = models_env / "asr" / "medasr.onnx"
     with open(victim, "r+b") as fh:

@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clarke_desktop import modelpack
 from clarke_desktop.files import file_sha256
 from clarke_desktop.modelpack import ModelPackError, build_pack, install_pack, locate, verify_role
 
 
-def _pack(stage: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "pack"
-    build_pack(stage, out)
-    return out
+@pytest.fixture
+def _pack(trusted_key: Ed25519PrivateKey) -> Callable[[Path, Path], Path]:
+    """Builds a pack signed with the machine's trusted test key: _pack(stage, where) -> pack dir."""
+
+    def make(stage: Path, tmp_path: Path) -> Path:
+        out = tmp_path / "pack"
+        build_pack(stage, out, sign_key=trusted_key)
+        return out
+
+    return make
 
 
-def test_pack_records_every_file_with_size_and_sha256(stage: Path, tmp_path: Path, models_env: Path) -> None:
+def test_pack_records_every_file_with_size_and_sha256(
+    stage: Path, tmp_path: Path, models_env: Path, _pack: Callable[[Path, Path], Path]
+) -> None:
     pack = _pack(stage, tmp_path)
     manifest = json.loads((pack / "pack.json").read_text())
     by_role = {r["role"]: r for r in manifest["roles"]}
@@ -35,7 +46,9 @@ def test_pack_records_every_file_with_size_and_sha256(stage: Path, tmp_path: Pat
     assert not (pack / "ehr_agent" / "notes.txt").exists()
 
 
-def test_install_then_locate_and_full_verify(stage: Path, tmp_path: Path, models_env: Path) -> None:
+def test_install_then_locate_and_full_verify(
+    stage: Path, tmp_path: Path, models_env: Path, _pack: Callable[[Path, Path], Path]
+) -> None:
     pack = _pack(stage, tmp_path)
     installed = install_pack(pack)
     assert set(installed) == set(modelpack.ROLES)
@@ -51,7 +64,7 @@ def test_install_then_locate_and_full_verify(stage: Path, tmp_path: Path, models
 
 
 def test_tampered_file_is_refused_named_and_nothing_installed(
-    stage: Path, tmp_path: Path, models_env: Path
+    stage: Path, tmp_path: Path, models_env: Path, _pack: Callable[[Path, Path], Path]
 ) -> None:
     pack = _pack(stage, tmp_path)
     target = pack / "letter_writer" / "medgemma-27b-text-it-Q4_K_M.gguf"
@@ -65,7 +78,9 @@ def test_tampered_file_is_refused_named_and_nothing_installed(
     assert not models_env.exists() or not any(models_env.iterdir())  # all-or-nothing, no staging left
 
 
-def test_truncated_file_is_refused_and_named(stage: Path, tmp_path: Path, models_env: Path) -> None:
+def test_truncated_file_is_refused_and_named(
+    stage: Path, tmp_path: Path, models_env: Path, _pack: Callable[[Path, Path], Path]
+) -> None:
     pack = _pack(stage, tmp_path)
     target = pack / "asr" / "medasr.onnx"
     size = target.stat().st_size
@@ -77,7 +92,9 @@ def test_truncated_file_is_refused_and_named(stage: Path, tmp_path: Path, models
     assert f"{size - 10} of {size} bytes" in str(err.value)
 
 
-def test_failed_reinstall_keeps_previous_install(stage: Path, tmp_path: Path, models_env: Path) -> None:
+def test_failed_reinstall_keeps_previous_install(
+    stage: Path, tmp_path: Path, models_env: Path, _pack: Callable[[Path, Path], Path]
+) -> None:
     pack = _pack(stage, tmp_path)
     install_pack(pack)
     before = file_sha256(models_env / "asr" / "medasr.onnx")
@@ -88,7 +105,9 @@ def test_failed_reinstall_keeps_previous_install(stage: Path, tmp_path: Path, mo
     assert verify_role("asr", full=True).ok
 
 
-def test_pack_manifest_cannot_escape_the_models_dir(stage: Path, tmp_path: Path, models_env: Path) -> None:
+def test_pack_manifest_cannot_escape_the_models_dir(
+    stage: Path, tmp_path: Path, models_env: Path, _pack: Callable[[Path, Path], Path]
+) -> None:
     pack = _pack(stage, tmp_path)
     manifest = json.loads((pack / "pack.json").read_text())
     manifest["roles"][0]["files"][0]["path"] = "../../evil.sh"
@@ -117,7 +136,7 @@ def test_pack_names_a_missing_required_file(tmp_path: Path, models_env: Path) ->
 
 
 def test_quick_check_cache_is_invalidated_by_mtime_change(
-    stage: Path, tmp_path: Path, models_env: Path
+    stage: Path, tmp_path: Path, models_env: Path, _pack: Callable[[Path, Path], Path]
 ) -> None:
     install_pack(_pack(stage, tmp_path))
     onnx = models_env / "asr" / "medasr.onnx"
@@ -140,22 +159,32 @@ def test_quick_check_cache_is_invalidated_by_mtime_change(
     assert not verify_role("asr").ok
     assert verify_role("asr", full=True).ok
     assert verify_role("asr").ok
-    assert [f.detail for f in verify_role("asr").files][0].startswith("sha256 verified earlier")
+    assert [f.detail for f in verify_role("asr").files][0].startswith("quick check: sha256 verified earlier")
     assert locate("asr") == models_env / "asr"
 
 
 def test_quick_check_trusts_install_stamp_for_another_account(
-    stage: Path, tmp_path: Path, models_env: Path, monkeypatch: pytest.MonkeyPatch
+    stage: Path,
+    tmp_path: Path,
+    models_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    _pack: Callable[[Path, Path], Path],
 ) -> None:
     install_pack(_pack(stage, tmp_path))
     monkeypatch.setenv("CLARKE_CACHE_DIR", str(tmp_path / "other-user-cache"))  # empty hash cache
     result = verify_role("ehr_agent")
     assert result.ok
-    assert result.files[0].detail == "unchanged since installation (size and mtime)"
+    assert (
+        result.files[0].detail == "quick check: unchanged since installation (size and mtime; not re-hashed)"
+    )
 
 
 def test_truncated_installed_file_fails_quick_check_and_locate_logs(
-    stage: Path, tmp_path: Path, models_env: Path, caplog: pytest.LogCaptureFixture
+    stage: Path,
+    tmp_path: Path,
+    models_env: Path,
+    caplog: pytest.LogCaptureFixture,
+    _pack: Callable[[Path, Path], Path],
 ) -> None:
     install_pack(_pack(stage, tmp_path))
     gguf = models_env / "letter_writer" / "medgemma-27b-text-it-Q4_K_M.gguf"
@@ -168,13 +197,19 @@ def test_truncated_installed_file_fails_quick_check_and_locate_logs(
     assert "truncated" in caplog.text and str(gguf) in caplog.text
 
 
-def test_directory_without_manifest_is_not_used(models_env: Path) -> None:
+def test_directory_without_manifest_is_not_used(models_env: Path, trusted_key: Ed25519PrivateKey) -> None:
     (models_env / "asr").mkdir(parents=True)
     (models_env / "asr" / "model.onnx").write_bytes(b"x")
     assert locate("asr") is None
     assert "manifest.json" in verify_role("asr").reason
-    modelpack.record_installed("asr", models_env / "asr")
+    modelpack.record_installed("asr", models_env / "asr")  # unsigned: still not used
+    assert locate("asr") is None
+    assert "is not signed" in verify_role("asr").reason
+    modelpack.record_installed("asr", models_env / "asr", sign_key=trusted_key)
     assert locate("asr") == models_env / "asr"
+    assert (
+        verify_role("asr").signature is not None and "signed by trusted key" in verify_role("asr").signature
+    )
 
 
 def test_not_installed(models_env: Path) -> None:
@@ -183,26 +218,41 @@ def test_not_installed(models_env: Path) -> None:
     assert "not installed" in result.reason
 
 
-def test_per_machine_install_is_readable_by_every_account(
-    stage: Path, tmp_path: Path, models_env: Path, monkeypatch: pytest.MonkeyPatch
+def test_per_machine_install_is_readable_by_every_account_and_wins_over_a_per_user_one(
+    stage: Path,
+    tmp_path: Path,
+    models_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    _pack: Callable[[Path, Path], Path],
+    set_policy: Callable[..., None],
 ) -> None:
     from clarke_desktop import paths
 
-    machine, user = tmp_path / "machine-models", tmp_path / "user-models"
+    machine, user = paths.machine_models_dir(), paths.user_models_dir()
     monkeypatch.delenv("CLARKE_MODELS_DIR")
-    monkeypatch.setattr(paths, "model_dirs", lambda: [user, machine])
     installed = install_pack(_pack(stage, tmp_path), scope="machine")
     assert installed["asr"] == machine / "asr"
     if os.name == "posix":
         for p in [machine / "asr", *(machine / "asr").rglob("*")]:
             assert p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644), p
     assert locate("asr") == machine / "asr"
-    install_pack(_pack(stage, tmp_path / "again"), scope="user")
-    assert locate("asr") == user / "asr"  # per-user copy is searched first
+    again = _pack(stage, tmp_path / "again")
+    with pytest.raises(ModelPackError, match="per-user model packs are not allowed"):
+        install_pack(again, scope="user")
+    set_policy(allow_user_packs=True)
+    install_pack(again, scope="user")
+    assert locate("asr") == machine / "asr"  # IT's machine folder is searched first
+    shutil.rmtree(machine / "asr")
+    assert locate("asr") == user / "asr"  # and a per-user pack is used only where IT allows it
 
 
 def test_a_role_that_cannot_be_placed_puts_back_the_roles_already_swapped(
-    stage: Path, tmp_path: Path, models_env: Path, monkeypatch: pytest.MonkeyPatch
+    stage: Path,
+    tmp_path: Path,
+    models_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    _pack: Callable[[Path, Path], Path],
+    trusted_key: Ed25519PrivateKey,
 ) -> None:
     """No mixed install: when the last role cannot be swapped in (Windows keeps a loaded model
     locked), the roles already swapped return to their previous version."""
@@ -212,7 +262,7 @@ def test_a_role_that_cannot_be_placed_puts_back_the_roles_already_swapped(
     (stage / "medgemma-1.5-4b-it-Q4_K_M.gguf").write_bytes(b"GGUF" + os.urandom(200_000))
     (stage / "medgemma-27b-text-it-Q4_K_M.gguf").write_bytes(b"GGUF" + os.urandom(500_000))
     new_pack = tmp_path / "pack2"
-    build_pack(stage, new_pack)
+    build_pack(stage, new_pack, sign_key=trusted_key)
     rename = Path.rename
 
     def locked(self: Path, target: Path | str) -> Path:
