@@ -2,13 +2,19 @@
 
 Each round the model returns one schema-constrained action (search, read, propose_write,
 finish). Reads and searches run at once, scoped to the patient in code (the model cannot reach
-another patient's record). Writes are only *proposals*: they are validated as FHIR R4 and change
-the store only when the clinician approves them (`apply_proposal`). Every round lands in a trace
-the GUI shows. The loop always ends, in at most `max_rounds` rounds, with a stated reason.
+another patient's record). Writes are only *proposals*: only the elements `proposal_policy`
+whitelists for the type are accepted (anything else is refused, naming the element, and the
+proposal is never offered for approval); an accepted one is validated as FHIR R4, shown in full
+(`Proposal.lines`) and sealed with the sha256 of its canonical JSON (`Proposal.digest`). It changes
+the store only when the clinician approves it (`apply_proposal`), which writes exactly the approved
+resource or nothing. Every round lands in a trace the GUI shows. The loop always ends, in at
+most `max_rounds` rounds, with a stated reason.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import time
 import uuid
@@ -18,13 +24,15 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from clarke_desktop.agent import fhir_text as ft
+from clarke_desktop.agent import proposal_policy as policy
+from clarke_desktop.agent.proposal_policy import Refusal
 from clarke_desktop.cancel import Cancelled, CancelToken
 from clarke_desktop.errors import ClarkeError
 from clarke_desktop.fhir.client import FhirClient, FhirError
 from clarke_desktop.llm.base import InvalidModelOutput, LlmEngine, LlmError, Turn
 from clarke_desktop.llm.prompt import neutralise
 from clarke_desktop.schemas import ModelInfo, SourceRef, utc_now_iso
-from clarke_desktop.templates import render_prompt
+from clarke_desktop.templates import prompt_template_version, render_prompt
 
 MAX_ROUNDS = 8
 ACTION_MAX_TOKENS = 320
@@ -93,10 +101,17 @@ class Proposal(BaseModel):
     resource: dict[str, Any]
     reason: str = ""
     summary: str
-    status: Literal["pending", "applied", "rejected"] = "pending"
+    # "refused": it has elements the assistant may not write (`refusals`); never offered for approval.
+    status: Literal["pending", "applied", "rejected", "refused"] = "pending"
+    refusals: list[Refusal] = Field(default_factory=list)
+    lines: list[str] = Field(default_factory=list)  # the complete resource, one element a line
+    digest: str = ""  # sha256 of the resource's canonical JSON: what is shown is what is written
+    model: ModelInfo | None = None  # the model that proposed it
+    prompt_version: str | None = None  # the prompt templates it was asked with
     decided_by: str | None = None
     decided_at: str | None = None
     created: SourceRef | None = None
+    written_digest: str | None = None  # sha256 of the stored resource without id and meta
 
 
 StopReason = Literal["finished", "max_rounds", "invalid_output", "model_error", "cancelled", "context_full"]
@@ -114,6 +129,7 @@ class AssistantResult(BaseModel):
     message: str = ""
     rounds: int = 0
     model: ModelInfo | None = None
+    prompt_version: str | None = None
 
 
 class ProposalError(ClarkeError):
@@ -180,6 +196,7 @@ class ChartAssistant:
         self.max_rounds = max_rounds
         self.action_max_tokens = action_max_tokens
         self.proposals: dict[str, Proposal] = {}
+        self.prompt_version = prompt_template_version()
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -191,7 +208,11 @@ class ChartAssistant:
         cancel: CancelToken | None = None,
     ) -> AssistantResult:
         result = AssistantResult(
-            patient_id=self.patient_id, question=question, stopped_reason="max_rounds", model=self.engine.info
+            patient_id=self.patient_id,
+            question=question,
+            stopped_reason="max_rounds",
+            model=self.engine.info,
+            prompt_version=self.prompt_version,
         )
         seen: set[str] = {f"Patient/{self.patient_id}"}
         turns = [
@@ -357,6 +378,15 @@ class ChartAssistant:
             return TraceStep(round=round_number, kind="error", summary=text, action=dumped, result=text), text
         self.proposals[proposal.id] = proposal
         result.proposals.append(proposal)
+        if proposal.status == "refused":
+            reasons = "; ".join(str(r) for r in proposal.refusals)
+            text = (
+                f"The proposal was refused and will not be offered for approval: {reasons}. "
+                "Propose it again without those elements, or finish."
+            )
+            summary = f"Refused: {proposal.summary} ({len(proposal.refusals)} element(s) not accepted)"
+            return TraceStep(round=round_number, kind="error", summary=summary, action=dumped,
+                             result=text), text  # fmt: skip
         text = (
             f"Proposal {proposal.id} recorded ({proposal.summary}). It changes nothing until the clinician "
             "approves it. Finish with an answer that mentions it."
@@ -367,23 +397,42 @@ class ChartAssistant:
     # -- proposals -----------------------------------------------------------------------------
 
     def make_proposal(self, resource_type: str, resource: dict[str, Any], reason: str = "") -> Proposal:
-        """Validate a proposed write as FHIR R4 for this patient; nothing is written."""
+        """A proposed write for this patient; nothing is written.
+
+        ProposalError: a type the assistant may not write, or (whitelisted elements only) not valid
+        FHIR R4. A proposal with elements outside the type's whitelist comes back "refused", each
+        element named in `refusals`: it is shown, never offered for approval. Otherwise "pending",
+        with every element as a line (`lines`) and the sha256 of its canonical JSON (`digest`)."""
         if resource_type not in WRITE_TYPES:
             raise ProposalError(f"{resource_type} cannot be written here; allowed: {', '.join(WRITE_TYPES)}.")
-        resource = {k: v for k, v in resource.items() if k not in {"id", "meta"}}
+        given_type = resource.get("resourceType", resource_type)
+        if given_type != resource_type:
+            raise ProposalError(f"The resource is a {given_type}, not the {resource_type} proposed.")
+        resource = copy.deepcopy(resource)  # the proposal owns its resource: nothing else can change it
         resource["resourceType"] = resource_type
-        reference = {"reference": f"Patient/{self.patient_id}"}
+        reference = {"reference": f"Patient/{self.patient_id}"}  # the open patient, set in code
         resource["patient" if resource_type == "AllergyIntolerance" else "subject"] = reference
-        validate_r4(resource)
-        proposal = Proposal(
+        try:
+            digest = policy.resource_digest(resource)
+        except (TypeError, ValueError) as exc:
+            raise ProposalError(f"The resource cannot be written as JSON exactly: {exc}") from exc
+        refused = policy.refusals(resource)
+        if not refused:
+            validate_r4(resource)
+        return Proposal(
             id=f"proposal-{uuid.uuid4().hex[:8]}",
             patient_id=self.patient_id,
             resource_type=resource_type,
             resource=resource,
             reason=reason,
             summary=_one_line({**resource, "id": "(new)"}),
+            status="refused" if refused else "pending",
+            refusals=refused,
+            lines=policy.describe(resource),
+            digest=digest,
+            model=self.engine.info,
+            prompt_version=self.prompt_version,
         )
-        return proposal
 
 
 def validate_r4(resource: dict[str, Any]) -> None:
@@ -395,14 +444,38 @@ def validate_r4(resource: dict[str, Any]) -> None:
         raise ProposalError(f"not a valid FHIR R4 {resource.get('resourceType')}: {str(exc)[:400]}") from exc
 
 
-def apply_proposal(fhir: FhirClient, proposal: Proposal, *, approved_by: str) -> Proposal:
-    """Write an approved proposal to the store; returns the proposal marked applied."""
+def apply_proposal(
+    fhir: FhirClient, proposal: Proposal, *, approved_by: str, approved_digest: str
+) -> Proposal:
+    """Write an approved proposal to the store; returns the proposal marked applied.
+
+    `approved_digest` is the digest of the resource as it was shown to the clinician who approved
+    it. The resource written is parsed from the very canonical JSON whose sha256 is checked against
+    it, so it is exactly what was approved, or nothing is written (ProposalError): changed since it
+    was shown, refused by the whitelist, or not valid FHIR R4. The record adds only its id, meta and
+    a provenance tag naming the approver."""
+    if proposal.status == "refused":
+        reasons = "; ".join(str(r) for r in proposal.refusals)
+        raise ProposalError(f"Proposal {proposal.id} was refused and cannot be approved: {reasons}")
     if proposal.status != "pending":
         raise ProposalError(f"Proposal {proposal.id} is already {proposal.status}.")
     if not approved_by.strip():
         raise ProposalError("A proposal needs the approving clinician's name.")
-    validate_r4(proposal.resource)
-    resource = json.loads(json.dumps(proposal.resource))
+    try:
+        payload = policy.canonical_json(proposal.resource)
+    except (TypeError, ValueError) as exc:
+        raise ProposalError(f"Proposal {proposal.id} cannot be written as JSON exactly: {exc}") from exc
+    digest = hashlib.sha256(payload).hexdigest()
+    if not approved_digest or digest != approved_digest or digest != proposal.digest:
+        raise ProposalError(
+            f"Proposal {proposal.id} changed after it was shown for approval; nothing was written. "
+            "Ask again to see the proposal as it is now."
+        )
+    resource: dict[str, Any] = json.loads(payload)
+    refused = policy.refusals(resource)
+    if refused:
+        raise ProposalError(f"Proposal {proposal.id} has elements that may not be written: {refused[0]}")
+    validate_r4(resource)
     tag = {
         "system": "https://clarke.local/provenance",
         "code": "assistant-proposal",
@@ -416,12 +489,13 @@ def apply_proposal(fhir: FhirClient, proposal: Proposal, *, approved_by: str) ->
             "decided_by": approved_by,
             "decided_at": utc_now_iso(),
             "created": ft.source_of(created),
+            "written_digest": policy.resource_digest(policy.without_server_fields(created)),
         }
     )
 
 
 def reject_proposal(proposal: Proposal, *, rejected_by: str) -> Proposal:
-    if proposal.status != "pending":
+    if proposal.status != "pending":  # a refused proposal was never offered: nothing to decide
         raise ProposalError(f"Proposal {proposal.id} is already {proposal.status}.")
     return proposal.model_copy(
         update={"status": "rejected", "decided_by": rejected_by, "decided_at": utc_now_iso()}

@@ -268,7 +268,16 @@ def ask(patient_id: str, question: str, as_json: bool, max_rounds: int, max_toke
         if result.unverified_citations:
             click.echo("Cited but never retrieved (ignore): " + ", ".join(result.unverified_citations))
         for p in result.proposals:
-            click.echo(f"Proposed change (not applied; approve it in the app): {p.summary}")
+            if p.status == "refused":
+                click.echo(f"Refused proposal (not offered for approval): {p.summary}")
+                for refusal in p.refusals:
+                    click.echo(f"  not accepted: {refusal}")
+            else:
+                click.echo(f"Proposed change (not applied; approve it in the app): {p.summary}")
+            for line in p.lines:  # every element it would write, one a line
+                click.echo("    " + line.replace("\n", "\n      "))
+            if p.status != "refused":
+                click.echo(f"    (sha256 of the resource: {p.digest})")
         click.echo(f"Stopped: {result.stopped_reason} after {result.rounds} round(s)")
     sys.exit(0 if result.stopped_reason == "finished" else EXIT_NO_ANSWER)
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from clarke_desktop import paths
 from clarke_desktop.asr.base import Transcriber
@@ -1008,8 +1008,12 @@ def chart_answer(
         result = assistant.ask(question, on_step=on_step, cancel=cancel)
     finally:
         fhir.close()
+    views = []
     for p in result.proposals:
-        backend._proposals[p.id] = p
+        view = _proposal_view(p)  # the lines and the digest taken together from the same resource
+        backend._proposals[p.id] = _Shown(p, view.digest)
+        views.append(view)
+    _audit_proposals(backend, result, views)
     citations = []
     for ref in result.citations:
         rtype, _, rid = ref.partition("/")
@@ -1021,28 +1025,110 @@ def chart_answer(
     return AssistantAnswer(
         text=text,
         citations=citations,
-        proposals=[Proposal(p.id, p.summary, p.resource_type, "pending") for p in result.proposals],
+        proposals=views,
         demo_model=bool(result.model and result.model.demo),
     )
+
+
+class _Shown(NamedTuple):
+    """A proposal and the digest of the resource as its card showed it (what an approval approves)."""
+
+    proposal: Any  # agent.assistant.Proposal
+    digest: str
+
+
+def _proposal_view(p: Any) -> Proposal:
+    """The approval card of an agent proposal: every element as a line, and the sha256 of the
+    canonical JSON those lines were made from (checked again when it is written)."""
+    from clarke_desktop.agent import proposal_policy as policy
+
+    status = {"applied": "approved", "rejected": "rejected", "refused": "refused"}.get(p.status, "pending")
+    try:
+        digest = policy.resource_digest(p.resource)
+    except (TypeError, ValueError):
+        digest = ""  # cannot be written exactly: apply_proposal refuses an empty approved digest
+    return Proposal(
+        p.id, p.summary, p.resource_type, status,  # type: ignore[arg-type]
+        lines=policy.describe(p.resource), refusals=[str(r) for r in p.refusals], digest=digest,
+    )  # fmt: skip
+
+
+def _model_fields(p: Any) -> dict[str, Any]:
+    """Which model proposed it, for the audit: the model file's sha256 and the prompt version."""
+    model = p.model
+    return {
+        "model": model.name if model else None,
+        "model_file": model.file if model else None,
+        "model_sha256": model.sha256 if model else None,
+        "demo_model": bool(model and model.demo),
+        "prompt_version": p.prompt_version,
+    }
+
+
+def _audit_proposals(backend: ConsultationService, result: Any, views: list[Proposal]) -> None:
+    """Each proposal the assistant made, offered or refused (ids, hashes and element paths only)."""
+    from clarke_desktop.store import AuditEvent
+
+    with backend._lock:
+        for p, view in zip(result.proposals, views, strict=True):
+            backend._store.record_event(
+                AuditEvent.ASSISTANT_PROPOSED, actor=backend.actor, proposal_id=p.id, patient_id=p.patient_id,
+                resource_type=p.resource_type, status=view.status, resource_sha256=view.digest,
+                refused_elements=[r.path for r in p.refusals], **_model_fields(p),
+            )  # fmt: skip
 
 
 def chart_decide(
     chart: Any, backend: ConsultationService, patient_id: str, proposal_id: str, approve: bool
 ) -> Proposal:
-    proposal = backend._proposals.get(proposal_id)
-    if proposal is None:
+    """Approve (write exactly the resource the card showed, or nothing) or reject a proposal."""
+    from clarke_desktop.agent import proposal_policy as policy
+    from clarke_desktop.store import AuditEvent
+
+    shown = backend._proposals.get(proposal_id)
+    if shown is None:
         raise ValueError(f"Proposal {proposal_id} is no longer open; ask again.")
+    proposal = shown.proposal
+    if proposal.patient_id != patient_id:
+        raise ValueError(f"Proposal {proposal_id} is about another patient's record; ask again.")
     if approve:
         fhir = backend._fhir()
         try:
-            done = chart.apply_proposal(fhir, proposal, approved_by=backend.actor)
+            done = chart.apply_proposal(
+                fhir, proposal, approved_by=backend.actor, approved_digest=shown.digest
+            )
+        except chart.ProposalError:
+            try:
+                now = policy.resource_digest(proposal.resource)
+            except (TypeError, ValueError):
+                now = None
+            with backend._lock:  # a refused approval is worth knowing about (a changed proposal)
+                backend._store.record_event(
+                    AuditEvent.ASSISTANT_REFUSED, actor=backend.actor,
+                    reason="changed after it was shown" if now != shown.digest else "refused at approval",
+                    proposal_id=proposal.id, patient_id=proposal.patient_id, resource_sha256=shown.digest,
+                    current_sha256=now,
+                )  # fmt: skip
+            raise
         finally:
             fhir.close()
+        created = done.created
+        with backend._lock:
+            backend._store.record_event(
+                AuditEvent.ASSISTANT_WRITTEN, actor=backend.actor, proposal_id=done.id, patient_id=done.patient_id,
+                resource=f"{created.resource_type}/{created.id}" if created else None,
+                version_id=created.version_id if created else None,
+                resource_sha256=shown.digest, written_sha256=done.written_digest, **_model_fields(done),
+            )  # fmt: skip
     else:
         done = chart.reject_proposal(proposal, rejected_by=backend.actor)
-    backend._proposals[proposal_id] = done
-    status = {"applied": "approved", "rejected": "rejected"}.get(done.status, "pending")
-    return Proposal(done.id, done.summary, done.resource_type, status)  # type: ignore[arg-type]
+        with backend._lock:
+            backend._store.record_event(
+                AuditEvent.ASSISTANT_REJECTED, actor=backend.actor, proposal_id=proposal.id,
+                patient_id=proposal.patient_id, resource_sha256=shown.digest,
+            )  # fmt: skip
+    backend._proposals[proposal_id] = _Shown(done, shown.digest)
+    return _proposal_view(done)
 
 
 __all__ = ["ConsultationService"]

@@ -80,10 +80,18 @@ class AssistantStep:
 
 @dataclass
 class Proposal:
+    """A chart-assistant write as the approval card shows it. `lines` are the complete proposed
+    resource, one element a line (nothing is written that they do not show); `digest` is the sha256
+    of its canonical JSON when shown: the write is refused if the resource no longer matches it.
+    "refused": elements outside the whitelist (`refusals` names each); never offered for approval."""
+
     id: str
     summary: str
     resource_type: str
-    status: Literal["pending", "approved", "rejected"] = "pending"
+    status: Literal["pending", "approved", "rejected", "refused"] = "pending"
+    lines: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    digest: str = ""
 
 
 @dataclass

@@ -87,6 +87,8 @@ class AuditEvent:
     # The chart assistant (data: the model file sha256 and prompt version that proposed it).
     ASSISTANT_PROPOSED = "assistant_proposed"
     ASSISTANT_WRITTEN = "assistant_written"
+    ASSISTANT_REJECTED = "assistant_rejected"  # the clinician said no
+    ASSISTANT_REFUSED = "assistant_refused"  # an approval refused (the proposal changed since shown)
 
 
 def sha256_text(text: str) -> str:

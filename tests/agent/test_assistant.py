@@ -16,6 +16,7 @@ from clarke_desktop.agent.assistant import (
     ask,
     reject_proposal,
 )
+from clarke_desktop.agent.proposal_policy import resource_digest
 from clarke_desktop.cancel import CancelToken
 from clarke_desktop.llm.base import LlmError
 
@@ -84,32 +85,41 @@ def test_write_is_only_a_proposal_until_approved(writable_fhir) -> None:
     assert proposal.status == "pending" and proposal.resource["subject"] == {"reference": "Patient/pt-001"}
     assert len(writable_fhir.search_all("ServiceRequest", {"patient": "pt-001"})) == before  # nothing written
 
-    applied = apply_proposal(writable_fhir, proposal, approved_by="Dr Sarah Chen")
+    assert "Code: HbA1c" in proposal.lines and proposal.digest == resource_digest(proposal.resource)
+    applied = apply_proposal(
+        writable_fhir, proposal, approved_by="Dr Sarah Chen", approved_digest=proposal.digest
+    )
     assert applied.status == "applied" and applied.created and applied.created.version_id == "1"
     stored = writable_fhir.read("ServiceRequest", applied.created.id)
     assert stored["code"]["text"] == "HbA1c" and stored["subject"]["reference"] == "Patient/pt-001"
     assert "Dr Sarah Chen" in stored["meta"]["tag"][0]["display"]
     assert len(writable_fhir.search_all("ServiceRequest", {"patient": "pt-001"})) == before + 1
     with pytest.raises(ProposalError, match="already applied"):
-        apply_proposal(writable_fhir, applied, approved_by="Dr Sarah Chen")
+        apply_proposal(writable_fhir, applied, approved_by="Dr Sarah Chen", approved_digest=proposal.digest)
     assert reject_proposal(proposal, rejected_by="Dr Sarah Chen").status == "rejected"
 
 
 def test_invalid_or_forbidden_writes_are_refused(writable_fhir) -> None:
     engine = ScriptedEngine([
         act(action="propose_write", resource_type="Condition", resource={"code": {"text": "Asthma"}}),
+        act(action="propose_write", resource_type="Observation", resource={"status": "final"}),
         act(action="propose_write", resource_type="Observation", resource={"status": "final", "bogus": 1}),
         act(action="finish", answer="Could not propose."),
     ])  # fmt: skip
     result = ask(writable_fhir, engine, "pt-003", "Add asthma")
-    assert [s.kind for s in result.trace] == ["error", "error", "finish"]
+    assert [s.kind for s in result.trace] == ["error", "error", "error", "finish"]
     assert "cannot be written" in result.trace[0].result and "not a valid FHIR R4" in result.trace[1].result
-    assert result.proposals == []
+    # An element outside the whitelist: shown as refused, named, never offered for approval.
+    assert "Observation.bogus" in result.trace[2].result and "Propose it again" in result.trace[2].result
+    [refused] = result.proposals
+    assert refused.status == "refused" and [r.path for r in refused.refusals] == ["Observation.bogus"]
+    with pytest.raises(ProposalError, match="refused and cannot be approved"):
+        apply_proposal(writable_fhir, refused, approved_by="Dr Sarah Chen", approved_digest=refused.digest)
     with pytest.raises(ProposalError, match="approving clinician"):
         assistant = ChartAssistant(writable_fhir, engine, "pt-003")
         vitals = assistant.make_proposal("Observation", {"status": "final", "code": {"text": "Pulse"},
                                                          "valueQuantity": {"value": 72, "unit": "beats/min"}})  # fmt: skip
-        apply_proposal(writable_fhir, vitals, approved_by=" ")
+        apply_proposal(writable_fhir, vitals, approved_by=" ", approved_digest=vitals.digest)
 
 
 def test_loop_stops_after_the_round_limit(fhir) -> None:

@@ -102,9 +102,9 @@ def test_model_flags_are_added_and_never_become_record_facts(fhir) -> None:
         "eGFR falling: review metformin dose",
     ]
     assert judged.summary == "Type 2 diabetes with rising HbA1c."
-    assert judged.model_dump(exclude={"clinical_flags", "summary"}) == base.model_dump(
-        exclude={"clinical_flags", "summary"}
-    )
+    judgement = {"clinical_flags", "summary", "judged_by", "judgement_prompt_version"}
+    assert judged.model_dump(exclude=judgement) == base.model_dump(exclude=judgement)
+    assert judged.judged_by == engine.info and judged.judgement_prompt_version == "context-judgement/1"
     assert engine.calls[0]["schema"] == "ContextJudgement"
 
 

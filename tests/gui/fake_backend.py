@@ -50,6 +50,17 @@ from clarke_desktop.session.views import (
     Proposal,
 )
 
+_WEIGHT = {"resourceType": "Observation", "status": "final", "code": {"text": "Body weight"},
+           "subject": {"reference": "Patient/pt-001"}, "valueQuantity": {"value": 112, "unit": "kg"}}  # fmt: skip
+
+
+def _proposal(proposal_id: str, status: str = "pending") -> Proposal:
+    """The assistant's proposal as the real service shows it: every element a line, and its digest."""
+    from clarke_desktop.agent.proposal_policy import describe, resource_digest
+
+    return Proposal(proposal_id, "Observation/(new): Body weight; 112 kg", "Observation", status,
+                    lines=describe(_WEIGHT), digest=resource_digest(_WEIGHT))  # fmt: skip
+
 
 class FakeBackend:
     def __init__(self, *, step_delay: float = 0.0, fail_generate: Exception | None = None,
@@ -381,14 +392,12 @@ class FakeBackend:
         return AssistantAnswer(
             text="HbA1c was 55.",
             citations=[SourceRef(resource_type="Observation", id="obs-1")],
-            proposals=[Proposal("p1", "Add problem: obesity", "Condition")],
+            proposals=[_proposal("p1")],
             demo_model=True,
         )
 
     def decide_proposal(self, patient_id, proposal_id, approve):
-        return Proposal(
-            proposal_id, "Add problem: obesity", "Condition", "approved" if approve else "rejected"
-        )
+        return _proposal(proposal_id, "approved" if approve else "rejected")
 
     def settings(self):
         return AppSettings(clinician_name="Dr Sarah Chen")

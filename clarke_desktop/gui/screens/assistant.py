@@ -1,9 +1,24 @@
-"""Chart assistant panel: ask about the record, watch the steps, approve or reject proposed writes."""
+"""Chart assistant panel: ask about the record, watch the steps, approve or reject proposed writes.
+
+A proposal's card shows the complete proposed resource, one element a line, as plain text (never
+rich text: a value cannot hide itself or restyle the card). What is approved is exactly what those
+lines show: the service checks the resource against the digest taken when they were made. A
+refused proposal (elements outside the whitelist) is shown with each reason and no Approve button."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLineEdit, QListWidget, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QScrollArea,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from clarke_desktop.gui.widgets import badge, button, clear_layout, enable, label, notice, set_badge, vbox
 from clarke_desktop.session.views import AssistantAnswer, AssistantStep, Proposal
@@ -17,14 +32,39 @@ STEP_WORDS = {
 }
 
 
+def _plain(text: str, role: str | None = None) -> QLabel:
+    """A wrapped, selectable label that shows its text as written (model text is never markup)."""
+    lab = label(text, role, wrap=True, selectable=True)
+    lab.setTextFormat(Qt.TextFormat.PlainText)
+    return lab
+
+
 class ProposalRow(QFrame):
     decide = Signal(str, bool)
 
     def __init__(self, p: Proposal) -> None:
         super().__init__()
         self.setObjectName("infoCard")
+        self.proposal = p
         lay = vbox(self, (10, 8, 10, 8))
-        lay.addWidget(label(f"Proposed change to {p.resource_type}: {p.summary}", wrap=True))
+        lay.addWidget(_plain(f"Proposed new {p.resource_type}: {p.summary}"))
+        # Every element that would be written, one a line: nothing is written that is not shown here.
+        self.details = _plain("\n".join(p.lines) if p.lines else "(the proposed entry could not be shown)")
+        self.details.setAccessibleDescription(f"Everything the proposed {p.resource_type} would write")
+        lay.addWidget(self.details)
+        self.refusals = _plain(
+            "Not offered for approval; these elements may not be written:\n"
+            + "\n".join(f"• {r}" for r in p.refusals)
+        )
+        self.refusals.setVisible(bool(p.refusals))
+        lay.addWidget(self.refusals)
+        self.seal = _plain(
+            f"Written exactly as shown (fingerprint {p.digest[:12]}), tagged as proposed by the chart "
+            "assistant and approved by you.",
+            "caption",
+        )
+        self.seal.setVisible(bool(p.digest) and p.status != "refused")
+        lay.addWidget(self.seal)
         row = QHBoxLayout()
         self.state = badge("Waiting for you", "warn")
         self.approve = button("Approve", "primary", accessible=f"Approve: {p.summary}")
@@ -38,15 +78,26 @@ class ProposalRow(QFrame):
         lay.addLayout(row)
         self.set_status(p.status)
 
+    @property
+    def can_approve(self) -> bool:
+        """Only a proposal whose every element is on the card, sealed by its digest."""
+        return bool(self.proposal.lines and self.proposal.digest)
+
     def set_status(self, status: str) -> None:
         look = {
             "pending": ("Waiting for you", "warn"),
             "approved": ("Approved ✓ written", "ok"),
             "rejected": ("Rejected", "neutral"),
+            "refused": ("Refused: not offered for approval", "bad"),
         }[status]
         set_badge(self.state, *look)
         self.approve.setVisible(status == "pending")
         self.reject.setVisible(status == "pending")
+        enable(
+            self.approve,
+            self.can_approve,
+            "The proposed entry could not be shown in full, so it cannot be approved",
+        )
 
 
 class AssistantPanel(QWidget):
@@ -82,8 +133,17 @@ class AssistantPanel(QWidget):
         self.answer = QTextBrowser()
         self.answer.setAccessibleName("Chart assistant answer")
         lay.addWidget(self.answer, 1)
-        self._proposals = QVBoxLayout()
-        lay.addLayout(self._proposals)
+        # The proposal cards scroll: a long proposal is read to its last line, never cut off.
+        holder = QWidget()
+        self._proposals = QVBoxLayout(holder)
+        self._proposals.setContentsMargins(0, 0, 0, 0)
+        self._proposals.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.proposals_area = QScrollArea()
+        self.proposals_area.setWidgetResizable(True)
+        self.proposals_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.proposals_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.proposals_area.setWidget(holder)
+        lay.addWidget(self.proposals_area, 1)
         self.set_patient(None)
 
     def set_patient(self, name: str | None) -> None:
@@ -92,8 +152,12 @@ class AssistantPanel(QWidget):
         enable(self.ask_button, bool(name), "Open a patient first", "Ask about this patient's record")
         self.trace.clear()
         self.answer.clear()
+        self._clear_proposals()
+
+    def _clear_proposals(self) -> None:
         clear_layout(self._proposals)
         self.proposals.clear()
+        self.proposals_area.setVisible(False)
 
     def _ask(self) -> None:
         q = self.question.text().strip()
@@ -101,8 +165,7 @@ class AssistantPanel(QWidget):
             return
         self.trace.clear()
         self.answer.setPlainText("Working…")
-        clear_layout(self._proposals)
-        self.proposals.clear()
+        self._clear_proposals()
         enable(self.ask_button, False, "Working on the last question")
         self.ask.emit(q)
 
@@ -130,12 +193,14 @@ class AssistantPanel(QWidget):
             r.decide.connect(self.decide)
             self.proposals[p.id] = r
             self._proposals.addWidget(r)
+        self.proposals_area.setVisible(bool(a.proposals))
 
     def set_failed(self, message: str) -> None:
         enable(self.ask_button, True, "", "Ask about this patient's record")
         self.answer.clear()
-        clear_layout(self._proposals)
+        self._clear_proposals()
         self._proposals.addWidget(notice(message, "alert", "The assistant could not answer"))
+        self.proposals_area.setVisible(True)
 
     def decision_refused(self, proposal_id: str, message: str) -> None:
         """The approval was not accepted (a wrong password): the proposal stays open, with why."""
