@@ -82,6 +82,7 @@ class ConsultationService:
         self._store = AppStore()
         self._apply_retention()
         self._remove_stale_temporaries()
+        self._seal_plaintext_files()
         self._lock = threading.RLock()
         self._pipeline: ConsultationPipeline | None = None
         self._pipeline_lock = threading.Lock()
@@ -92,6 +93,21 @@ class ConsultationService:
         self._proposals: dict[str, Any] = {}  # chart assistant proposals awaiting a decision
         self._recordings: dict[str, int] = {}  # consultation id -> audio id of the recording in progress
         self._pipeline_stale = False  # settings changed the models: rebuild before the next run
+
+    def _seal_plaintext_files(self) -> None:
+        """Recordings and PDFs kept from before the installation had accounts are sealed once a
+        sign-in opens the key (each audited with both hashes)."""
+        if self._signed_in is None:
+            return
+        from clarke_desktop.store.sealing import seal_plaintext_files
+
+        try:
+            done = seal_plaintext_files(self._store, actor=self.actor)
+        except Exception:  # never block a clinic from opening; the next start tries again
+            log.exception("files from before accounts could not be sealed")
+            return
+        if done:
+            log.info("sealed %d file(s) kept from before accounts", sum(1 for o in done if o.after))
 
     def _remove_stale_temporaries(self) -> None:
         """A write killed half way (a sealed PDF, a preview) leaves a temporary file beside its

@@ -61,6 +61,7 @@ class AuditEvent:
     SIGNED_OFF = "signed_off"
     ADDENDUM_CREATED = "addendum_created"
     EXPORTED = "exported"
+    FILE_SEALED = "file_sealed"  # a recording or PDF from before accounts sealed in place
     WRITTEN_BACK = "written_back"
     PIPELINE_FAILED = "pipeline_failed"
     RECORD_OPENED = "record_opened"  # a patient's record shown or read for a consultation

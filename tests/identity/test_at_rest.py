@@ -89,3 +89,55 @@ def test_the_apps_own_fhir_store_is_encrypted_and_local_fhir_signs_in_to_open_it
     pw.write_text(accounts.CLINICIAN_PASSWORD + "\n")
     ok = CliRunner().invoke(local_fhir, ["--user", accounts.CLINICIAN, "--password-file", str(pw), "stats"])
     assert ok.exit_code == 0 and '"resources"' in ok.output, ok.output
+
+
+def test_recordings_and_pdfs_from_before_accounts_are_sealed_at_the_first_signed_in_start(data: Path) -> None:
+    import hashlib
+
+    from clarke_desktop.files import file_sha256
+    from clarke_desktop.identity import sealed
+    from clarke_desktop.store.sealing import seal_plaintext_files
+
+    wav, pdf, changed = data / "recordings" / "old.wav", data / "exports" / "old.pdf", data / "recordings" / "x.wav"
+    with AppStore() as store:  # before accounts: plaintext files, plaintext hashes
+        cid = store.create_consultation("pt-001", clinician="Dr S. Chen").id
+        for path, body in ((wav, b"RIFF old recording"), (pdf, b"%PDF-1.7 old letter"), (changed, b"RIFF x")):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
+        store.import_audio(cid, wav)
+        store.import_audio(cid, changed)
+        store.record_export(cid, pdf, version=1)
+    changed.write_bytes(b"RIFF y")  # changed behind Clarke's back: must stay visible, not be sealed over
+    accounts.set_up(data)
+    with AppStore() as store:
+        outcomes = seal_plaintext_files(store, actor="Dr S. Chen")
+        assert {o.path.name: o.after is not None for o in outcomes} == {"old.wav": True, "old.pdf": True, "x.wav": False}
+        for path, body in ((wav, b"RIFF old recording"), (pdf, b"%PDF-1.7 old letter")):
+            assert sealed.is_sealed(path) and body not in path.read_bytes()
+            assert sealed.read_bytes(path) == body
+        assert store.latest_export(cid, 1).sha256 == file_sha256(pdf)
+        assert {a.sha256 for a in store.audio(cid)} >= {file_sha256(wav)}
+        entries = [e for e in store.audit_entries() if e.event == "file_sealed"]
+        assert {e.data["plaintext_sha256"] for e in entries} == {
+            hashlib.sha256(b"RIFF old recording").hexdigest(), hashlib.sha256(b"%PDF-1.7 old letter").hexdigest()
+        }
+        assert not sealed.is_sealed(changed)
+        assert seal_plaintext_files(store, actor="Dr S. Chen") == [o for o in outcomes if o.after is None]
+
+
+def test_a_kill_between_sealing_and_recording_the_hash_is_finished_at_the_next_start(data: Path) -> None:
+    from clarke_desktop.files import file_sha256
+    from clarke_desktop.identity import sealed
+    from clarke_desktop.store.sealing import seal_plaintext_files
+
+    wav = data / "recordings" / "old.wav"
+    with AppStore() as store:
+        cid = store.create_consultation("pt-001", clinician="Dr S. Chen").id
+        wav.parent.mkdir(parents=True, exist_ok=True)
+        wav.write_bytes(b"RIFF old recording")
+        store.import_audio(cid, wav)
+    accounts.set_up(data)
+    sealed.write_file(wav, b"RIFF old recording", sealed.files_key(wav))  # sealed, then killed
+    with AppStore() as store:
+        [done] = seal_plaintext_files(store, actor="Dr S. Chen")
+        assert done.after == file_sha256(wav) and store.audio(cid)[0].sha256 == done.after
