@@ -86,27 +86,24 @@ def _installed_gguf(role: str) -> tuple[Path, str | None, str] | None:
     role_dir = modelpack.locate(role)
     if role_dir is None:
         return None
-    sha_by_name: dict[str, str] = {}
-    name = role_dir.name
-    try:
-        from clarke_desktop.modelpack.manifest import read_role_manifest
+    from clarke_desktop.modelpack.manifest import read_role_manifest
 
-        manifest = read_role_manifest(role_dir)
-        sha_by_name = {Path(f.path).name: f.sha256 for f in manifest.files}
-        name = manifest.name
-    except Exception as exc:  # locate() verified the pack; the manifest is only for display
-        logger.debug("no readable manifest in %s: %s", role_dir, exc)
+    # The model file is the one the signed manifest names (locate() has verified its signature and
+    # hashed every file it lists): never whatever *.gguf happens to sit in the folder.
+    manifest = read_role_manifest(role_dir)
     ggufs = sorted(
-        p for p in role_dir.rglob("*.gguf") if p.is_file() and not p.name.lower().startswith("mmproj")
-    )
+        (f for f in manifest.files
+         if f.path.lower().endswith(".gguf") and not Path(f.path).name.lower().startswith("mmproj")),
+        key=lambda f: f.path,
+    )  # fmt: skip
     if not ggufs:
-        raise ModelMissing(f"the {role} model pack at {role_dir} contains no .gguf file")
+        raise ModelMissing(f"the {role} model pack at {role_dir} lists no .gguf file in its manifest")
     if len(ggufs) > 1:
         raise ModelMissing(
-            f"the {role} model pack at {role_dir} holds several GGUF files "
-            f"({', '.join(p.name for p in ggufs)}); keep exactly one"
+            f"the {role} model pack at {role_dir} lists several GGUF files "
+            f"({', '.join(f.path for f in ggufs)}); a pack holds exactly one"
         )
-    return ggufs[0], sha_by_name.get(ggufs[0].name), name
+    return role_dir / ggufs[0].path, ggufs[0].sha256, manifest.name
 
 
 # -- server override ---------------------------------------------------------------------------

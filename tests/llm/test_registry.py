@@ -61,11 +61,22 @@ def test_unknown_role_is_refused() -> None:
         registry.get_engine("radiologist")  # type: ignore[arg-type]
 
 
+def _manifest(role_dir: Path, role: str, names: list[str]) -> None:
+    """The role's manifest listing `names` (what locate() has verified, signature included)."""
+    from clarke_desktop.modelpack.manifest import FileRecord, RoleManifest
+
+    files = [FileRecord(path=n, size=(role_dir / n).stat().st_size, sha256="0" * 64) for n in names]
+    manifest = RoleManifest(role=role, name=f"{role} pack", runtime="llama.cpp", precision="Q4_K_M",
+                            min_vram_gb=4, licence="x", licence_url="x", notice="x", files=files)  # fmt: skip
+    (role_dir / "manifest.json").write_text(manifest.model_dump_json())
+
+
 def test_installed_pack_is_preferred_and_not_demo(gguf_path: Path, tmp_path: Path, monkeypatch) -> None:
     role_dir = tmp_path / "ehr_agent"
     role_dir.mkdir()
     (role_dir / "medgemma-1.5-4b-it-Q4_K_M.gguf").symlink_to(gguf_path)
     (role_dir / "mmproj-F16.gguf").write_bytes(b"GGUF")  # projector: ignored
+    _manifest(role_dir, "ehr_agent", ["medgemma-1.5-4b-it-Q4_K_M.gguf", "mmproj-F16.gguf"])
     monkeypatch.setattr(
         "clarke_desktop.modelpack.locate", lambda role: role_dir if role == "ehr_agent" else None
     )
@@ -78,9 +89,22 @@ def test_installed_pack_is_preferred_and_not_demo(gguf_path: Path, tmp_path: Pat
 def test_pack_with_several_ggufs_is_refused(tmp_path: Path, monkeypatch) -> None:
     for name in ("a-Q4_K_M.gguf", "b-Q8_0.gguf"):
         (tmp_path / name).write_bytes(b"GGUF")
+    _manifest(tmp_path, "letter_writer", ["a-Q4_K_M.gguf", "b-Q8_0.gguf"])
     monkeypatch.setattr("clarke_desktop.modelpack.locate", lambda role: tmp_path)
     with pytest.raises(ModelMissing, match="several GGUF"):
         registry.get_engine("letter_writer")
+
+
+def test_the_model_file_is_the_one_the_manifest_names_not_any_gguf_beside_it(
+    gguf_path: Path, tmp_path: Path, monkeypatch
+) -> None:
+    role_dir = tmp_path / "letter_writer"
+    role_dir.mkdir()
+    (role_dir / "medgemma-27b-text-it-Q4_K_M.gguf").symlink_to(gguf_path)
+    _manifest(role_dir, "letter_writer", ["medgemma-27b-text-it-Q4_K_M.gguf"])
+    (role_dir / "aaa-planted.gguf").write_bytes(b"GGUF")  # sorts first; never listed, never loaded
+    monkeypatch.setattr("clarke_desktop.modelpack.locate", lambda role: role_dir if role == "letter_writer" else None)
+    assert registry.get_engine("letter_writer").info.file == "medgemma-27b-text-it-Q4_K_M.gguf"
 
 
 def test_server_url_override_routes_every_role_to_the_server(monkeypatch) -> None:
