@@ -261,6 +261,75 @@ def record(
         )
 
 
+@click.command("export")
+@click.option("--letter", "consultation_id", required=True, help="The consultation id of the signed letter.")
+@click.option("--version", "version", type=click.IntRange(1, None), default=None,
+              help="Which signed version (default: the latest signed).")  # fmt: skip
+@click.option(
+    "--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    help="Also write a readable copy to this file, outside the data folder (audited).",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@sign_in_options
+def export(
+    consultation_id: str,
+    version: int | None,
+    out: Path | None,
+    as_json: bool,
+    user: str | None,
+    password_file: Path | None,
+) -> None:
+    """Re-create the PDF of a signed letter version (lost, damaged, or never finished).
+
+    The letter text, signer, signing time and version are exactly those signed (the stored version
+    must still match the sign-off's hash); the letterhead is the current one. The PDF is kept in
+    the data folder (encrypted once the installation has accounts) and recorded as that version's
+    export, audited under the signed-in account; with --out, a readable copy is also written there.
+
+    \b
+    Exit status: 0 written; 1 no such signed version, or the file cannot be written; 2 usage.
+    JSON (--json): {"consultation_id", "version", "signed_by", "signed_at", "pdf", "sha256",
+    "encrypted", "copy": PATH or null}.
+
+    Example:
+
+        clarke-desktop export --letter cons-... --version 1 --out ~/letter.pdf
+    """
+    from clarke_desktop.errors import ClarkeError
+    from clarke_desktop.session.identity import Identity
+    from clarke_desktop.session.service import ConsultationService
+
+    signed_in = open_installation(user, password_file)
+    with Identity() as identity:
+        try:
+            service = ConsultationService(signed_in=signed_in, identity=identity if signed_in else None)
+        except ClarkeError as exc:
+            raise click.ClickException(exc.user_text) from exc
+        try:
+            made = service.recreate_pdf(consultation_id, version)
+            copy = service.save_pdf_copy(consultation_id, made.version, out) if out is not None else None
+        except ClarkeError as exc:
+            raise click.ClickException(exc.user_text) from exc
+        finally:
+            service.close()
+    result = {
+        "consultation_id": made.consultation_id,
+        "version": made.version,
+        "signed_by": made.signed_by,
+        "signed_at": made.signed_at,
+        "pdf": str(made.pdf_path),
+        "sha256": made.pdf_sha256,
+        "encrypted": made.pdf_encrypted,
+        "copy": str(copy) if copy is not None else None,
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"Re-created the PDF of {consultation_id} v{made.version}, signed by {made.signed_by}: {made.pdf_path}")
+        if copy is not None:
+            click.echo(f"Readable copy: {copy}")
+
+
 @click.command("recover")
 @click.option("--apply", "apply_", is_flag=True, help="Recover everything listed (otherwise only list).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
@@ -486,4 +555,4 @@ def audit_show(consultation_id: str | None, user: str | None, password_file: Pat
             )
 
 
-COMMANDS = [run_consultation, record, recover, audit]
+COMMANDS = [run_consultation, record, export, recover, audit]

@@ -255,6 +255,35 @@ def export_copy(
     return ExportedCopy(target, digest, len(data))
 
 
+def recreate_signed_pdf(
+    store: AppStore, consultation_id: str, version: int | None, *, settings: Settings, actor: str | None
+) -> FinaliseResult:
+    """Print a signed version's PDF again (lost, damaged, or never finished by a failed export):
+    the letter, signer, signing time and version exactly as signed, kept in the data folder
+    (sealed) and recorded as that version's export. The letterhead is today's settings'."""
+    signoffs = store.signoffs(consultation_id)
+    signoff = (
+        signoffs[-1] if version is None and signoffs else next((s for s in signoffs if s.version == version), None)
+    )
+    if signoff is None:
+        which = "no signed version" if version is None else f"no signed version {version}"
+        raise StoreError(f"consultation {consultation_id} has {which}: only a signed letter has a PDF to re-create")
+    letter = store.letter_version(consultation_id, signoff.version)
+    if letter.sha256 != signoff.sha256:  # the stored text must be what was signed (immutable rows)
+        raise StoreError(
+            f"consultation {consultation_id} v{signoff.version} no longer matches what was signed; nothing printed"
+        )
+    pdf_path = render_letter_pdf(
+        letter.document,
+        paths.exports_dir() / letter_filename(consultation_id, signoff.version, signoff.signed_at),
+        settings=settings,
+        context=store.latest_context(consultation_id),
+        signature=SignatureInfo(signoff.signed_by, signoff.signed_at, signoff.version, signoff.kind),
+    )
+    pdf_sha = store.record_export(consultation_id, pdf_path, version=signoff.version, actor=actor)
+    return FinaliseResult.of(signoff, pdf_path, pdf_sha)
+
+
 def in_data_folder(path: Path, *, exactly: Path | None = None) -> bool:
     """Whether `path` is inside Clarke's data folder (or, with `exactly`, is that folder)."""
     resolved = Path(path).expanduser().resolve()

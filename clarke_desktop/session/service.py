@@ -783,6 +783,15 @@ class ConsultationService:
                 result.pdf_path, result.pdf_sha256, result.pdf_encrypted = copy.path, copy.sha256, False
             return result
 
+    def recreate_pdf(self, consultation_id: str, version: int | None = None) -> FinaliseResult:
+        """Print a signed version's PDF again (the latest signed one by default), as signed."""
+        from clarke_desktop.pipeline.finalise import recreate_signed_pdf
+
+        with self._lock:
+            return recreate_signed_pdf(
+                self._store, consultation_id, version, settings=self._settings, actor=self.actor
+            )
+
     def save_pdf_copy(self, consultation_id: str, version: int, target: Path) -> Path:
         """A readable copy of the signed PDF where the clinician chose (outside the data folder),
         audited with its destination; the kept PDF stays sealed."""
