@@ -33,9 +33,10 @@ class EncryptedAudio(AudioError):
 SUPPORTED = ("WAV", "FLAC", "OGG", "MP3")
 # One CTC frame of MedASR needs 2320 samples (0.145 s); shorter recordings cannot be transcribed.
 MIN_SECONDS = 0.145
-# The longest recording read (4 hours, ~900 MB as float32 at 16 kHz): checked from the header before
-# any sample is decoded, since a small compressed file can claim far more (a decompression bomb).
-MAX_SECONDS = 4 * 3600
+# The longest recording read (3 hours, ~690 MB as float32 at 16 kHz; the longest clinic consultation
+# is well under it): checked from the header before any sample is decoded, since a small compressed
+# file can claim far more (a decompression bomb).
+MAX_SECONDS = 3 * 3600
 _BLOCK_FRAMES = 1 << 18  # ~5 s at 48 kHz
 
 
