@@ -40,6 +40,11 @@ class RemoteFhirClient:
 
     def __init__(self, base_url: str, timeout: float = 10, *, headers: Mapping[str, str] | None = None,
                  transport: httpx.BaseTransport | None = None):  # fmt: skip
+        from clarke_desktop.addresses import insecure_reason
+
+        refused = insecure_reason(base_url)
+        if refused:  # the record and the signed letters would cross the network in the clear
+            raise FhirError(f"The hospital FHIR server address cannot be used: {refused}")
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.base_url + "/",

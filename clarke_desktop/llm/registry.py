@@ -12,7 +12,6 @@ Resolution order for a role ("ehr_agent" or "letter_writer"):
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import threading
@@ -22,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from clarke_desktop import paths
+from clarke_desktop.addresses import plain_http_allowed
 from clarke_desktop.llm.base import LlmEngine, LlmError, ModelMissing
 from clarke_desktop.schemas import ModelInfo
 
@@ -107,16 +107,6 @@ def _installed_gguf(role: str) -> tuple[Path, str | None, str] | None:
 
 
 # -- server override ---------------------------------------------------------------------------
-
-
-def plain_http_allowed(host: str) -> bool:
-    """Only a server on this computer may be reached without TLS."""
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_scheme(base_url: str) -> None:

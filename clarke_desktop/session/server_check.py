@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from clarke_desktop.llm.registry import plain_http_allowed
+from clarke_desktop.addresses import plain_http_allowed
 from clarke_desktop.session.errors import SessionError
 
 

@@ -39,3 +39,15 @@ def test_a_recording_under_the_cap_still_reads(tmp_path: Path) -> None:
     ordinary = tmp_path / "one-second.flac"
     sf.write(ordinary, np.zeros(RATE, dtype=np.float32), RATE, format="FLAC")
     assert load_audio(ordinary).size == RATE
+
+
+@pytest.mark.parametrize("url", ["http://fhir.trust.nhs.uk/R4", "http://10.0.0.5:8080/fhir", "ftp://x/fhir", "fhir"])
+def test_a_hospital_fhir_server_is_reached_only_over_https_off_this_computer(url: str) -> None:
+    """The record and every signed letter would cross the network in the clear."""
+    from clarke_desktop.fhir.client import FhirError
+    from clarke_desktop.fhir.remote import RemoteFhirClient
+
+    with pytest.raises(FhirError, match="cannot be used"):
+        RemoteFhirClient(url)
+    for allowed in ("https://fhir.trust.nhs.uk/R4", "http://127.0.0.1:8080/fhir", "http://localhost:8080"):
+        RemoteFhirClient(allowed).close()
