@@ -15,7 +15,7 @@ import click
 
 from clarke_desktop import __version__
 
-_COMMAND_MODULES = ("models", "asr", "llm", "workflow", "safety", "doctor", "gui", "users")
+_COMMAND_MODULES = ("models", "asr", "llm", "workflow", "safety", "doctor", "gui", "users", "settings")
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})

@@ -80,6 +80,10 @@ class ConsultationService:
         if signed_in is not None:
             self._use_account(signed_in)
         self._store = AppStore()
+        from clarke_desktop.session.routing import trusted
+
+        # Servers that take patient data off this computer only as an administrator set them.
+        self._settings, self.settings_notice = trusted(self._settings, self._store, actor=self._actor)
         self._apply_retention()
         self._remove_stale_temporaries()
         self._seal_plaintext_files()
@@ -872,8 +876,6 @@ class ConsultationService:
         )
 
     def save_settings(self, new: AppSettings) -> None:
-        from clarke_desktop.config import save_settings
-
         s = self._settings.model_copy(deep=True)
         s.clinician.name = new.clinician_name or s.clinician.name
         s.clinician.title = new.clinician_title
@@ -905,18 +907,57 @@ class ConsultationService:
             s.audio.input_device, s.audio.host_api = name, host or None
         else:
             s.audio.input_device = s.audio.host_api = None
+        self._save(s)
+
+    def servers(self) -> dict[str, str | None]:
+        """The servers patient data goes to now (None: stays on this computer)."""
+        s = self._settings
+        return {
+            "model_server": s.llm.server_url if s.llm.backend == "server" else None,
+            "fhir_server": s.fhir.remote_url if s.fhir.backend == "remote" else None,
+        }
+
+    def set_servers(self, *, model_server: str | None, fhir_server: str | None) -> None:
+        """An administrator's choice of the servers patient data may go to (None: none, the
+        installed models / the local record). Checked, saved and audited like any settings change."""
+        from clarke_desktop.addresses import insecure_reason
+
+        if self.account is not None and self.account.role != "admin":
+            raise SessionError("The model and FHIR servers are IT settings: an administrator sets them.")
+        s = self._settings.model_copy(deep=True)
+        if model_server:
+            from clarke_desktop.session.server_check import check_server_url
+
+            s.llm.backend, s.llm.server_url = "server", check_server_url(model_server)
+        elif s.llm.backend == "server":
+            s.llm.backend = "installed"
+        if fhir_server:
+            refused = insecure_reason(fhir_server)
+            if refused:
+                raise SessionError(refused)
+            s.fhir.backend, s.fhir.remote_url = "remote", fhir_server.strip().rstrip("/")
+        else:
+            s.fhir.backend = "local"
+        self._pipeline_stale = True
+        self._save(s)
+
+    def _save(self, s: Any) -> None:
+        """Save settings and audit what changed, with the digest of where patient data may go (the
+        next start trusts the servers only if they still match it)."""
+        from clarke_desktop.config import save_settings
+        from clarke_desktop.session.routing import routes, routes_digest
+        from clarke_desktop.store import AuditEvent
+
         save_settings(s)
         changed = _changed_settings(self._settings, s)
         self._settings = s
         if changed:
-            from clarke_desktop.store import AuditEvent
-
             self._store.record_event(
                 AuditEvent.SETTINGS_CHANGED,
                 actor=self.actor,
                 changed=changed,
-                llm_backend=s.llm.backend,
-                server_url=s.llm.server_url if s.llm.backend == "server" else None,
+                routes=routes(s),
+                routes_sha256=routes_digest(s),
             )
 
     def diagnostics(self) -> list[Check]:

@@ -31,7 +31,14 @@ from clarke_desktop.schemas import (
     Transcript,
     utc_now_iso,
 )
-from clarke_desktop.store.audit import AuditEntry, AuditEvent, AuditLog, VerifyReport, sha256_text
+from clarke_desktop.store.audit import (
+    AuditEntry,
+    AuditEvent,
+    AuditLog,
+    VerifyReport,
+    entry_from_row,
+    sha256_text,
+)
 from clarke_desktop.store.db import Database, StoreError, from_row
 
 log = logging.getLogger(__name__)
@@ -753,6 +760,14 @@ class AppStore:
     def audit_head(self) -> tuple[int, str]:
         with self.db._lock:
             return self.audit.head(self.db.conn)
+
+    def audit_entries_of(self, event: str, *, limit: int) -> list[AuditEntry]:
+        """The last `limit` entries of one event, oldest first."""
+        with self.db._lock:
+            rows = self.db.conn.execute(
+                "SELECT * FROM audit WHERE event = ? ORDER BY seq DESC LIMIT ?", (event, limit)
+            ).fetchall()
+        return [entry_from_row(r) for r in reversed(rows)]
 
     def audit_entries(self, consultation_id: str | None = None) -> list[AuditEntry]:
         with self.db._lock:

@@ -66,6 +66,7 @@ class AuditEvent:
     PIPELINE_FAILED = "pipeline_failed"
     RECORD_OPENED = "record_opened"  # a patient's record shown or read for a consultation
     SETTINGS_CHANGED = "settings_changed"
+    SETTINGS_REFUSED = "settings_refused"  # servers found in settings.json that Clarke did not set
     FHIR_WRITTEN = "fhir_written"  # a write to the FHIR store outside a sign-off (CLI, REST, import)
     # The log itself.
     AUDIT_KEYED = "audit_keyed"  # from here on every entry is an HMAC under the installation's key
@@ -165,7 +166,7 @@ class VerifyReport:
         return not self.problems
 
 
-def _row_entry(row: sqlite3.Row) -> AuditEntry:
+def entry_from_row(row: sqlite3.Row) -> AuditEntry:
     try:
         data = json.loads(row["data"])
     except json.JSONDecodeError:
@@ -256,7 +257,7 @@ class AuditLog:
             ).fetchall()
         else:
             rows = conn.execute("SELECT * FROM audit ORDER BY seq").fetchall()
-        return [_row_entry(r) for r in rows]
+        return [entry_from_row(r) for r in rows]
 
     def head(self, conn: sqlite3.Connection) -> tuple[int, str]:
         last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
@@ -343,7 +344,7 @@ class AuditLog:
         expected_seq, prev_hash = 1, GENESIS
         prev_entry: AuditEntry | None = None
         for row in rows:
-            entry = _row_entry(row)
+            entry = entry_from_row(row)
             if entry.seq != expected_seq:
                 missing = (
                     f"entry {expected_seq}"

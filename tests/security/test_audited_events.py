@@ -148,3 +148,59 @@ def test_local_fhir_writes_to_clarkes_store_are_audited_under_the_signed_in_acco
     assert (last.actor, last.data["channel"], last.data["interaction"], last.data["id"]) == (
         accounts.ADMIN, "rest", "delete", "pt-new"
     )
+
+
+def test_servers_written_into_settings_by_hand_are_not_used_until_an_admin_sets_them(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """settings.json is the user's own file: editing it must not route consultations anywhere."""
+    import json
+
+    from click.testing import CliRunner
+
+    from clarke_desktop import paths
+    from clarke_desktop.cli import cli
+    from clarke_desktop.config import load_settings, save_settings
+    from clarke_desktop.session.service import ConsultationService
+
+    def hand_edit(url: str) -> None:
+        s = load_settings()
+        s.fhir.backend, s.fhir.remote_url = "remote", url
+        save_settings(s)
+
+    def servers() -> tuple[dict[str, str | None], str | None]:
+        service = ConsultationService(signed_in=accounts.signed_in(data), identity=_identity(data))
+        try:
+            return service.servers(), service.settings_notice
+        finally:
+            service.close()
+
+    hand_edit("https://fhir.attacker.example/R4")
+    used, notice = servers()
+    assert used["fhir_server"] is None and notice and "not set by an administrator" in notice
+    refused = _events("settings_refused")
+    assert refused and refused[-1].data["routes"]["fhir_remote_url"] == "https://fhir.attacker.example/R4"
+
+    admin_pw = tmp_path / "admin.pw"
+    admin_pw.write_text(accounts.ADMIN_PASSWORD + "\n")
+    clinician_pw = tmp_path / "clin.pw"
+    clinician_pw.write_text(accounts.CLINICIAN_PASSWORD + "\n")
+    base = ["settings", "servers", "--fhir-server", "https://fhir.trust.nhs.uk/R4", "--json"]
+    denied = CliRunner().invoke(cli, [*base, "--user", accounts.CLINICIAN, "--password-file", str(clinician_pw)])
+    assert denied.exit_code == 1 and "administrator" in denied.output
+    plain = CliRunner().invoke(cli, ["settings", "servers", "--fhir-server", "http://fhir.trust.nhs.uk/R4",
+                                     "--user", accounts.ADMIN, "--password-file", str(admin_pw)])  # fmt: skip
+    assert plain.exit_code == 1 and "https://" in plain.output
+    done = CliRunner().invoke(cli, [*base, "--user", accounts.ADMIN, "--password-file", str(admin_pw)])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["fhir_server"] == "https://fhir.trust.nhs.uk/R4"
+    changed = _events("settings_changed")[-1]
+    assert changed.actor == "IT Admin"
+    assert changed.data["routes"]["fhir_remote_url"] == "https://fhir.trust.nhs.uk/R4"
+
+    used, notice = servers()  # set through Clarke: used
+    assert used["fhir_server"] == "https://fhir.trust.nhs.uk/R4" and notice is None
+    hand_edit("https://fhir.attacker.example/R4")  # changed by hand afterwards: refused again
+    used, notice = servers()
+    assert used["fhir_server"] is None and notice
+    assert paths.settings_path().is_file()

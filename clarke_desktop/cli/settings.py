@@ -1,0 +1,88 @@
+"""IT's settings commands: the servers patient data may go to (an administrator's, audited)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from clarke_desktop.cli.auth import sign_in, sign_in_options
+
+
+@click.group("settings")
+def settings() -> None:
+    """Settings only an administrator may change: where patient data may go.
+
+    \b
+    Example:
+      clarke-desktop settings servers --user it.admin --model-server https://llm.trust.nhs.uk:8443
+      clarke-desktop settings servers --user it.admin --fhir-server https://fhir.trust.nhs.uk/R4
+      clarke-desktop settings servers --user it.admin --model-server none --fhir-server none
+    """
+
+
+@settings.command("servers")
+@click.option("--model-server", default=None,
+              help="An OpenAI-compatible server (https://, or http:// on this computer) for every model "
+                   "role; 'none' for the models installed here. Left out: unchanged.")  # fmt: skip
+@click.option("--fhir-server", default=None,
+              help="The hospital's FHIR R4 server (https://, or http:// on this computer); 'none' for "
+                   "the local record. Left out: unchanged.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the servers in use as JSON.")
+@sign_in_options
+def servers(
+    model_server: str | None, fhir_server: str | None, as_json: bool, user: str | None, password_file: Path | None
+) -> None:
+    """Show or set the model and FHIR servers (an administrator's sign-in; audited).
+
+    Servers written into settings.json by hand are not used: Clarke records the servers an
+    administrator sets here (or in the window's Settings) in its keyed audit log, and at each start
+    uses the servers in the file only if they still match. A model server must answer
+    GET /v1/models before it is saved.
+
+    \b
+    Exit status: 0 shown or saved; 1 refused (not an administrator, an address that would send
+    data unencrypted over the network, a model server that does not answer); 2 usage.
+    JSON (--json): {"model_server": URL or null, "fhir_server": URL or null}.
+
+    Example:
+
+        clarke-desktop settings servers --user it.admin --fhir-server https://fhir.trust.nhs.uk/R4
+    """
+    from clarke_desktop.errors import ClarkeError
+    from clarke_desktop.session.identity import Identity
+    from clarke_desktop.session.service import ConsultationService
+
+    admin = sign_in(user, password_file)
+    with Identity() as identity:
+        try:
+            service = ConsultationService(signed_in=admin, identity=identity)
+        except ClarkeError as exc:
+            raise click.ClickException(exc.user_text) from exc
+        try:
+            if model_server is not None or fhir_server is not None:
+                current = service.servers()
+                service.set_servers(
+                    model_server=_choice(model_server, current["model_server"]),
+                    fhir_server=_choice(fhir_server, current["fhir_server"]),
+                )
+            now = service.servers()
+        except ClarkeError as exc:
+            raise click.ClickException(exc.user_text) from exc
+        finally:
+            service.close()
+    if as_json:
+        click.echo(json.dumps(now, indent=2))
+    else:
+        click.echo(f"Model server: {now['model_server'] or 'none (the models installed here)'}")
+        click.echo(f"FHIR server: {now['fhir_server'] or 'none (the local record)'}")
+
+
+def _choice(given: str | None, current: str | None) -> str | None:
+    if given is None:
+        return current
+    return None if given.strip().lower() == "none" else given
+
+
+COMMANDS = [settings]
