@@ -1,0 +1,30 @@
+"""Servers in the settings file that no administrator set are not used, and the window says so
+on every screen (a clinician must not believe letters reach the hospital record when they do not)."""
+
+from __future__ import annotations
+
+import pytest
+from fake_backend import FakeBackend
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.mark.parametrize(
+    "notice", [None, "The model or FHIR server in the settings file was not set by an administrator."]
+)
+def test_the_window_shows_a_refused_server_notice(styled_app, qtbot, tmp_path, notice: str | None) -> None:
+    from clarke_desktop.gui.app import build_window
+
+    backend = FakeBackend()
+    backend.settings_notice = notice  # type: ignore[attr-defined]
+    w = build_window(backend)
+    qtbot.addWidget(w)
+    w.resize(1366, 768)
+    w.show()
+    qtbot.waitUntil(lambda: "pt-001" in w.dashboard.rows, timeout=5000)
+    assert w.settings_banner.isVisible() is bool(notice)
+    if notice:
+        assert notice in w.settings_banner.text()
+        assert w.grab().save(str(tmp_path / "settings-notice.png"))
+    w.runner.shutdown()
+
