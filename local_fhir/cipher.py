@@ -74,6 +74,24 @@ def _pragma_key(key: bytes) -> str:
     return f"PRAGMA key = \"x'{key.hex()}'\""
 
 
+def rekey(path: Path, keys: list[bytes]) -> bool:
+    """Re-encrypt an encrypted database under `keys[0]` from whichever of `keys` opens it (one
+    transaction: a crash leaves it whole under the old key or the new). True when it changed;
+    WrongKey when none opens it."""
+    for i, key in enumerate(keys):
+        try:
+            conn = connect(path, key, isolation_level=None)
+        except WrongKey:
+            continue
+        try:
+            if i > 0:
+                conn.execute(f"PRAGMA rekey = \"x'{keys[0].hex()}'\"")
+            return i > 0
+        finally:
+            conn.close()
+    raise WrongKey(f"{path} opens with none of the keys given")
+
+
 def connect(path: Path, key: bytes | None, **kwargs: Any) -> Any:
     """A connection to `path`: SQLCipher with `key`, plain sqlite3 without. A plaintext file
     opened with a key is encrypted in place first (the one-way move to encryption at rest)."""

@@ -194,8 +194,13 @@ def keys() -> None:
 @keys.command("rotate")
 @sign_in_options
 def rotate(user: str | None, password_file: Path | None) -> None:
-    """A new IT recovery key (printed once; the old one stops working), every account's copy of the
-    data key sealed again. Needs an administrator's sign-in.
+    """A new data key for all patient data, and a new IT recovery key (printed once; the old one
+    stops working). Needs an administrator's sign-in; close Clarke on this computer first.
+
+    Both databases and every encrypted file in the data folder are re-encrypted under the new key,
+    every account gets it, and the old key is kept sealed under the new one (a backup made before
+    still opens). Safe to interrupt: run it again to finish; meanwhile every sign-in opens both
+    keys and completes the re-encryption. Audited ("keys_rotated").
 
     \b
     Example:
@@ -207,6 +212,7 @@ def rotate(user: str | None, password_file: Path | None) -> None:
             _, recovery = identity.rotate(admin)
         except ClarkeError as e:
             raise click.ClickException(e.user_text) from e
+    click.echo("Patient data re-encrypted under a new data key.")
     click.echo(f"New IT recovery key (shown once; the old one no longer works): {recovery}")
 
 

@@ -59,6 +59,22 @@ CREATE TABLE IF NOT EXISTS failed_sign_ins (
     at TEXT NOT NULL,
     reason TEXT NOT NULL
 );
+-- Data keys retired by rotations, each sealed under the current data key: what they sealed before
+-- the rotation reached it (or a copy restored from a backup) still opens.
+CREATE TABLE IF NOT EXISTS key_history (
+    key_id TEXT PRIMARY KEY,
+    sealed_key BLOB NOT NULL,
+    retired_at TEXT NOT NULL
+);
+-- A rotation in progress: the new data key, sealed under the one every account still holds. While
+-- it is here every sign-in opens both, writes with the new one and re-encrypts what remains.
+CREATE TABLE IF NOT EXISTS rotation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    new_key_id TEXT NOT NULL,
+    sealed_new_key BLOB NOT NULL,
+    started_at TEXT NOT NULL,
+    started_by TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS vault (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     key_id TEXT NOT NULL,
@@ -209,7 +225,7 @@ class AccountBook:
             self._insert(db, name, display_name, "admin", registration, password, data_key, created_by=None)
         account = self.get(name)
         assert account is not None
-        keyring.remember(self.path.parent, data_key)
+        self.open_keys(data_key)
         return Setup(Unlocked(account, data_key), recovery)
 
     # --- signing in -------------------------------------------------------------------------------
@@ -249,7 +265,7 @@ class AccountBook:
             db.execute(
                 "UPDATE accounts SET failures = 0, locked_until = NULL WHERE name = ?", (account.name,)
             )
-        keyring.remember(self.path.parent, data_key)  # this installation's stores now open
+        self.open_keys(data_key)  # this installation's stores now open
         return Unlocked(_account(row), data_key)
 
     def verify(self, unlocked: Unlocked, password: str) -> None:
@@ -265,7 +281,7 @@ class AccountBook:
             raise SignInError("Clarke is not set up yet: there is nothing to recover.")
         try:
             data_key = keys.unseal(keys.recovery_key_bytes(recovery_key), row[0], _aad("recovery", ""))
-            keyring.remember(self.path.parent, data_key)
+            self.open_keys(data_key)
             return data_key
         except keys.WrongKey:
             raise SignInError("That recovery key does not open this installation's data.") from None
@@ -333,20 +349,76 @@ class AccountBook:
                          created_by=row_by, disabled=account.disabled)  # fmt: skip
         return self._require(name)
 
-    def reseal_all(self, new_data_key: bytes, recovery_key: str) -> None:
-        """After a rotation: the new data key sealed to every account's public key, and to a new
-        recovery key. Passwords are not needed (that is what the key pairs are for)."""
+    # --- data key rotation ----------------------------------------------------------------------
+
+    def open_keys(self, data_key: bytes) -> None:
+        """Put the installation's keys in this process's keyring from the data key an account (or
+        the recovery key) holds: the current one (a rotation's new key while one is in progress)
+        and every retired one."""
+        current, older = self._keys_from(data_key)
+        keyring.remember(self.path.parent, current, older)
+
+    def _keys_from(self, data_key: bytes) -> tuple[bytes, list[bytes]]:
+        history = keys.subkey(data_key, "key-history")
+        older = [
+            keys.unseal(history, row[1], _aad("key-history", row[0]))
+            for row in self._db.execute("SELECT key_id, sealed_key FROM key_history ORDER BY retired_at DESC")
+        ]
+        pending = self._db.execute("SELECT new_key_id, sealed_new_key FROM rotation WHERE id = 1").fetchone()
+        if pending is None:
+            return data_key, older
+        new = keys.unseal(keys.subkey(data_key, "rotation"), pending[1], _aad("rotation", pending[0]))
+        return new, [data_key, *older]
+
+    def rotation_pending(self) -> tuple[str, str] | None:
+        """(when, by whom) a rotation was begun and not yet finished, else None."""
+        row = self._db.execute("SELECT started_at, started_by FROM rotation WHERE id = 1").fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
+    def begin_rotation(self, by: Unlocked) -> bytes:
+        """The new data key, journalled (sealed under the current one) before anything is
+        re-encrypted, so a crash part-way leaves both keys to every sign-in. Resumes one begun."""
+        by.require_admin()
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM rotation WHERE id = 1").fetchone() is None:
+                new = keys.new_data_key()
+                sealed = keys.seal(keys.subkey(by.data_key, "rotation"), new, _aad("rotation", key_id(new)))
+                db.execute(
+                    "INSERT INTO rotation (id, new_key_id, sealed_new_key, started_at, started_by) "
+                    "VALUES (1, ?, ?, ?, ?)",
+                    (key_id(new), sealed, _now().isoformat(), by.account.name),
+                )
+        self.open_keys(by.data_key)
+        current, _older = self._keys_from(by.data_key)
+        return current
+
+    def finish_rotation(self, by: Unlocked, recovery_key: str) -> bytes:
+        """Once every store and file is under the new key: every account, and a new recovery key,
+        get the new key; the old one joins the history (sealed under the new); the journal goes.
+        One transaction: before it commits everyone still signs in with the old key (and both open)."""
+        by.require_admin()
+        new, older = self._keys_from(by.data_key)
+        if new == by.data_key:
+            raise NotAllowed("No key rotation is in progress.")
+        history = keys.subkey(new, "key-history")
         with self._tx() as db:
             for row in db.execute("SELECT name, public_key FROM accounts").fetchall():
-                sealed = keys.seal_to(row["public_key"], new_data_key, _aad("data-key", row["name"]))
+                sealed = keys.seal_to(row["public_key"], new, _aad("data-key", row["name"]))
                 db.execute("UPDATE accounts SET sealed_data_key = ? WHERE name = ?", (sealed, row["name"]))
-            sealed_recovery = keys.seal(
-                keys.recovery_key_bytes(recovery_key), new_data_key, _aad("recovery", "")
-            )
+            db.execute("DELETE FROM key_history")
+            for old in older:
+                db.execute(
+                    "INSERT INTO key_history (key_id, sealed_key, retired_at) VALUES (?, ?, ?)",
+                    (key_id(old), keys.seal(history, old, _aad("key-history", key_id(old))), _now().isoformat()),
+                )
+            sealed_recovery = keys.seal(keys.recovery_key_bytes(recovery_key), new, _aad("recovery", ""))
             db.execute(
                 "UPDATE vault SET key_id = ?, recovery_sealed_data_key = ?, created_at = ? WHERE id = 1",
-                (key_id(new_data_key), sealed_recovery, _now().isoformat()),
+                (key_id(new), sealed_recovery, _now().isoformat()),
             )
+            db.execute("DELETE FROM rotation")
+        keyring.remember(self.path.parent, new, older)
+        return new
 
     # --- internals --------------------------------------------------------------------------------
 

@@ -310,11 +310,30 @@ def files_key(path: Path) -> bytes | None:
     return keyring.key_within(Path(path), PURPOSE)
 
 
-def _key_or_raise(path: Path) -> bytes:
+def opening_key(path: Path, candidates: list[bytes]) -> bytes | None:
+    """The key among `candidates` whose check matches the sealed file's header (None: none does)."""
+    with open(path, "rb") as fh:
+        head = fh.read(HEADER_BYTES)
+    if len(head) < HEADER_BYTES or not head.startswith(FAMILY):
+        return candidates[0] if candidates else None  # not a whole header: the reader says why
+    file_id = head[len(MAGIC) : len(MAGIC) + FILE_ID_BYTES]
+    return next((k for k in candidates if _FileCipher(k, file_id).header == head), None)
+
+
+def _current_or_raise(path: Path) -> bytes:
+    """The key that seals a new file at `path` (the current data key's)."""
     key = files_key(path)
     if key is None:
         raise NoKey(f"{path} is encrypted: sign in to Clarke on this computer to open it")
     return key
+
+
+def _key_or_raise(path: Path) -> bytes:
+    """The key that opens `path`: the current one, or one a key rotation retired."""
+    candidates = keyring.keys_within(Path(path), PURPOSE)
+    if not candidates:
+        raise NoKey(f"{path} is encrypted: sign in to Clarke on this computer to open it")
+    return opening_key(Path(path), candidates) or candidates[0]
 
 
 def read_bytes(path: Path) -> bytes:
@@ -345,10 +364,10 @@ class KeyringFiles:
         return files_key(path) is not None
 
     def appender(self, path: Path) -> Appender:
-        return Appender(path, _key_or_raise(path))
+        return Appender(path, _current_or_raise(path))
 
     def write(self, path: Path, data: bytes | memoryview) -> None:
-        write_file(path, data, _key_or_raise(path))
+        write_file(path, data, _current_or_raise(path))
 
     def read(self, path: Path) -> bytes:
         return read_bytes(path)

@@ -79,6 +79,7 @@ class Identity:
     def sign_in(self, name: str, password: str) -> Unlocked:
         before = self.book.get(name.strip())
         unlocked = self.book.sign_in(name, password)
+        self._finish_reencrypting()
         # Failed tries cannot be written to the audit before someone signs in (the log is the
         # patient data's, and opens with the key): the account book keeps them until then.
         missed = before.failures if before is not None else 0
@@ -133,21 +134,42 @@ class Identity:
     def recover(self, recovery_key: str, name: str, password: str) -> Account:
         """IT's way back in: the recovery key sets a new password for an existing account."""
         data_key = self.book.recover(recovery_key)
+        self._finish_reencrypting()
         account = self.book.reset_password(data_key, name, password)
         self._audit(AuditEvent.KEYS_RECOVERED, "recovery key", account=name)
         return account
 
     def rotate(self, by: Unlocked) -> tuple[Unlocked, str]:
-        """A new recovery key (the old one stops working), the data key sealed again for every
-        account. Returns the admin's session and the new recovery key to show once.
+        """A new data key for all patient data and a new recovery key (the old one stops working).
 
-        The data key itself is kept: re-encrypting every database and file under a new one is
-        the at-rest encryption's job (see the IT guide for what is rotated)."""
+        The new key is journalled first; both databases and every sealed file are re-encrypted
+        under it; then every account and the new recovery key get it in one transaction, and the
+        old key is kept (sealed under the new) for what it sealed elsewhere (a backup). A rotation
+        killed part-way is finished by the next `keys rotate`; until then every sign-in opens both
+        keys and completes the re-encryption. Returns the admin's session and the recovery key."""
+        from clarke_desktop.identity.accounts import key_id
+        from clarke_desktop.session.rotation import reencrypt
+
         by.require_admin()
+        resumed = self.book.rotation_pending()
+        new = self.book.begin_rotation(by)
+        moved = reencrypt(self.book.path.parent)
         recovery = new_recovery_key()
-        self.book.reseal_all(by.data_key, recovery)
-        self._audit(AuditEvent.KEYS_ROTATED, by.account.name, key_id=self.book.key_id())
+        self.book.finish_rotation(by, recovery)
+        self._audit(
+            AuditEvent.KEYS_ROTATED, by.account.name, key_id=key_id(new), previous_key_id=key_id(by.data_key),
+            resumed=resumed is not None, databases=moved.databases, files=moved.files,
+            hashes_updated=moved.hashes_updated,
+        )  # fmt: skip
         return by, recovery
+
+    def _finish_reencrypting(self) -> None:
+        """A rotation was interrupted: move what is still under the old key before anything opens."""
+        if self.book.rotation_pending() is None:
+            return
+        from clarke_desktop.session.rotation import reencrypt
+
+        reencrypt(self.book.path.parent)
 
 
 def require_signer(unlocked: Unlocked) -> Account:

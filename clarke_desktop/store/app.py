@@ -34,6 +34,7 @@ from clarke_desktop.schemas import (
 from clarke_desktop.store.audit import (
     AuditEntry,
     AuditEvent,
+    AuditKey,
     AuditLog,
     VerifyReport,
     entry_from_row,
@@ -140,16 +141,22 @@ def document_sha256(document: ClinicalDocument) -> str:
     return sha256_text(document.model_dump_json())
 
 
+def _audit_keys(data_keys: list[bytes]) -> list[AuditKey]:
+    """The audit keys of each open data key (current first), by the data key's public id."""
+    from clarke_desktop.identity.accounts import key_id
+    from clarke_desktop.identity.keys import subkey
+
+    return [AuditKey(key_id(k), subkey(k, "audit-chain"), subkey(k, "audit-checkpoint")) for k in data_keys]
+
+
 class AppStore:
     def __init__(self, db_path: Path | None = None) -> None:
         from clarke_desktop.identity import keyring
 
         self.db = Database(db_path)
-        keyed = self.db.encrypted
         self.audit = AuditLog(
             self.db.path.with_name(self.db.path.name + ".audit-head"),
-            mac_key=keyring.key_for(self.db.path, "audit-chain") if keyed else None,
-            signing_seed=keyring.key_for(self.db.path, "audit-checkpoint") if keyed else None,
+            keys=_audit_keys(keyring.data_keys(self.db.path.parent)) if self.db.encrypted else None,
         )
         self._open_audit()
 

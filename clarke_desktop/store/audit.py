@@ -70,6 +70,7 @@ class AuditEvent:
     FHIR_WRITTEN = "fhir_written"  # a write to the FHIR store outside a sign-off (CLI, REST, import)
     # The log itself.
     AUDIT_KEYED = "audit_keyed"  # from here on every entry is an HMAC under the installation's key
+    AUDIT_REKEYED = "audit_rekeyed"  # a key rotation: from here on, HMACs under the new data key's
     AUDIT_PROTECTION_RESTORED = "audit_protection_restored"  # append-only triggers found dropped
     AUDIT_CHECKPOINT = "audit_checkpoint"  # a signed head exported for storage off the machine
     DRAFT_RECOVERED = "draft_recovered"
@@ -129,6 +130,19 @@ def _public_hex(key: Ed25519PrivateKey) -> str:
 
 
 @dataclass(frozen=True)
+class AuditKey:
+    """One data key's audit keys: `key_id` names the data key (never reveals it); `mac` keys the
+    chain's HMACs while it is current; `seed` is its ed25519 checkpoint key."""
+
+    key_id: str
+    mac: bytes
+    seed: bytes
+
+
+ERA_EVENTS = ("audit_keyed", "audit_rekeyed")  # each starts a span of entries under one key
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     seq: int
     at: str
@@ -177,15 +191,17 @@ def entry_from_row(row: sqlite3.Row) -> AuditEntry:
 class AuditLog:
     """Appends inside the caller's transaction, so an event and the change it records commit together.
 
-    `mac_key`: the installation's audit subkey (None in a store without accounts: plain SHA-256);
-    `signing_seed`: the seed of its ed25519 checkpoint key (None likewise)."""
+    `keys`: the installation's audit keys, the current data key's first, then those retired by
+    rotations (their spans of the log are checked with them); None in a store without accounts
+    (plain SHA-256)."""
 
-    def __init__(
-        self, anchor_path: Path, *, mac_key: bytes | None = None, signing_seed: bytes | None = None
-    ) -> None:
+    def __init__(self, anchor_path: Path, *, keys: list[AuditKey] | None = None) -> None:
         self.anchor_path = anchor_path
-        self.mac_key = mac_key
-        self._signing = _signing_key(signing_seed) if signing_seed is not None else None
+        self.keys = keys or []
+        self.mac_key = self.keys[0].mac if self.keys else None
+        self._signing = _signing_key(self.keys[0].seed) if self.keys else None
+        self._publics = {_public_hex(_signing_key(k.seed)) for k in self.keys}
+        self._macs = {k.key_id: k.mac for k in self.keys}
 
     @property
     def public_key(self) -> str | None:
@@ -213,19 +229,36 @@ class AuditLog:
         )
         return AuditEntry(seq, at, event, consultation_id, actor, data, prev, digest)
 
+    def _last_era(self, conn: sqlite3.Connection) -> AuditEntry | None:
+        marks = ",".join("?" * len(ERA_EVENTS))
+        row = conn.execute(
+            f"SELECT * FROM audit WHERE event IN ({marks}) ORDER BY seq DESC LIMIT 1", ERA_EVENTS
+        ).fetchone()
+        return entry_from_row(row) if row is not None else None
+
     def needs_keying(self, conn: sqlite3.Connection) -> bool:
-        """A keyed store whose log has not yet switched to the keyed chain (first keyed open)."""
-        if self.mac_key is None:
+        """A keyed store whose log is not yet under the current key: its first keyed open, or the
+        first open after a key rotation."""
+        if not self.keys:
             return False
-        found = conn.execute("SELECT 1 FROM audit WHERE event = ? LIMIT 1", (AuditEvent.AUDIT_KEYED,))
-        return found.fetchone() is None
+        last = self._last_era(conn)
+        return last is None or last.data.get("key_id", self.keys[0].key_id) != self.keys[0].key_id
 
     def start_keyed(self, conn: sqlite3.Connection) -> AuditEntry:
-        """The keyed entry that chains every plain entry before it under the key (in a write tx)."""
-        plain = self.head(conn)[0]
+        """The entry that starts the current key's span (in a write tx): `audit_keyed` chains every
+        plain entry before it under the key; `audit_rekeyed` follows a rotation."""
+        last = self._last_era(conn)
+        current = self.keys[0].key_id
+        if last is None:
+            plain = self.head(conn)[0]
+            return self.append(
+                conn, AuditEvent.AUDIT_KEYED, actor="clarke-desktop", scheme=KEYED_SCHEME,
+                plain_entries=plain, key_id=current,
+            )  # fmt: skip
         return self.append(
-            conn, AuditEvent.AUDIT_KEYED, actor="clarke-desktop", scheme=KEYED_SCHEME, plain_entries=plain
-        )
+            conn, AuditEvent.AUDIT_REKEYED, actor="clarke-desktop", scheme=KEYED_SCHEME,
+            key_id=current, previous_key_id=last.data.get("key_id"),
+        )  # fmt: skip
 
     def write_anchor(self, seq: int, digest: str) -> None:
         """Record the head outside the database (after the commit); atomic replace, fsync'd.
@@ -293,7 +326,7 @@ class AuditLog:
             return refuse("the checkpoint file is not a Clarke audit checkpoint")
         if self._signing is None:
             return refuse("a checkpoint can only be checked signed in (it needs the installation's key)")
-        if body.get("public_key") != _public_hex(self._signing):
+        if body.get("public_key") not in self._publics:
             return refuse("the checkpoint was not made by this installation (its key differs)")
         try:
             Ed25519PublicKey.from_public_bytes(bytes.fromhex(body["public_key"])).verify(
@@ -324,6 +357,8 @@ class AuditLog:
         problems: list[AuditProblem] = []
         notes: list[str] = []
         keyed_from = next((r["seq"] for r in rows if r["event"] == AuditEvent.AUDIT_KEYED), None)
+        era_key: bytes | None = None  # the span's HMAC key (None before the log was keyed)
+        unknown_era = False  # a span under a key this installation does not hold
         if self.mac_key is not None and keyed_from is None and rows:
             problems.append(
                 AuditProblem(
@@ -360,6 +395,22 @@ class AuditLog:
             if keyed and self.mac_key is None:
                 expected_seq, prev_hash, prev_entry = entry.seq + 1, entry.hash, entry
                 continue
+            if keyed and entry.event in ERA_EVENTS:  # a span under one data key starts here
+                key_id = entry.data.get("key_id")
+                era_key = self._macs.get(key_id) if key_id else self.mac_key
+                unknown_era = era_key is None
+                if unknown_era:
+                    problems.append(
+                        AuditProblem(
+                            entry.seq,
+                            "unverifiable",
+                            f"entries from {entry.seq} on claim a key this installation never held "
+                            f"({key_id}): they cannot be checked",
+                        )
+                    )
+            if keyed and unknown_era:
+                expected_seq, prev_hash, prev_entry = entry.seq + 1, entry.hash, entry
+                continue
             recomputed = entry_hash(
                 entry.seq,
                 entry.at,
@@ -368,7 +419,7 @@ class AuditLog:
                 entry.actor,
                 row["data"],
                 entry.prev_hash,
-                self.mac_key if keyed else None,
+                era_key if keyed else None,
             )
             if not hmac.compare_digest(recomputed, entry.hash):
                 problems.append(

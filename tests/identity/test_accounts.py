@@ -100,11 +100,13 @@ def test_the_recovery_key_restores_access_and_rotation_replaces_it(book, admin) 
     from clarke_desktop.identity.keys import new_recovery_key
 
     new = new_recovery_key()
-    book.reseal_all(data_key, new)
-    assert book.recover(new) == data_key
+    signed = book.sign_in("it.admin", "forgotten and reset")
+    new_key = book.begin_rotation(signed)
+    assert book.finish_rotation(signed, new) == new_key != data_key
+    assert book.recover(new) == new_key
     with pytest.raises(SignInError):
         book.recover(admin.recovery_key)  # the old key no longer opens anything
-    assert book.sign_in("s.chen", "clinician pass 1").data_key == data_key  # no password needed to reseal
+    assert book.sign_in("s.chen", "clinician pass 1").data_key == new_key  # no password needed to reseal
 
 
 def test_short_passwords_and_a_second_setup_are_refused(book, admin) -> None:

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from clarke_desktop.cli import cli
 from clarke_desktop.identity import keyring
 from clarke_desktop.store import AppStore
+from clarke_desktop.store.app import _audit_keys
 from clarke_desktop.store.audit import AuditLog, entry_hash
 from clarke_desktop.store.db import PROTECTIVE_TRIGGERS, _row_factory
 from local_fhir import cipher
@@ -113,7 +114,8 @@ def test_the_keyed_marker_removed_and_the_whole_log_made_plain_is_caught(data: P
     _close(conn)
     conn = cipher.connect(_db(data), keyring.key_for(_db(data), "app-db"))
     conn.row_factory = _row_factory(conn)
-    log = AuditLog(data / "clarke.sqlite3.audit-head", mac_key=keyring.key_for(_db(data), "audit-chain"))
+    keys = _audit_keys(keyring.data_keys(data))
+    log = AuditLog(data / "clarke.sqlite3.audit-head", keys=keys)
     report = log.verify(conn)  # what `audit verify` would say before the store is opened again
     conn.close()
     assert not report.ok and "unkeyed" in _kinds(report)
