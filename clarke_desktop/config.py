@@ -62,8 +62,8 @@ class FhirSettings(BaseModel):
 
 
 class SecuritySettings(BaseModel):
-    # Minutes without input before the window locks (0: never). IT sets it in settings.json; the
-    # clinician's Settings page does not show it.
+    # Minutes without input before the window locks (0: never). An administrator sets it with
+    # `clarke-desktop settings idle-lock`; a value edited into the file by hand is not used.
     idle_lock_minutes: float = Field(default=5, ge=0, le=240)
 
 

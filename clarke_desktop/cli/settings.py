@@ -1,4 +1,4 @@
-"""IT's settings commands: the servers patient data may go to (an administrator's, audited)."""
+"""IT's settings commands: the servers patient data may go to, the idle lock (an administrator's, audited)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from clarke_desktop.cli.auth import sign_in, sign_in_options
 
 @click.group("settings")
 def settings() -> None:
-    """Settings only an administrator may change: where patient data may go.
+    """Settings only an administrator may change: where patient data may go, the idle lock.
 
     \b
     Example:
       clarke-desktop settings servers --user it.admin --model-server https://llm.trust.nhs.uk:8443
       clarke-desktop settings servers --user it.admin --fhir-server https://fhir.trust.nhs.uk/R4
       clarke-desktop settings servers --user it.admin --model-server none --fhir-server none
+      clarke-desktop settings idle-lock 3 --user it.admin
     """
 
 
@@ -77,6 +78,39 @@ def servers(
     else:
         click.echo(f"Model server: {now['model_server'] or 'none (the models installed here)'}")
         click.echo(f"FHIR server: {now['fhir_server'] or 'none (the local record)'}")
+
+
+@settings.command("idle-lock")
+@click.argument("minutes", type=click.FloatRange(0, 240))
+@sign_in_options
+def idle_lock(minutes: float, user: str | None, password_file: Path | None) -> None:
+    """Lock an unattended window after MINUTES without input (0: never; default 5). An
+    administrator's sign-in; audited. A value written into settings.json by hand is not used.
+
+    \b
+    Exit status: 0 saved; 1 refused (not an administrator); 2 usage (out of 0-240).
+
+    Example:
+
+        clarke-desktop settings idle-lock 3 --user it.admin --password-file admin.pw
+    """
+    from clarke_desktop.errors import ClarkeError
+    from clarke_desktop.session.identity import Identity
+    from clarke_desktop.session.service import ConsultationService
+
+    admin = sign_in(user, password_file)
+    with Identity() as identity:
+        try:
+            service = ConsultationService(signed_in=admin, identity=identity)
+        except ClarkeError as exc:
+            raise click.ClickException(exc.user_text) from exc
+        try:
+            service.set_idle_lock(minutes)
+        except ClarkeError as exc:
+            raise click.ClickException(exc.user_text) from exc
+        finally:
+            service.close()
+    click.echo(f"Idle lock: {'never' if minutes == 0 else f'{minutes:g} minutes'}.")
 
 
 def _choice(given: str | None, current: str | None) -> str | None:

@@ -941,6 +941,17 @@ class ConsultationService:
         self._pipeline_stale = True
         self._save(s)
 
+    def set_idle_lock(self, minutes: float) -> None:
+        """An administrator's idle lock (minutes without input; 0: never), saved and audited."""
+        if self.account is not None and self.account.role != "admin":
+            raise SessionError("The idle lock is an IT setting: an administrator sets it.")
+        s = self._settings.model_copy(deep=True)
+        try:
+            s.security = type(s.security)(idle_lock_minutes=minutes)
+        except ValueError as exc:
+            raise SessionError("The idle lock is between 0 (never) and 240 minutes.") from exc
+        self._save(s)
+
     def _save(self, s: Any) -> None:
         """Save settings and audit what changed, with the digest of where patient data may go (the
         next start trusts the servers only if they still match it)."""

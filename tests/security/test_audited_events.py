@@ -177,7 +177,7 @@ def test_servers_written_into_settings_by_hand_are_not_used_until_an_admin_sets_
 
     hand_edit("https://fhir.attacker.example/R4")
     used, notice = servers()
-    assert used["fhir_server"] is None and notice and "not set by an administrator" in notice
+    assert used["fhir_server"] is None and notice and "edited outside Clarke" in notice
     refused = _events("settings_refused")
     assert refused and refused[-1].data["routes"]["fhir_remote_url"] == "https://fhir.attacker.example/R4"
 
@@ -204,3 +204,29 @@ def test_servers_written_into_settings_by_hand_are_not_used_until_an_admin_sets_
     used, notice = servers()
     assert used["fhir_server"] is None and notice
     assert paths.settings_path().is_file()
+
+
+def test_an_idle_lock_stopped_by_hand_is_not_used_until_an_admin_sets_it(data: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from clarke_desktop.cli import cli
+    from clarke_desktop.config import load_settings, save_settings
+    from clarke_desktop.session.service import ConsultationService
+
+    def idle_lock() -> float:
+        service = ConsultationService(signed_in=accounts.signed_in(data), identity=_identity(data))
+        try:
+            return service.idle_lock_minutes
+        finally:
+            service.close()
+
+    s = load_settings()
+    s.security.idle_lock_minutes = 0  # "never": written into the user's own file
+    save_settings(s)
+    assert idle_lock() == 5 and _events("settings_refused")
+    admin_pw = tmp_path / "admin.pw"
+    admin_pw.write_text(accounts.ADMIN_PASSWORD + "\n")
+    done = CliRunner().invoke(cli, ["settings", "idle-lock", "10", "--user", accounts.ADMIN, "--password-file", str(admin_pw)])
+    assert done.exit_code == 0, done.output
+    assert idle_lock() == 10
+    assert _events("settings_changed")[-1].data["routes"]["idle_lock_minutes"] == 10
