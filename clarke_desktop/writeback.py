@@ -207,12 +207,20 @@ def write_back(
     All or nothing: a failure part-way must not leave a letter without its composition (or an
     orphan encounter) in the record. References between the new resources use urn:uuid fullUrls,
     which the server rewrites to the ids it assigns.
+
+    Idempotent: each resource is created only if none with its identifier exists (R4 conditional
+    create, `ifNoneExist`), so a retry after a power cut that came between the server's commit
+    and the app database's record of it finds the letter already there instead of filing it twice.
     """
     entries: list[dict[str, Any]] = []
 
     def add(resource: dict[str, Any]) -> str:
         full_url = f"urn:uuid:{uuid.uuid4()}"
         method = {"method": "POST", "url": resource["resourceType"]}
+        ident = resource.get("identifier")
+        ident = ident[0] if isinstance(ident, list) and ident else ident
+        if isinstance(ident, dict) and ident.get("system") and ident.get("value"):
+            method["ifNoneExist"] = f"identifier={ident['system']}|{ident['value']}"
         entries.append({"fullUrl": full_url, "resource": resource, "request": method})
         return full_url
 
