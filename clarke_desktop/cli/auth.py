@@ -7,9 +7,10 @@ Who: `--user NAME` or the environment variable CLARKE_USER. The password: the fi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,6 +20,7 @@ from clarke_desktop.identity import SignInError, Unlocked
 
 if TYPE_CHECKING:
     from clarke_desktop.session.identity import Identity
+    from clarke_desktop.session.service import ConsultationService
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,3 +128,24 @@ def _signed_in(identity: Identity, name: str, password_file: Path | None) -> Unl
         return identity.sign_in(name, read_password(password_file_from(password_file)))
     except SignInError as e:
         raise click.ClickException(e.user_text) from e
+
+
+@contextlib.contextmanager
+def service_for(signed_in: Unlocked | None) -> Iterator[ConsultationService]:
+    """The application service for a command, as `signed_in` (None: an installation without
+    accounts), closed afterwards; its errors become the command's message and exit status 1."""
+    from clarke_desktop.errors import ClarkeError
+    from clarke_desktop.session.identity import Identity
+    from clarke_desktop.session.service import ConsultationService
+
+    with Identity() as identity:
+        try:
+            service = ConsultationService(signed_in=signed_in, identity=identity if signed_in else None)
+        except ClarkeError as exc:
+            raise click.ClickException(exc.user_text) from exc
+        try:
+            yield service
+        except ClarkeError as exc:
+            raise click.ClickException(exc.user_text) from exc
+        finally:
+            service.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from clarke_desktop.cli.auth import sign_in, sign_in_options
+from clarke_desktop.cli.auth import service_for, sign_in, sign_in_options
 
 
 @click.group("settings")
@@ -51,28 +51,14 @@ def servers(
 
         clarke-desktop settings servers --user it.admin --fhir-server https://fhir.trust.nhs.uk/R4
     """
-    from clarke_desktop.errors import ClarkeError
-    from clarke_desktop.session.identity import Identity
-    from clarke_desktop.session.service import ConsultationService
-
-    admin = sign_in(user, password_file)
-    with Identity() as identity:
-        try:
-            service = ConsultationService(signed_in=admin, identity=identity)
-        except ClarkeError as exc:
-            raise click.ClickException(exc.user_text) from exc
-        try:
-            if model_server is not None or fhir_server is not None:
-                current = service.servers()
-                service.set_servers(
-                    model_server=_choice(model_server, current["model_server"]),
-                    fhir_server=_choice(fhir_server, current["fhir_server"]),
-                )
-            now = service.servers()
-        except ClarkeError as exc:
-            raise click.ClickException(exc.user_text) from exc
-        finally:
-            service.close()
+    with service_for(sign_in(user, password_file)) as service:
+        if model_server is not None or fhir_server is not None:
+            current = service.servers()
+            service.set_servers(
+                model_server=_choice(model_server, current["model_server"]),
+                fhir_server=_choice(fhir_server, current["fhir_server"]),
+            )
+        now = service.servers()
     if as_json:
         click.echo(json.dumps(now, indent=2))
     else:
@@ -94,22 +80,8 @@ def idle_lock(minutes: float, user: str | None, password_file: Path | None) -> N
 
         clarke-desktop settings idle-lock 3 --user it.admin --password-file admin.pw
     """
-    from clarke_desktop.errors import ClarkeError
-    from clarke_desktop.session.identity import Identity
-    from clarke_desktop.session.service import ConsultationService
-
-    admin = sign_in(user, password_file)
-    with Identity() as identity:
-        try:
-            service = ConsultationService(signed_in=admin, identity=identity)
-        except ClarkeError as exc:
-            raise click.ClickException(exc.user_text) from exc
-        try:
-            service.set_idle_lock(minutes)
-        except ClarkeError as exc:
-            raise click.ClickException(exc.user_text) from exc
-        finally:
-            service.close()
+    with service_for(sign_in(user, password_file)) as service:
+        service.set_idle_lock(minutes)
     click.echo(f"Idle lock: {'never' if minutes == 0 else f'{minutes:g} minutes'}.")
 
 

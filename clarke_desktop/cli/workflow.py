@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from clarke_desktop.cli.auth import open_installation, sign_in, sign_in_options
+from clarke_desktop.cli.auth import open_installation, service_for, sign_in, sign_in_options
 from clarke_desktop.schemas import DOCUMENT_TYPES, Transcript
 
 EXIT_PIPELINE = 1
@@ -237,22 +237,15 @@ def record(
         CLARKE_USER=s.chen CLARKE_PASSWORD_FILE=~/.clarke-pw clarke-desktop record --patient pt-001 --from-wav visit.wav
     """
     from clarke_desktop.errors import ClarkeError
-    from clarke_desktop.session.identity import Identity, require_signer
-    from clarke_desktop.session.service import ConsultationService
+    from clarke_desktop.session.identity import require_signer
 
     signed_in = sign_in(user, password_file)
-    with Identity() as identity:
-        try:
-            require_signer(signed_in)
-            service = ConsultationService(signed_in=signed_in, identity=identity)
-        except ClarkeError as exc:
-            raise click.ClickException(exc.user_text) from exc
-        try:
-            stored = service.store_recording(patient_id, source)
-        except ClarkeError as exc:
-            raise click.ClickException(exc.user_text) from exc
-        finally:
-            service.close()
+    try:
+        require_signer(signed_in)
+    except ClarkeError as exc:
+        raise click.ClickException(exc.user_text) from exc
+    with service_for(signed_in) as service:
+        stored = service.store_recording(patient_id, source)
     if as_json:
         click.echo(json.dumps(stored, indent=2))
     else:
@@ -295,23 +288,9 @@ def export(
 
         clarke-desktop export --letter cons-... --version 1 --out ~/letter.pdf
     """
-    from clarke_desktop.errors import ClarkeError
-    from clarke_desktop.session.identity import Identity
-    from clarke_desktop.session.service import ConsultationService
-
-    signed_in = open_installation(user, password_file)
-    with Identity() as identity:
-        try:
-            service = ConsultationService(signed_in=signed_in, identity=identity if signed_in else None)
-        except ClarkeError as exc:
-            raise click.ClickException(exc.user_text) from exc
-        try:
-            made = service.recreate_pdf(consultation_id, version)
-            copy = service.save_pdf_copy(consultation_id, made.version, out) if out is not None else None
-        except ClarkeError as exc:
-            raise click.ClickException(exc.user_text) from exc
-        finally:
-            service.close()
+    with service_for(open_installation(user, password_file)) as service:
+        made = service.recreate_pdf(consultation_id, version)
+        copy = service.save_pdf_copy(consultation_id, made.version, out) if out is not None else None
     result = {
         "consultation_id": made.consultation_id,
         "version": made.version,
