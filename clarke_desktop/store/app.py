@@ -170,7 +170,10 @@ class AppStore:
             tx.conn = conn
             yield tx
         if tx.last is not None:
-            self.audit.write_anchor(tx.last.seq, tx.last.hash)
+            try:
+                self.audit.write_anchor(tx.last.seq, tx.last.hash)
+            except OSError as exc:  # committed already: a full disk must not make it look undone
+                log.warning("the audit anchor could not be written (%s); verify will note it", exc)
 
     def _open_audit(self) -> None:
         """At every open: switch a keyed store's log to the keyed chain once, and log any

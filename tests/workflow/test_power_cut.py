@@ -1,4 +1,4 @@
-"""A power cut between the FHIR store's commit of a write-back and the app database's record of it
+"""Durability: a power cut between the FHIR store's commit of a write-back and the app database's record of it
 (issue #16): the letter is in the hospital record, Clarke does not know. The retry at the next start
 (`recover --apply`) must find it there, record it, and file nothing twice."""
 
@@ -81,3 +81,27 @@ def test_a_write_back_committed_before_the_power_cut_is_found_not_filed_twice(
     assert len(compositions) == 1 and len(encounters) == 1
     with AppStore() as store:
         assert store.pending_writebacks() == []
+
+
+def test_a_full_disk_at_the_anchor_write_never_turns_a_committed_sign_off_into_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from clarke_desktop.store.audit import AuditLog
+
+    monkeypatch.setenv("CLARKE_DATA_DIR", str(tmp_path / "data"))
+
+    def disk_full(*_a: object, **_k: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with AppStore() as store:
+        cid = store.create_consultation("pt-001", clinician="Dr S. Chen").id
+        store.save_context(cid, samples.context())
+        store.save_generated_letter(cid, samples.document(cid, discrepancy=False))
+        monkeypatch.setattr(AuditLog, "write_anchor", disk_full)
+        final = sign_off_and_export(store, cid, "Dr S. Chen", tmp_path / "out", settings=Settings(), fhir=None)
+        assert store.latest_letter(cid).signed and final.pdf_path.is_file()
+        monkeypatch.undo()
+        report = store.verify_audit()
+    assert report.ok and any("interrupted write" in n for n in report.notes)
