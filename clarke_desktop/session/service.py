@@ -873,6 +873,9 @@ class ConsultationService:
             llm_backend=s.llm.backend,
             server_url=s.llm.server_url or "",
             hardware=_hardware(),
+            servers_locked=""
+            if self.account is None or self.account.role == "admin"
+            else "The model server is an IT setting: an administrator chooses it.",
         )
 
     def save_settings(self, new: AppSettings) -> None:

@@ -142,4 +142,5 @@ class AppSettings:
     llm_backend: str = "embedded"  # embedded | installed | server
     server_url: str = ""  # the OpenAI-compatible server, with llm_backend "server"
     hardware: str = ""  # read-only: where models run (GPU name or CPU)
+    servers_locked: str = ""  # why this account may not choose a model server ("": it may)
     extra: dict[str, object] = field(default_factory=dict)

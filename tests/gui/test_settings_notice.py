@@ -28,3 +28,20 @@ def test_the_window_shows_a_refused_server_notice(styled_app, qtbot, tmp_path, n
         assert w.grab().save(str(tmp_path / "settings-notice.png"))
     w.runner.shutdown()
 
+
+
+@pytest.mark.parametrize("locked", ["", "The model server is an IT setting: an administrator chooses it."])
+def test_a_clinician_cannot_choose_a_model_server_in_settings(styled_app, locked: str) -> None:
+    from clarke_desktop.gui.screens.settings import SettingsScreen
+    from clarke_desktop.session.views import AppSettings, MicStatus
+
+    screen = SettingsScreen()
+    screen.set_values(AppSettings(llm_backend="installed", servers_locked=locked), MicStatus(devices=[]))
+    item = screen.llm_backend.model().item(screen.llm_backend.findData("server"))
+    assert item.isEnabled() is not bool(locked) and screen.server_url.isReadOnly() is bool(locked)
+    assert item.toolTip() == locked
+    screen.set_values(AppSettings(llm_backend="server", server_url="https://llm.trust.nhs.uk", servers_locked=locked),
+                      MicStatus(devices=[]))  # fmt: skip
+    item = screen.llm_backend.model().item(screen.llm_backend.findData("server"))
+    assert item.isEnabled()  # IT's server stays shown (and can be left), never edited by a clinician
+    screen.deleteLater()

@@ -73,6 +73,7 @@ def test_opening_a_record_and_changing_settings_are_audited_and_the_server_is_it
         assert opened[-1].data["patient_id"] == "pt-001" and opened[-1].data["fhir_resources"] > 0
 
         wanted = service.settings()
+        assert "IT setting" in wanted.servers_locked  # the Settings screen greys the server out
         wanted.clinician_title = "Consultant Diabetologist"
         service.save_settings(wanted)
         changed = _events("settings_changed")[-1]

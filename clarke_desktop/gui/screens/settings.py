@@ -143,6 +143,13 @@ class SettingsScreen(QWidget):
         self.letterhead.setPlainText(s.letterhead)
         self.llm_backend.setCurrentIndex(max(self.llm_backend.findData(s.llm_backend), 0))
         self.server_url.setText(s.server_url)
+        # A clinician may leave IT's server for the models here, never choose or change one.
+        locked = bool(s.servers_locked)
+        server_item = self.llm_backend.model().item(self.llm_backend.findData("server"))  # type: ignore[attr-defined]
+        server_item.setEnabled(not locked or s.llm_backend == "server")
+        server_item.setToolTip(s.servers_locked)
+        self.server_url.setReadOnly(locked)
+        self.server_url.setToolTip(s.servers_locked)
         self._show_server_url()
         self.hardware.setText(s.hardware or "—")
         self.mic.clear()
