@@ -202,6 +202,12 @@ class ConsultationController(QObject):
             on_result=lambda r: self._environment_checked(*r),
             key="env",
         )
+        # The model packs' full check (seconds to minutes of hashing for 27B) while the clinician
+        # opens the clinic, not after "End consultation"; on the models' lane, so a letter asked
+        # for meanwhile waits for the rest of it instead of hashing the same files again.
+        self.runner.submit(
+            lambda s: self.backend.verify_models(), on_error=lambda e: None, lane="llm", key="verify-models"
+        )
 
     def refresh_clinic(self) -> None:
         def work(_s: TaskState) -> Any:

@@ -363,6 +363,16 @@ class ConsultationService:
             kind = "missing"
         return ModelStatus(kind, rows)  # type: ignore[arg-type]
 
+    def verify_models(self) -> dict[str, bool]:
+        """Check the installed letter and EHR model packs now (signature and every file's sha256:
+        ~11-14 s for the 16.5 GB letter writer), in the background when the window opens, so the
+        first letter of the session does not wait for it; the result is kept for the session."""
+        if self._settings.llm.backend != "installed":
+            return {}
+        from clarke_desktop.modelpack import locate
+
+        return {role: locate(role) is not None for role in ("ehr_agent", "letter_writer")}
+
     def asr_status(self) -> AsrStatus:
         from clarke_desktop.modelpack import locate
 

@@ -402,6 +402,10 @@ class FakeBackend:
     def settings(self):
         return AppSettings(clinician_name="Dr Sarah Chen")
 
+    def verify_models(self):
+        self.models_verified = True
+        return {}
+
     def save_settings(self, settings):
         self.saved_settings = settings
 

@@ -45,3 +45,14 @@ def test_a_clinician_cannot_choose_a_model_server_in_settings(styled_app, locked
     item = screen.llm_backend.model().item(screen.llm_backend.findData("server"))
     assert item.isEnabled()  # IT's server stays shown (and can be left), never edited by a clinician
     screen.deleteLater()
+
+
+def test_the_model_packs_are_checked_in_the_background_when_the_window_opens(styled_app, qtbot) -> None:
+    from clarke_desktop.gui.app import build_window
+
+    backend = FakeBackend()
+    w = build_window(backend)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: getattr(backend, "models_verified", False), timeout=5000)
+    w.runner.shutdown()

@@ -231,3 +231,19 @@ def test_an_idle_lock_stopped_by_hand_is_not_used_until_an_admin_sets_it(data: P
     assert done.exit_code == 0, done.output
     assert idle_lock() == 10
     assert _events("settings_changed")[-1].data["routes"]["idle_lock_minutes"] == 10
+
+
+def test_verify_models_checks_the_installed_letter_and_ehr_packs(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the window runs in the background at start, so the first letter does not hash 16.5 GB."""
+    from clarke_desktop.session.service import ConsultationService
+
+    asked: list[str] = []
+    monkeypatch.setattr("clarke_desktop.modelpack.locate", lambda role: asked.append(role))
+    service = ConsultationService(signed_in=accounts.signed_in(data), identity=_identity(data))
+    try:
+        assert service.verify_models() == {"ehr_agent": False, "letter_writer": False}
+        assert asked == ["ehr_agent", "letter_writer"]
+        service._settings.llm.backend = "embedded"  # the demo model only: nothing to check
+        assert service.verify_models() == {} and len(asked) == 2
+    finally:
+        service.close()
