@@ -18,10 +18,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from clarke_desktop import paths
-from clarke_desktop.addresses import plain_http_allowed
+from clarke_desktop.addresses import insecure_reason
 from clarke_desktop.llm.base import LlmEngine, LlmError, ModelMissing
 from clarke_desktop.schemas import ModelInfo
 
@@ -110,16 +109,11 @@ def _installed_gguf(role: str) -> tuple[Path, str | None, str] | None:
 
 
 def check_scheme(base_url: str) -> None:
-    """https:// anywhere, http:// only to this computer: consultations never cross a network in
-    the clear. LlmError naming the address otherwise."""
-    parts = urlsplit(base_url.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise LlmError(f"{base_url} is not a web address: it should start with https://.")
-    if parts.scheme == "http" and not plain_http_allowed(parts.hostname):
-        raise LlmError(
-            f"{base_url} would send consultations unencrypted over the network: use https:// "
-            "(plain http is accepted only for a server on this computer, such as http://127.0.0.1:8080)."
-        )
+    """https:// anywhere, http:// only to this computer (addresses.insecure_reason): consultations
+    never cross a network in the clear. LlmError naming the address otherwise."""
+    refused = insecure_reason(base_url)
+    if refused:
+        raise LlmError(refused)
 
 
 def use_server(base_url: str | None, model: str | None = None, api_key: str | None = None) -> None:

@@ -76,11 +76,11 @@ def _record_hashes(store: AppStore, moved: dict[Path, str], current: bytes) -> l
             path = Path(row["path"])
             if not path.is_file() or not sealed.is_sealed(path):
                 continue
+            if path.resolve() not in moved and sealed.opening_key(path, [current]) is None:
+                continue  # neither moved now nor under the new key: not the rotation's to explain
             after = file_sha256(path)
             if after == row["sha256"]:
                 continue
-            if path.resolve() not in moved and sealed.opening_key(path, [current]) is None:
-                continue  # neither moved now nor under the new key: not the rotation's to explain
             args: tuple[object, ...] = (after, path.stat().st_size, row["id"]) if extra else (after, row["id"])
             with store.db.atomic() as conn:
                 conn.execute(f"UPDATE {table} SET sha256 = ?{extra} WHERE id = ?", args)

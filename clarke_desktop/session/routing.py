@@ -43,10 +43,9 @@ def as_installed(settings: Settings) -> bool:
 
 def last_recorded_digest(store: AppStore) -> str | None:
     """The routes digest of the last settings change made through Clarke, if any."""
-    for entry in reversed(store.audit_entries_of(AuditEvent.SETTINGS_CHANGED, limit=1)):
-        digest = entry.data.get("routes_sha256")
-        return str(digest) if digest else None
-    return None
+    last = store.audit_entries_of(AuditEvent.SETTINGS_CHANGED, limit=1)
+    digest = last[0].data.get("routes_sha256") if last else None
+    return str(digest) if digest else None
 
 
 def trusted(settings: Settings, store: AppStore, *, actor: str | None) -> tuple[Settings, str | None]:

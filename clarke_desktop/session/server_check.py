@@ -3,9 +3,7 @@ is found out in Settings, not halfway through a clinic."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from clarke_desktop.addresses import plain_http_allowed
+from clarke_desktop.addresses import insecure_reason
 from clarke_desktop.session.errors import SessionError
 
 
@@ -19,14 +17,9 @@ def check_server_url(url: str, *, timeout_s: float = 5.0) -> str:
         raise SessionError(
             "The model server needs its address, for example https://llm.hospital.nhs.uk:8443."
         )
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise SessionError(f"{url} is not a web address: it should start with https://.")
-    if parts.scheme == "http" and not plain_http_allowed(parts.hostname):
-        raise SessionError(
-            f"{url} would send consultations unencrypted over the network: use https:// "
-            "(plain http is accepted only for a server on this computer, such as http://127.0.0.1:8080)."
-        )
+    refused = insecure_reason(url)
+    if refused:
+        raise SessionError(refused)
     try:
         answer = httpx.get(f"{url}/v1/models", timeout=timeout_s)
     except httpx.HTTPError as exc:

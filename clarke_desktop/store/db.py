@@ -184,6 +184,11 @@ MIGRATIONS: list[str] = [
             updated_at TEXT NOT NULL
         );
     """,
+    # v4: the audit log looked up by event (the last key span's start, the last settings change),
+    # at every open of the store: without it each open read the whole log.
+    """
+        CREATE INDEX audit_event ON audit(event, seq);
+    """,
 ]
 
 

@@ -16,16 +16,6 @@ from clarke_desktop.identity import keyring
 from clarke_desktop.store import AppStore, StoreError
 
 
-@pytest.fixture
-def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "data"
-    monkeypatch.setenv("CLARKE_DATA_DIR", str(folder))
-    monkeypatch.delenv("CLARKE_USER", raising=False)
-    monkeypatch.delenv("CLARKE_PASSWORD_FILE", raising=False)
-    yield folder
-    keyring.forget(folder)
-
-
 def test_a_database_from_before_accounts_is_encrypted_in_place_and_keeps_everything(data: Path) -> None:
     with AppStore() as store:  # no accounts yet: plaintext, as before this release
         cid = store.create_consultation("pt-001", clinician="Dr S. Chen").id

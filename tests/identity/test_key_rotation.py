@@ -6,7 +6,6 @@ every sign-in opens both keys and finishes the move, and `keys rotate` again fin
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import accounts
@@ -24,16 +23,6 @@ from clarke_desktop.store import AppStore
 from local_fhir import cipher
 
 WAV, PDF = b"RIFF a consultation recording", b"%PDF-1.7 a signed letter"
-
-
-@pytest.fixture
-def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    folder = tmp_path / "data"
-    monkeypatch.setenv("CLARKE_DATA_DIR", str(folder))
-    monkeypatch.delenv("CLARKE_USER", raising=False)
-    monkeypatch.delenv("CLARKE_PASSWORD_FILE", raising=False)
-    yield folder
-    keyring.forget(folder)
 
 
 def _installation(data: Path, tmp_path: Path) -> tuple[str, str, bytes, Path]:

@@ -14,19 +14,15 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from clarke_desktop.cli import cli
-from clarke_desktop.identity import keyring, sealed
+from clarke_desktop.identity import sealed
 from clarke_desktop.store import AppStore
 
 
 @pytest.fixture
-def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "data"
-    monkeypatch.setenv("CLARKE_DATA_DIR", str(folder))
-    monkeypatch.delenv("CLARKE_USER", raising=False)
-    monkeypatch.delenv("CLARKE_PASSWORD_FILE", raising=False)
-    accounts.set_up(folder)
-    yield folder
-    keyring.forget(folder)
+def data(data: Path) -> Path:
+    """The conftest's private data folder, set up with accounts."""
+    accounts.set_up(data)
+    return data
 
 
 def _wav(path: Path, seconds: float = 2.0, rate: int = 44_100) -> Path:

@@ -32,7 +32,7 @@ def _with_letter(store: AppStore, *, discrepancy: bool = True) -> str:
 
 def test_database_and_sidecars_are_private_and_versioned(store: AppStore) -> None:
     _with_letter(store)
-    assert store.db.schema_version == 3
+    assert store.db.schema_version == 4
     for path in store.db.path.parent.iterdir():
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == 0o600, f"{path.name} is {oct(mode)}"
@@ -185,7 +185,7 @@ def test_version_1_database_is_migrated_keeping_its_data(tmp_path: Path) -> None
     )
     conn.close()
     with AppStore(path) as store:
-        assert store.db.schema_version == len(MIGRATIONS) == 3
+        assert store.db.schema_version == len(MIGRATIONS) == 4
         assert store.consultation("cons-old").status == ConsultationStatus.REVIEW
         assert store.pending_writebacks() == []
         assert store.inputs("cons-old") is None  # v3: no typed inputs yet, and room for them
@@ -198,3 +198,12 @@ def test_a_corrupt_database_file_is_named(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match=f"cannot open the application database {path}"):
         AppStore(path)
+
+
+def test_the_audit_log_is_looked_up_by_event_through_an_index(store: AppStore) -> None:
+    """Every open asks for the last key span's start: with the index it never reads the whole log."""
+    plan = store.db.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM audit WHERE event IN ('audit_keyed', 'audit_rekeyed') "
+        "ORDER BY seq DESC LIMIT 1"
+    ).fetchall()
+    assert any("audit_event" in str(tuple(row)) for row in plan), plan
