@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from clarke_desktop.cancel import CancelToken
 from clarke_desktop.llm.base import InvalidModelOutput, Turn
+from clarke_desktop.llm.streaming import BatchPiece, GenerationStats
 from clarke_desktop.schemas import ModelInfo
 
 Reply = str | BaseException | Callable[[list[Turn]], str]
@@ -96,3 +97,33 @@ class ScriptedEngine:
 
     def close(self) -> None:
         pass
+
+
+class ScriptedTogetherEngine(ScriptedEngine):
+    """A scripted engine that writes prompts sharing a prefix together, as llama.cpp in process
+    does: replies are taken in prompt order, then their words are handed out in turns (one word
+    of each unfinished answer per step), each answer ending with a `done` piece and its figures."""
+
+    def can_write_together(self, prompts: list[list[Turn]], max_tokens: int) -> bool:
+        return len(prompts) >= 2
+
+    def stream_together(
+        self,
+        prompts: list[list[Turn]],
+        *,
+        max_tokens: int,
+        temperature: float = 0.3,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[BatchPiece]:
+        replies = [self._next(turns, "together", max_tokens=max_tokens) for turns in prompts]
+        words = [reply.split(" ")[:max_tokens] for reply in replies]
+        stats = [GenerationStats(prompt_tokens=len(t[0].text.split()), prompt_evaluated=7) for t in prompts]
+        for step in range(max(len(w) for w in words)):
+            for index, own in enumerate(words):
+                if cancel:
+                    cancel.raise_if_cancelled()
+                if step < len(own):
+                    stats[index].completion_tokens += 1
+                    yield BatchPiece(index, own[step] if step == 0 else " " + own[step], stats=stats[index])
+                if step == len(own) - 1:
+                    yield BatchPiece(index, "", done=True, stats=stats[index])

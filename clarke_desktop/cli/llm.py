@@ -149,9 +149,12 @@ def document_json(doc: ClinicalDocument) -> dict[str, Any]:
 @click.option(
     "--no-prefix-reuse",
     is_flag=True,
-    help="Read the whole prompt for every section (for comparison): by default the instructions, "
-    "record and transcript that every section's prompt starts with are read once per letter. The "
-    "letter written is the same; only the time taken and prompt_tokens_evaluated differ.",
+    help="Read the whole prompt for every section, one section after another (for comparison: the "
+    "way letters were written before). By default the instructions, record and transcript that "
+    "every section's prompt starts with are read once per letter, and the in-process model writes "
+    "the narrative sections together (llm.sections_together says how many). Only the time taken "
+    "and llm.prompt_tokens_evaluated should differ: written one after another the text is the same "
+    "with or without reuse; written together it can differ in rounding, as on another GPU.",
 )
 def letter(
     patient_id: str,
@@ -175,10 +178,14 @@ def letter(
     from clarke_desktop.session.letter import write_letter
 
     usage = LlmUsage()
+    together = 1
 
     def progress(event: Any) -> None:
+        nonlocal together
         if event.kind == "request_done" and event.usage is not None:
             usage.add(event.usage)
+        if event.kind == "text" and event.progress is not None:
+            together = max(together, event.progress.together)
         if not as_json and event.kind == "section_started":
             click.echo(f"... {event.text}", err=True)
 
@@ -190,7 +197,7 @@ def letter(
             )  # fmt: skip
     except SessionError as exc:
         raise click.ClickException(exc.message) from exc
-    llm = usage.as_json() | {"prefix_reuse": not no_prefix_reuse}
+    llm = usage.as_json() | {"prefix_reuse": not no_prefix_reuse, "sections_together": together}
     if as_json:
         click.echo(json.dumps(document_json(doc) | {"llm": llm}, indent=2, ensure_ascii=False))
         return

@@ -1,7 +1,8 @@
 """What a letter's model requests cost and how far its narrative writing has come.
 
 `SectionProgress` travels with the writer's events (and on to the GUI) so a front end can show
-"section 2 of 3" and an estimate of the time left from the decode rate measured in this letter.
+"section 2 of 3" (or "3 sections together") and an estimate of the time left from the decode rate
+measured in this letter.
 `RequestUsage` says, for each model request, how many prompt tokens it asked for and how many the
 engine really read (the rest came from a saved prefix), and `LlmUsage` adds them up for a letter.
 No wall-clock reading happens here: callers pass the time, so the arithmetic is testable.
@@ -20,7 +21,8 @@ class SectionProgress:
     `index` of `count` narrative sections (1-based; a regeneration is 1 of 1); `tokens` generated in
     this section so far, of at most `max_tokens`; `tokens_per_second` measured over this letter's
     generation so far (None until two tokens have arrived); `remaining_s` the estimated seconds until
-    the last narrative section is written (None while no rate is known)."""
+    the last narrative section is written (None while no rate is known); `together` how many
+    sections are being written at the same time (1: one after another)."""
 
     index: int
     count: int
@@ -28,6 +30,7 @@ class SectionProgress:
     max_tokens: int
     tokens_per_second: float | None
     remaining_s: float | None
+    together: int = 1
 
 
 @dataclass(frozen=True)
@@ -133,4 +136,59 @@ class ProgressMeter:
             max_tokens=self.max_tokens,
             tokens_per_second=round(rate, 2) if rate else None,
             remaining_s=round(remaining, 1) if remaining is not None else None,
+        )
+
+
+class TogetherMeter:
+    """Measures narrative sections written together, where each step of the model adds a token to
+    every unfinished section, and estimates the time left: the steps that the unfinished section
+    furthest from its expected length still needs, at the step rate measured on this letter.
+    Expected length: the mean of the finished sections, or the cap before any has finished.
+    `tokens_per_second` counts every section's tokens (what the model produces in all)."""
+
+    def __init__(self, count: int, max_tokens: int) -> None:
+        self.count = count
+        self.max_tokens = max_tokens
+        self._tokens = [0] * count
+        self._done = [False] * count
+        self._first_at: float | None = None
+        self._now = 0.0
+
+    def update(self, index: int, tokens: int, now: float) -> None:
+        """Section `index` (0-based, among the narrative sections) has `tokens` by `now`."""
+        self._now = now
+        if tokens > 0 and self._first_at is None:
+            self._first_at = now
+        self._tokens[index] = tokens
+
+    def finish(self, index: int, tokens: int, now: float) -> None:
+        self.update(index, tokens, now)
+        self._done[index] = True
+
+    def _per_second(self, tokens: int) -> float | None:
+        seconds = self._now - self._first_at if self._first_at is not None else 0.0
+        return tokens / seconds if tokens > 0 and seconds > 0 else None
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        # Every section's first token comes from reading the prompts; the rest are decode steps.
+        return self._per_second(sum(max(t - 1, 0) for t in self._tokens))
+
+    def snapshot(self, index: int) -> SectionProgress:
+        rate = self.tokens_per_second
+        steps = self._per_second(max(self._tokens) - 1)
+        remaining = None
+        if steps:
+            finished = [t for t, done in zip(self._tokens, self._done, strict=True) if done]
+            expected = sum(finished) / len(finished) if finished else float(self.max_tokens)
+            unfinished = [t for t, done in zip(self._tokens, self._done, strict=True) if not done]
+            remaining = max((max(expected - t, 0.0) for t in unfinished), default=0.0) / steps
+        return SectionProgress(
+            index=index + 1,
+            count=self.count,
+            tokens=self._tokens[index],
+            max_tokens=self.max_tokens,
+            tokens_per_second=round(rate, 2) if rate else None,
+            remaining_s=round(remaining, 1) if remaining is not None else None,
+            together=self.count,
         )

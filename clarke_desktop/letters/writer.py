@@ -8,8 +8,11 @@ the fact check of the narrative are computed in code.
 Every section's prompt starts with the same instructions, record, transcript and aside (the
 template puts the section's own request last), and says so (`Turn.shared_prefix`): the in-process
 engine reads that prefix once per letter and reuses it for each section and for regenerations of
-the same draft; a server's prompt cache can do the same. Events carry each section's progress
-(`SectionProgress`: index of count, tokens, measured tokens/s, time left) and each request's
+the same draft; a server's prompt cache can do the same. An engine that can write the sections
+together (`can_write_together`: llama.cpp in process) is given them all at once and streams them
+side by side; the others get them one after another. Either way every section is announced in
+the letter's order before any text, events carry each section's progress (`SectionProgress`:
+index of count, how many together, tokens, measured tokens/s, time left) and each request's
 prompt tokens asked for and really read (`RequestUsage`).
 
 Token budget (stated strategy, never silent truncation): if the transcript does not fit the
@@ -33,11 +36,11 @@ from clarke_desktop.cancel import CancelToken
 from clarke_desktop.letters.discrepancies import detect_discrepancies
 from clarke_desktop.letters.fact_check import Sources, fact_check, record_sources
 from clarke_desktop.letters.facts import render_facts
-from clarke_desktop.letters.progress import ProgressMeter, RequestUsage, SectionProgress
+from clarke_desktop.letters.progress import ProgressMeter, RequestUsage, SectionProgress, TogetherMeter
 from clarke_desktop.letters.templates import DocumentSpec, SectionSpec, document_spec
 from clarke_desktop.llm.base import ContextTooLong, InvalidModelOutput, LlmEngine, Turn
 from clarke_desktop.llm.prompt import neutralise, render_text
-from clarke_desktop.llm.streaming import GenerationStats
+from clarke_desktop.llm.streaming import GenerationStats, WritesTogether
 from clarke_desktop.record_lines import context_as_text, medication_line
 from clarke_desktop.schemas import (
     ClinicalDocument,
@@ -350,6 +353,11 @@ def _write_section(
         key=section.key, on_piece=on_piece,
     )  # fmt: skip
     meter.finish(usage.completion_tokens, time.perf_counter())
+    return _section_text(text, section, turns)
+
+
+def _section_text(text: str, section: SectionSpec, turns: list[Turn]) -> str:
+    """The model's answer as the section's text; InvalidModelOutput when it is not one."""
     content = clean_narrative(text, section.heading)
     if not content:
         raise InvalidModelOutput(f"The model wrote nothing for '{section.heading}'.")
@@ -357,6 +365,82 @@ def _write_section(
     if reason:
         raise InvalidModelOutput(f"The model {reason} instead of writing '{section.heading}'.")
     return content
+
+
+def _together(engine: LlmEngine, prompts: list[list[Turn]], max_tokens: int) -> WritesTogether | None:
+    """The engine, when it writes these sections at the same time (llama.cpp in process does when
+    they share their prefix and fit its context side by side; a server is asked one by one)."""
+    if (
+        len(prompts) >= 2
+        and isinstance(engine, WritesTogether)
+        and engine.can_write_together(prompts, max_tokens)
+    ):
+        return engine
+    return None
+
+
+def _write_together(
+    engine: WritesTogether,
+    name: str,
+    sections: list[tuple[SectionSpec, list[Turn]]],
+    *,
+    max_tokens: int,
+    on_event: OnEvent | None,
+    cancel: CancelToken | None,
+    timings: dict[str, float],
+    warnings: list[str],
+) -> dict[str, DocumentSection]:
+    """Write the narrative sections at the same time; events as each grows and as each is done
+    (in the order they finish). A section the model did not write is left empty, and said so."""
+    meter = TogetherMeter(len(sections), max_tokens)
+    texts: list[list[str]] = [[] for _ in sections]
+    written: dict[str, DocumentSection] = {}
+    started = time.perf_counter()
+    prompts = [turns for _spec, turns in sections]
+    for piece in engine.stream_together(prompts, max_tokens=max_tokens, temperature=0.3, cancel=cancel):
+        spec, turns = sections[piece.index]
+        now = time.perf_counter()
+        stats = piece.stats
+        tokens = stats.completion_tokens if stats else len(texts[piece.index])
+        meter.update(piece.index, tokens, now)
+        if piece.text:
+            texts[piece.index].append(piece.text)
+            if on_event:
+                progress = meter.snapshot(piece.index)
+                on_event(LetterEvent("text", key=spec.key, text=piece.text, progress=progress))
+        if not piece.done:
+            continue
+        meter.finish(piece.index, tokens, now)
+        if on_event and stats is not None:
+            usage = RequestUsage(
+                prompt_tokens=stats.prompt_tokens, prompt_evaluated=stats.prompt_evaluated,
+                completion_tokens=stats.completion_tokens, first_token_s=round(stats.prompt_seconds, 4),
+                seconds=round(now - started, 4),
+            )  # fmt: skip
+            on_event(LetterEvent("request_done", key=spec.key, usage=usage))
+        try:
+            content = _section_text("".join(texts[piece.index]), spec, turns)
+        except InvalidModelOutput as exc:
+            content = ""
+            warnings.append(f"{exc} {EMPTY_SECTION}")
+            if on_event:
+                on_event(LetterEvent("warning", key=spec.key, text=warnings[-1]))
+        section = _narrative(spec, content, name)
+        written[spec.key] = section
+        timings[f"section.{spec.key}_s"] = round(now - started, 4)
+        if on_event:
+            on_event(
+                LetterEvent(
+                    "section_done", key=spec.key, section=section, progress=meter.snapshot(piece.index)
+                )
+            )
+    return written
+
+
+def _narrative(spec: SectionSpec, content: str, model_name: str) -> DocumentSection:
+    return DocumentSection(
+        key=spec.key, heading=spec.heading, content=content, kind="narrative", generated_by=model_name
+    )
 
 
 def _header(doc_type: DocumentType, context: PatientContext, clinician: Clinician | None) -> dict[str, str]:
@@ -411,23 +495,42 @@ def write_document(
     if not transcript.text.strip():
         raise ValueError("The transcript is empty: record or type the consultation first.")
 
-    prepared: PreparedTranscript | None = None
-    sections: list[DocumentSection] = []
-    meter = ProgressMeter(sum(s.kind == "narrative" for s in spec.sections), max_tokens)
+    narratives = [s for s in spec.sections if s.kind == "narrative"]
+    turns_for: dict[str, list[Turn]] = {}
+    if narratives:
+        summary_started = time.perf_counter()
+        prepared = prepare_transcript(
+            engine, spec, context, transcript, max_tokens=max_tokens, aside=aside, cancel=cancel,
+            on_event=on_event,
+        )  # fmt: skip
+        warnings += prepared.warnings
+        if prepared.is_summary:
+            timings["transcript_summary_s"] = round(time.perf_counter() - summary_started, 4)
+        turns_for = {s.key: section_turns(spec, s, context, prepared, aside=aside) for s in narratives}
+    together = _together(engine, list(turns_for.values()), max_tokens)
+    meter = ProgressMeter(len(narratives), max_tokens)
+    written: dict[str, DocumentSection] = {}
     for section_spec in spec.sections:
         if cancel:
             cancel.raise_if_cancelled()
         narrative = section_spec.kind == "narrative"
         section_started = time.perf_counter()
-        if narrative:
+        if narrative and together is None:
             meter.start(section_started)
         if on_event:
+            if not narrative:
+                progress = None
+            elif together is not None:
+                progress = TogetherMeter(len(narratives), max_tokens).snapshot(narratives.index(section_spec))
+            else:
+                progress = meter.snapshot()
             on_event(
                 LetterEvent(
-                    "section_started", key=section_spec.key, text=section_spec.heading,
-                    progress=meter.snapshot() if narrative else None,
+                    "section_started", key=section_spec.key, text=section_spec.heading, progress=progress
                 )
-            )  # fmt: skip
+            )
+        if together is not None and narrative:
+            continue  # written below, all at once
         if section_spec.kind == "facts":
             content, sources = render_facts(section_spec.renderer or section_spec.key, context)
             section = DocumentSection(
@@ -438,23 +541,7 @@ def write_document(
                 fhir_sources=list(dict.fromkeys(sources)),
             )
         else:
-            if prepared is None:
-                summary_started = time.perf_counter()
-                prepared = prepare_transcript(
-                    engine,
-                    spec,
-                    context,
-                    transcript,
-                    max_tokens=max_tokens,
-                    aside=aside,
-                    cancel=cancel,
-                    on_event=on_event,
-                )
-                warnings += prepared.warnings
-                if prepared.is_summary:
-                    timings["transcript_summary_s"] = round(time.perf_counter() - summary_started, 4)
-                    section_started = time.perf_counter()
-            turns = section_turns(spec, section_spec, context, prepared, aside=aside)
+            turns = turns_for[section_spec.key]
             try:
                 content = _write_section(
                     engine, turns, section_spec, max_tokens=max_tokens, meter=meter, on_event=on_event,
@@ -465,18 +552,18 @@ def write_document(
                 warnings.append(f"{exc} {EMPTY_SECTION}")  # exc names the section (see _write_section)
                 if on_event:
                     on_event(LetterEvent("warning", key=section_spec.key, text=warnings[-1]))
-            section = DocumentSection(
-                key=section_spec.key,
-                heading=section_spec.heading,
-                content=content,
-                kind="narrative",
-                generated_by=engine.info.name,
-            )
+            section = _narrative(section_spec, content, engine.info.name)
         timings[f"section.{section_spec.key}_s"] = round(time.perf_counter() - section_started, 4)
-        sections.append(section)
+        written[section.key] = section
         if on_event:
             progress = meter.snapshot() if narrative else None
             on_event(LetterEvent("section_done", key=section.key, section=section, progress=progress))
+    if together is not None:
+        written |= _write_together(
+            together, engine.info.name, [(s, turns_for[s.key]) for s in narratives], max_tokens=max_tokens,
+            on_event=on_event, cancel=cancel, timings=timings, warnings=warnings,
+        )  # fmt: skip
+    sections = [written[s.key] for s in spec.sections]
 
     d = context.demographics
     doc = ClinicalDocument(

@@ -18,6 +18,8 @@ for Gemma 3's sliding-window layers llama-server reuses a prefix with `--swa-ful
 checkpoints are taken at the end of a whole prompt, past the shared part); vLLM with automatic
 prefix caching. Where the server reports it (llama-server's `timings`), `thread_stats` says how
 many prompt tokens it really read. `set_prefix_reuse(False)` sends `"cache_prompt": false`.
+The sections are asked for one after another (this engine does not offer `stream_together`):
+sent at once, each would land in its own server slot and read the shared start again there.
 """
 
 from __future__ import annotations

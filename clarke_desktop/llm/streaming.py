@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
+from clarke_desktop.cancel import CancelToken
+from clarke_desktop.llm.base import Turn
 from clarke_desktop.llm.prompt import ThinkingSplitter, _partial_marker_suffix
 
 logger = logging.getLogger(__name__)
@@ -31,6 +34,35 @@ class GenerationStats:
         # The first token comes from prompt processing; the rate counts the decode steps after it.
         steps = self.completion_tokens - 1
         return steps / self.decode_seconds if steps > 0 and self.decode_seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class BatchPiece:
+    """A piece of one of several answers written together (`LlamaCppEngine.stream_together`):
+    `index` says whose, in the order the prompts were given. Each answer ends with one piece with
+    `done` set (its text may be empty), which carries that request's own figures in `stats`."""
+
+    index: int
+    text: str
+    done: bool = False
+    stats: GenerationStats | None = None
+
+
+@runtime_checkable
+class WritesTogether(Protocol):
+    """An engine that can write several answers sharing a prompt prefix at the same time (the
+    in-process llama.cpp engine); callers ask `can_write_together` first."""
+
+    def can_write_together(self, prompts: list[list[Turn]], max_tokens: int) -> bool: ...
+
+    def stream_together(
+        self,
+        prompts: list[list[Turn]],
+        *,
+        max_tokens: int,
+        temperature: float = 0.3,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[BatchPiece]: ...
 
 
 class TextPipeline:

@@ -69,7 +69,8 @@ def open_fhir(settings: Settings) -> FhirClient:
 
 def open_engine(role: str, attempt: int) -> LlmEngine:
     """attempt 0: the registry's shared engine for the role; later attempts: a private engine with
-    a smaller context after the shared ones are freed (out-of-memory retry)."""
+    a smaller context, and room for one sequence only (a letter's sections one after another),
+    after the shared ones are freed (out-of-memory retry)."""
     from clarke_desktop.llm import registry
 
     if role == "embedded":
@@ -84,7 +85,7 @@ def open_engine(role: str, attempt: int) -> LlmEngine:
         return _embedded_engine(attempt)
     path, sha, name = installed
     info = ModelInfo(name=name, role=role, file=path.name, sha256=sha, demo=False)
-    return LlamaCppEngine(path, role=role, info=info, max_context=REDUCED_CONTEXT)
+    return LlamaCppEngine(path, role=role, info=info, max_context=REDUCED_CONTEXT, together=False)
 
 
 def _embedded_engine(attempt: int) -> LlmEngine:
@@ -102,8 +103,9 @@ def _embedded_engine(attempt: int) -> LlmEngine:
         demo=True,
     )
     return LlamaCppEngine(
-        path, role="letter_writer", info=info, max_context=REDUCED_CONTEXT if attempt else None
-    )
+        path, role="letter_writer", info=info, max_context=REDUCED_CONTEXT if attempt else None,
+        together=not attempt,
+    )  # fmt: skip
 
 
 def _embedded_for_every_role() -> Callable[[str, int], LlmEngine]:

@@ -7,11 +7,11 @@ import contextlib
 from datetime import date
 
 import pytest
-from scripted_engine import ScriptedEngine
+from scripted_engine import ScriptedEngine, ScriptedTogetherEngine
 
 from clarke_desktop.agent.context import retrieve_context
 from clarke_desktop.letters.facts import lab_fact_line, render_facts
-from clarke_desktop.letters.progress import LlmUsage, ProgressMeter, SectionProgress
+from clarke_desktop.letters.progress import LlmUsage, ProgressMeter, SectionProgress, TogetherMeter
 from clarke_desktop.letters.templates import document_spec, render_document
 from clarke_desktop.letters.writer import (
     LetterEvent,
@@ -337,6 +337,68 @@ def test_a_section_where_the_model_repeats_its_instructions_is_left_empty_and_sa
     assert done and done[0] is not None and done[0].content == ""  # the GUI replaces what streamed
 
 
+def test_sections_written_together_stream_side_by_side(thompson) -> None:
+    events: list[LetterEvent] = []
+    engine = ScriptedTogetherEngine([NARRATIVE, _echo, NARRATIVE])
+    doc = write_document(TRANSCRIPT, thompson, engine, max_tokens=100, on_event=events.append)
+    assert [c["kind"] for c in engine.calls] == ["together"] * 3  # one batch, three prompts
+    assert 'section "Examination findings"' in engine.calls[1]["turns"][0].text
+    spec_keys = [s.key for s in document_spec("clinic").sections]
+    assert [s.key for s in doc.sections] == spec_keys  # the letter in its order, whatever finished first
+    started = [i for i, e in enumerate(events) if e.kind == "section_started"]
+    first_text = next(i for i, e in enumerate(events) if e.kind == "text")
+    assert [events[i].key for i in started] == spec_keys and max(started) < first_text  # every card first
+    assert [e.key for e in events if e.kind == "text"][:3] == ["history", "examination", "assessment_plan"]
+    sections = {s.key: s for s in doc.sections}
+    assert sections["history"].content == sections["assessment_plan"].content == NARRATIVE
+    assert sections["examination"].content == "" and any("repeated its instructions instead of writing 'Examination findings'" in w for w in doc.warnings)  # fmt: skip
+    done = {e.key: e.section for e in events if e.kind == "section_done"}
+    assert done["history"] is not None and done["history"].content == NARRATIVE
+    assert done["examination"] is not None and done["examination"].content == ""
+    progress = [e.progress for e in events if e.kind == "text" and e.progress]
+    assert progress and all(p.together == 3 and p.count == 3 for p in progress)
+    assert {p.index for p in progress} == {1, 2, 3}
+    requests = [e.usage for e in events if e.kind == "request_done" and e.usage]
+    assert len(requests) == 3 and [u.prompt_evaluated for u in requests] == [7, 7, 7]
+    assert all(f"section.{key}_s" in doc.timings for key in ("history", "examination", "assessment_plan"))
+    assert doc.fact_check  # the checks ran on the finished letter
+
+
+def test_a_letter_written_together_can_be_cancelled(thompson) -> None:
+    from clarke_desktop.cancel import Cancelled, CancelToken
+
+    token = CancelToken()
+    events: list[LetterEvent] = []
+
+    def cancel_on_first_text(event: LetterEvent) -> None:
+        events.append(event)
+        if event.kind == "text":
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        write_document(TRANSCRIPT, thompson, ScriptedTogetherEngine(default=NARRATIVE),
+                       on_event=cancel_on_first_text, cancel=token)  # fmt: skip
+    assert not any(e.kind == "section_done" and e.key in ("history", "examination") for e in events)
+
+
+def test_together_progress_estimates_from_the_step_rate() -> None:
+    meter = TogetherMeter(count=3, max_tokens=100)
+    assert meter.snapshot(0) == SectionProgress(1, 3, 0, 100, None, None, together=3)
+    for index in range(3):
+        meter.update(index, 1, 2.0)  # every first token after 2 s (reading the prompts)
+    for index, tokens in enumerate((11, 11, 6)):
+        meter.update(index, tokens, 3.0)  # 10 steps a second (the third stopped at its sixth)
+    meter.finish(2, 6, 3.0)
+    # 25 tokens after the first ones in 1 s; the two left expected at 6 (the finished one): 0 left
+    assert meter.snapshot(0) == SectionProgress(1, 3, 11, 100, 25.0, 0.0, together=3)
+    fresh = TogetherMeter(count=2, max_tokens=100)
+    fresh.update(0, 1, 1.0)
+    fresh.update(1, 1, 1.0)
+    fresh.update(0, 21, 3.0)
+    fresh.update(1, 11, 3.0)  # 20 steps in 2 s: 10 a second; the one behind needs 89 more
+    assert fresh.snapshot(1) == SectionProgress(2, 2, 11, 100, 15.0, 8.9, together=2)
+
+
 def test_unusable_reason_names_markup_and_repetition_but_passes_a_narrative(thompson) -> None:
     from clarke_desktop.letters.writer import PreparedTranscript, section_turns, unusable_reason
 
@@ -427,7 +489,7 @@ def test_progress_estimates_the_time_left_from_the_measured_rate() -> None:
 
 
 @pytest.mark.slow  # real llama.cpp inference on the embedded model
-def test_a_letter_reads_its_shared_prefix_once_and_writes_the_same_text(thompson, embedded_engine) -> None:
+def test_a_letter_reads_its_shared_prefix_once_one_by_one_or_together(thompson, embedded_engine) -> None:
     spec = document_spec("clinic")
     narrative = [s for s in spec.sections if s.kind == "narrative"]
     prompts = [embedded_engine.prompt_with_prefix(section_turns(spec, s, thompson, PreparedTranscript(TRANSCRIPT))) for s in narrative]  # fmt: skip
@@ -437,23 +499,39 @@ def test_a_letter_reads_its_shared_prefix_once_and_writes_the_same_text(thompson
     assert prompts[0][0] == whole
     requests = sum(len(tokens) - shared for tokens, shared in prompts)  # each section's own request
 
-    def letter(reuse: bool) -> tuple[ClinicalDocument, LlmUsage]:
-        usage = LlmUsage()
+    def letter(reuse: bool, together: bool = True) -> tuple[ClinicalDocument, LlmUsage, list[LetterEvent]]:
+        usage, events = LlmUsage(), []
+
+        def on_event(event: LetterEvent) -> None:
+            events.append(event)
+            if event.usage:
+                usage.add(event.usage)
+
         embedded_engine.forget_prefixes()
         embedded_engine.set_prefix_reuse(reuse)
+        embedded_engine.set_together(together)
         try:
-            doc = write_document(TRANSCRIPT, thompson, embedded_engine, max_tokens=8,
-                                 on_event=lambda e: e.usage and usage.add(e.usage))  # fmt: skip
+            doc = write_document(TRANSCRIPT, thompson, embedded_engine, max_tokens=8, on_event=on_event)
         finally:
             embedded_engine.set_prefix_reuse(True)
-        return doc, usage
+            embedded_engine.set_together(True)
+        return doc, usage, events
 
-    cold, cold_usage = letter(False)
-    reused, reused_usage = letter(True)
-    assert reused_usage.prompt_tokens_requested == cold_usage.prompt_tokens_requested == prefix * 3 + requests
+    cold, cold_usage, _ = letter(False)
+    one_by_one, one_by_one_usage, _ = letter(True, together=False)
+    reused, reused_usage, events = letter(True)
+    for usage in (cold_usage, one_by_one_usage, reused_usage):
+        assert usage.requests == 3 and usage.prompt_tokens_requested == prefix * 3 + requests
     assert cold_usage.prompt_tokens_evaluated == cold_usage.prompt_tokens_requested
-    assert reused_usage.prompt_tokens_evaluated == prefix + requests  # the prefix read once
-    assert [s.content for s in reused.sections] == [s.content for s in cold.sections]
+    assert one_by_one_usage.prompt_tokens_evaluated == prefix + requests  # the prefix read once ...
+    assert reused_usage.prompt_tokens_evaluated == prefix + requests  # ... also with the sections together
+    # One at a time, reuse changes the time taken, never the text (the same numbers, restored).
+    assert [s.content for s in one_by_one.sections] == [s.content for s in cold.sections]
+    # Together (the default), the three sections stream side by side; their text is the model's
+    # in other rounding, so it is not compared with the others (see stream_together).
+    progress = [e.progress for e in events if e.kind == "text" and e.progress]
+    assert progress and {p.together for p in progress} == {3}
+    assert [s.kind for s in reused.sections] == [s.kind for s in cold.sections]
     # A regeneration later, after an unrelated request, reads only its own request too.
     embedded_engine.complete([Turn("user", "An unrelated request.")], max_tokens=4)
     regenerated = LlmUsage()

@@ -53,6 +53,7 @@ def test_embedded_default_serves_both_roles_from_one_instance(gguf_path: Path, m
     assert (agent.info.role, writer.info.role) == ("ehr_agent", "letter_writer")
     assert agent.info.sha256 == embedded.EXPECTED_SHA256
     assert registry.get_engine("ehr_agent") is agent  # cached
+    assert writer.together  # loaded for the EHR agent first, it still writes a letter's sections together
     assert writer.count_tokens("hello world") == agent.count_tokens("hello world")
 
 
@@ -83,6 +84,7 @@ def test_installed_pack_is_preferred_and_not_demo(gguf_path: Path, tmp_path: Pat
     engine = registry.get_engine("ehr_agent")
     assert not engine.info.demo
     assert engine.info.file == "medgemma-1.5-4b-it-Q4_K_M.gguf"
+    assert not engine.together  # the EHR agent's cache has room for one sequence (GPU memory)
     assert registry.get_engine("letter_writer").info.demo  # no pack for it: embedded default
 
 

@@ -336,3 +336,17 @@ def test_typed_transcripts_are_never_corrected(store: AppStore, parts: Parts) ->
     typed = Transcript(text="You take metforming daily.", origin="typed")
     result = ConsultationPipeline(parts.components(), store=store, policies=FAST).run(_request(store, typed))
     assert result.transcript.text == "You take metforming daily." and result.transcript.corrections == []
+
+
+@pytest.mark.slow  # loads the embedded GGUF twice
+def test_the_out_of_memory_retry_writes_the_sections_one_after_another() -> None:
+    from clarke_desktop.pipeline.components import REDUCED_CONTEXT, open_engine
+
+    first, retry = open_engine("embedded", 0), open_engine("embedded", 1)
+    try:
+        assert first.together and first.context_length > REDUCED_CONTEXT
+        # The retry asks for less memory: a smaller context, and a cache for one sequence only.
+        assert not retry.together and retry.context_length == REDUCED_CONTEXT
+    finally:
+        first.close()
+        retry.close()

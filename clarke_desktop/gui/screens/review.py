@@ -98,12 +98,16 @@ def evidence_text(fact: FactCheckItem) -> str:
 
 
 def writing_note(ev: SectionDelta) -> str:
-    """“Writing “Plan” (section 2 of 3) · about 40 s left · 12 tokens/s”: where the letter stands and
-    an estimate from the rate measured on this letter (none until one is known)."""
+    """“Writing “Plan” (section 2 of 3) · about 40 s left · 12 tokens/s”, or “Writing 3 sections
+    together · …” when the model writes them at the same time: where the letter stands and an
+    estimate from the rate measured on this letter (none until one is known)."""
     p = ev.progress
     if p is None:
         return f"Writing “{ev.heading}”…"
-    parts = [f"Writing “{ev.heading}” (section {p.index} of {p.count})"]
+    if p.together > 1:
+        parts = [f"Writing {p.together} sections together"]
+    else:
+        parts = [f"Writing “{ev.heading}” (section {p.index} of {p.count})"]
     if p.remaining_s is not None:
         left = round(p.remaining_s)
         parts.append(
@@ -208,6 +212,11 @@ class SectionCard(QFrame):
 
     def text(self) -> str:
         return self.editor.toPlainText()
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the model is writing this section now."""
+        return bool(getattr(self, "_streaming", False))
 
     def set_streaming(self, streaming: bool) -> None:
         if getattr(self, "_streaming", None) == streaming:
@@ -666,7 +675,12 @@ class ReviewScreen(QWidget):
         c = self._card(ev.key, ev.heading)
         c.set_text(ev.text)
         c.set_streaming(not ev.done)
-        note = "" if ev.done else writing_note(ev)
+        if not ev.done:
+            note = writing_note(ev)
+        elif any(card.streaming for card in self.cards.values()):
+            note = self.progress_note.text()  # others are still being written: keep saying so
+        else:
+            note = ""
         if self.progress_note.text() != note:
             self.progress_note.setText(note)
 
