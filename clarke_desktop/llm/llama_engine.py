@@ -622,6 +622,7 @@ class LlamaCppEngine(LlmEngine):
             chains = [self._make_chain(temperature) for _ in prompts]
             first_at: list[float | None] = [None] * count
             pending: dict[int, int] = {}  # answer -> its sampled token, not yet handled
+            ended_seqs: set[int] = set()
             started = time.perf_counter()
             batch = None
 
@@ -644,27 +645,21 @@ class LlamaCppEngine(LlmEngine):
                 for seq, st in enumerate(stats):
                     st.context_size, st.stopped_by = self._ctx_size, "max_tokens"
                     st.prompt_evaluated = len(prompts[seq]) - shared + (read if seq == 0 else 0)
-                # Every answer's own request in one pass; an answer's first token is sampled from
-                # the chunk that holds the last token of its request.
+                # The first answer's request is read on its own, so its first words come as soon
+                # as they would written alone; the others' requests join the first step's batch.
+                # An answer's first token is sampled from the chunk holding its request's end.
                 requests = [
                     (token, shared + i, seq, i == len(tokens) - shared - 1)
                     for seq, tokens in enumerate(prompts)
                     for i, token in enumerate(tokens[shared:])
                 ]
-                for start in range(0, len(requests), self._n_batch):
-                    if cancel is not None and cancel.cancelled:
-                        raise Cancelled()
-                    chunk = requests[start : start + self._n_batch]
-                    self._decode_batch(batch, chunk)
-                    for index, (_token, _pos, seq, last) in enumerate(chunk):
-                        if last:
-                            sample(seq, index)
+                first_request = len(prompts[0]) - shared
+                joining, requests = requests[first_request:], requests[:first_request]
+                self._decode_chunks(batch, requests, sample, cancel)
                 positions = [len(tokens) for tokens in prompts]
-                active = list(range(count))
+                active = [0]
                 while active:
                     if cancel is not None and cancel.cancelled:
-                        for seq in active:
-                            stats[seq].stopped_by = "cancelled"
                         raise Cancelled()
                     step: list[tuple[int, int, int, bool]] = []
                     for seq in list(active):
@@ -687,6 +682,7 @@ class LlamaCppEngine(LlmEngine):
                             positions[seq] += 1
                             continue
                         active.remove(seq)
+                        ended_seqs.add(seq)
                         st.stopped_by = ended
                         tail = (
                             pipelines[seq].feed(decoders[seq].decode(b"", final=True))
@@ -695,15 +691,38 @@ class LlamaCppEngine(LlmEngine):
                         st.decode_seconds = time.perf_counter() - (first_at[seq] or started)
                         llama_cpp.llama_memory_seq_rm(memory, seq, -1, -1)  # its own cells only
                         yield BatchPiece(seq, tail, done=True, stats=st)
-                    if step:
-                        self._decode_batch(batch, step)
-                        for index, (_token, _pos, seq, _last) in enumerate(step):
-                            sample(seq, index)
+                    step += joining
+                    active += sorted({seq for _token, _pos, seq, _last in joining})
+                    joining = []
+                    self._decode_chunks(batch, step, sample, cancel)
+            except Cancelled:
+                for seq in range(count):
+                    if seq not in ended_seqs:
+                        stats[seq].stopped_by = "cancelled"
+                raise
             finally:
                 for chain in chains:
                     llama_cpp.llama_sampler_free(chain)
                 if batch is not None:
                     llama_cpp.llama_batch_free(batch)
+
+    def _decode_chunks(
+        self,
+        batch: llama_cpp.llama_batch,
+        entries: list[tuple[int, int, int, bool]],
+        sample: Callable[[int, int], None],
+        cancel: CancelToken | None,
+    ) -> None:
+        """Decode entries n_batch at a time; `sample(sequence, index)` for each that wants logits,
+        right after the chunk that holds it (the next decode replaces the logits)."""
+        for start in range(0, len(entries), self._n_batch):
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled()
+            chunk = entries[start : start + self._n_batch]
+            self._decode_batch(batch, chunk)
+            for index, (_token, _pos, seq, wants_logits) in enumerate(chunk):
+                if wants_logits:
+                    sample(seq, index)
 
     def _decode_batch(self, batch: llama_cpp.llama_batch, entries: list[tuple[int, int, int, bool]]) -> None:
         """Decode (token, position, sequence, wants logits) entries in one llama_decode call."""
