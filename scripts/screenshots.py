@@ -163,8 +163,13 @@ def drive(args: argparse.Namespace) -> int:
     )
     window.show_page("processing")
     shot("04-processing")
-    wait(lambda: bool(window.review.cards), args.timeout, "the first section")
-    pump(3)
+    # Sections written together are all shown at once, empty until the prompt is read: wait for words.
+    wait(
+        lambda: any(c.streaming and c.editor.toPlainText() for c in window.review.cards.values()),
+        args.timeout,
+        "the first streamed words",
+    )
+    pump(1)
     window.show_page("review")
     shot("05-review-streaming")
     wait(
