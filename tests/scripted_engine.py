@@ -104,8 +104,13 @@ class ScriptedTogetherEngine(ScriptedEngine):
     does: replies are taken in prompt order, then their words are handed out in turns (one word
     of each unfinished answer per step), each answer ending with a `done` piece and its figures."""
 
+    together = True
+
     def can_write_together(self, prompts: list[list[Turn]], max_tokens: int) -> bool:
-        return len(prompts) >= 2
+        return self.together and len(prompts) >= 2
+
+    def set_together(self, enabled: bool) -> None:
+        self.together = enabled
 
     def stream_together(
         self,

@@ -23,6 +23,7 @@ the summaries still do not fit, ContextTooLong is raised with a message for the 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -38,7 +39,15 @@ from clarke_desktop.letters.fact_check import Sources, fact_check, record_source
 from clarke_desktop.letters.facts import render_facts
 from clarke_desktop.letters.progress import ProgressMeter, RequestUsage, SectionProgress, TogetherMeter
 from clarke_desktop.letters.templates import DocumentSpec, SectionSpec, document_spec
-from clarke_desktop.llm.base import ContextTooLong, InvalidModelOutput, LlmEngine, Turn
+from clarke_desktop.llm.base import (
+    ContextTooLong,
+    InvalidModelOutput,
+    LlmEngine,
+    LlmError,
+    ModelMissing,
+    ModelOutOfMemory,
+    Turn,
+)
 from clarke_desktop.llm.prompt import neutralise, render_text
 from clarke_desktop.llm.streaming import GenerationStats, WritesTogether
 from clarke_desktop.record_lines import context_as_text, medication_line
@@ -52,6 +61,8 @@ from clarke_desktop.schemas import (
 )
 from clarke_desktop.templates import prompt_template_version, render_prompt
 from clarke_desktop.uk_format import uk_date
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SECTION_TOKENS = 512
 PART_SUMMARY_TOKENS = 384
@@ -510,27 +521,20 @@ def write_document(
     together = _together(engine, list(turns_for.values()), max_tokens)
     meter = ProgressMeter(len(narratives), max_tokens)
     written: dict[str, DocumentSection] = {}
-    for section_spec in spec.sections:
-        if cancel:
-            cancel.raise_if_cancelled()
+
+    def write_now(section_spec: SectionSpec) -> None:
+        """Announce a section and write it: a facts section, or a narrative one by one."""
         narrative = section_spec.kind == "narrative"
         section_started = time.perf_counter()
-        if narrative and together is None:
+        if narrative:
             meter.start(section_started)
         if on_event:
-            if not narrative:
-                progress = None
-            elif together is not None:
-                progress = TogetherMeter(len(narratives), max_tokens).snapshot(narratives.index(section_spec))
-            else:
-                progress = meter.snapshot()
+            progress = meter.snapshot() if narrative else None
             on_event(
                 LetterEvent(
                     "section_started", key=section_spec.key, text=section_spec.heading, progress=progress
                 )
             )
-        if together is not None and narrative:
-            continue  # written below, all at once
         if section_spec.kind == "facts":
             content, sources = render_facts(section_spec.renderer or section_spec.key, context)
             section = DocumentSection(
@@ -558,11 +562,38 @@ def write_document(
         if on_event:
             progress = meter.snapshot() if narrative else None
             on_event(LetterEvent("section_done", key=section.key, section=section, progress=progress))
+
+    for section_spec in spec.sections:
+        if cancel:
+            cancel.raise_if_cancelled()
+        if together is None or section_spec.kind != "narrative":
+            write_now(section_spec)
+        elif on_event:  # written below, all at once: its card is shown now, in the letter's order
+            progress = TogetherMeter(len(narratives), max_tokens).snapshot(narratives.index(section_spec))
+            on_event(
+                LetterEvent(
+                    "section_started", key=section_spec.key, text=section_spec.heading, progress=progress
+                )
+            )
     if together is not None:
-        written |= _write_together(
-            together, engine.info.name, [(s, turns_for[s.key]) for s in narratives], max_tokens=max_tokens,
-            on_event=on_event, cancel=cancel, timings=timings, warnings=warnings,
-        )  # fmt: skip
+        said = len(warnings)
+        try:
+            written |= _write_together(
+                together, engine.info.name, [(s, turns_for[s.key]) for s in narratives], max_tokens=max_tokens,
+                on_event=on_event, cancel=cancel, timings=timings, warnings=warnings,
+            )  # fmt: skip
+        except (ModelOutOfMemory, ModelMissing):
+            raise  # the pipeline's retry frees memory and writes one by one; a closed model is not ours
+        except LlmError as exc:
+            # A batched step failed where single ones may not (a GPU kernel, say): write the sections
+            # one after another instead, and stop writing together on this engine.
+            logger.warning("writing the sections together failed (%s); writing them one by one", exc)
+            together.set_together(False)
+            del warnings[said:]
+            for section_spec in narratives:
+                if cancel:
+                    cancel.raise_if_cancelled()
+                write_now(section_spec)
     sections = [written[s.key] for s in spec.sections]
 
     d = context.demographics

@@ -55,6 +55,8 @@ class WritesTogether(Protocol):
 
     def can_write_together(self, prompts: list[list[Turn]], max_tokens: int) -> bool: ...
 
+    def set_together(self, enabled: bool) -> None: ...
+
     def stream_together(
         self,
         prompts: list[list[Turn]],

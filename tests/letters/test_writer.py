@@ -22,7 +22,7 @@ from clarke_desktop.letters.writer import (
     section_turns,
     write_document,
 )
-from clarke_desktop.llm.base import ContextTooLong, InvalidModelOutput, Turn
+from clarke_desktop.llm.base import ContextTooLong, InvalidModelOutput, LlmError, ModelOutOfMemory, Turn
 from clarke_desktop.record_lines import medication_line
 from clarke_desktop.schemas import DOCUMENT_TYPES, ClinicalDocument, Clinician, Transcript
 
@@ -363,6 +363,38 @@ def test_sections_written_together_stream_side_by_side(thompson) -> None:
     assert len(requests) == 3 and [u.prompt_evaluated for u in requests] == [7, 7, 7]
     assert all(f"section.{key}_s" in doc.timings for key in ("history", "examination", "assessment_plan"))
     assert doc.fact_check  # the checks ran on the finished letter
+
+
+class _FailsTogether(ScriptedTogetherEngine):
+    """Writes two pieces together, then fails the way a batched step can (a GPU kernel, a KV slot)."""
+
+    failure: Exception = LlmError("llama.cpp failed while generating (status 1): no KV slot")
+
+    def stream_together(self, prompts, **options):  # type: ignore[no-untyped-def]
+        pieces = super().stream_together(prompts, **options)
+        yield next(pieces)
+        yield next(pieces)
+        raise self.failure
+
+
+def test_sections_are_written_one_by_one_when_writing_together_fails(thompson) -> None:
+    events: list[LetterEvent] = []
+    engine = _FailsTogether(default=NARRATIVE)
+    doc = write_document(TRANSCRIPT, thompson, engine, on_event=events.append)
+    narrative = [s for s in doc.sections if s.kind == "narrative"]
+    assert [s.content for s in narrative] == [NARRATIVE] * 3  # nothing lost, nothing doubled
+    assert [c["kind"] for c in engine.calls] == ["together"] * 3 + ["stream"] * 3
+    assert not engine.together  # later letters go one by one from the start
+    done = [e.key for e in events if e.kind == "section_done"]
+    assert sorted(done) == sorted(s.key for s in doc.sections) and len(done) == len(set(done))
+    # The cards that had partial text are announced again (emptied) before being rewritten.
+    restarted = [i for i, e in enumerate(events) if e.kind == "section_started" and e.key == "history"]
+    assert len(restarted) == 2 and any(e.kind == "text" for e in events[restarted[0] : restarted[1]])
+    assert not any("EMPTY" in w or "empty" in w for w in doc.warnings)
+    engine = _FailsTogether(default=NARRATIVE)
+    engine.failure = ModelOutOfMemory("CUDA out of memory")
+    with pytest.raises(ModelOutOfMemory):  # the pipeline's retry frees memory and writes one by one
+        write_document(TRANSCRIPT, thompson, engine)
 
 
 def test_together_progress_estimates_from_the_step_rate() -> None:
