@@ -134,9 +134,10 @@ def document_json(doc: ClinicalDocument) -> dict[str, Any]:
     "as_json",
     is_flag=True,
     help="Print JSON: sections, discrepancies, fact_check, model, timings, and llm: "
-    '{"prompt_tokens_requested": N, "prompt_tokens_evaluated": M, "requests": R, "prefix_reuse": bool} '
-    "(N: every letter-model request's prompt length added up; M: what the engine really read, the "
-    "rest came from the reused prefix; M is null when a server does not report it).",
+    '{"prompt_tokens_requested": N, "prompt_tokens_evaluated": M, "requests": R, "prefix_reuse": bool, '
+    '"sections_together": S} (N: every letter-model request\'s prompt length added up; M: what the '
+    "engine really read, the rest came from the reused prefix; M is null when a server does not "
+    "report it; S: how many narrative sections were written at the same time, 1 when one by one).",
 )
 @click.option(
     "--max-tokens",
