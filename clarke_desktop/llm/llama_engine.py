@@ -400,6 +400,8 @@ class LlamaCppEngine(LlmEngine):
         round a token's activations differently by its row in the batch (first-token logits of
         the embedded model moved by up to ~1.3 of ~20, the greedy tokens did not), as another
         GPU or thread count would. Raises ValueError for prompts `can_write_together` refuses."""
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be at least 1")
         plan = self._batch_plan(prompts, max_tokens)
         if plan is None:
             raise ValueError("these prompts cannot be written together (see can_write_together)")

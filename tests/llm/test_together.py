@@ -170,6 +170,8 @@ def test_only_prompts_that_share_a_prefix_and_fit_are_written_together(
         "another prefix": [PROMPTS[0], other_record],
         "no declared prefix": [[Turn("user", PROMPTS[0][0].text)], [Turn("user", PROMPTS[1][0].text)]],
     }
+    with pytest.raises(ValueError, match="at least 1"):
+        engine.stream_together(PROMPTS, max_tokens=0)
     for reason, prompts in refused.items():
         assert not engine.can_write_together(prompts, 64), reason
         with pytest.raises(ValueError, match="cannot be written together"):
