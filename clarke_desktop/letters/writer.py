@@ -395,7 +395,7 @@ def _write_together(
     name: str,
     sections: list[tuple[SectionSpec, list[Turn]]],
     *,
-    max_tokens: int,
+    meter: TogetherMeter,
     on_event: OnEvent | None,
     cancel: CancelToken | None,
     timings: dict[str, float],
@@ -403,12 +403,12 @@ def _write_together(
 ) -> dict[str, DocumentSection]:
     """Write the narrative sections at the same time; events as each grows and as each is done
     (in the order they finish). A section the model did not write is left empty, and said so."""
-    meter = TogetherMeter(len(sections), max_tokens)
     texts: list[list[str]] = [[] for _ in sections]
     written: dict[str, DocumentSection] = {}
     started = time.perf_counter()
     prompts = [turns for _spec, turns in sections]
-    for piece in engine.stream_together(prompts, max_tokens=max_tokens, temperature=0.3, cancel=cancel):
+    stream = engine.stream_together(prompts, max_tokens=meter.max_tokens, temperature=0.3, cancel=cancel)
+    for piece in stream:
         spec, turns = sections[piece.index]
         now = time.perf_counter()
         stats = piece.stats
@@ -563,13 +563,14 @@ def write_document(
             progress = meter.snapshot() if narrative else None
             on_event(LetterEvent("section_done", key=section.key, section=section, progress=progress))
 
+    together_meter = TogetherMeter(len(narratives), max_tokens)
     for section_spec in spec.sections:
         if cancel:
             cancel.raise_if_cancelled()
         if together is None or section_spec.kind != "narrative":
             write_now(section_spec)
         elif on_event:  # written below, all at once: its card is shown now, in the letter's order
-            progress = TogetherMeter(len(narratives), max_tokens).snapshot(narratives.index(section_spec))
+            progress = together_meter.snapshot(narratives.index(section_spec))
             on_event(
                 LetterEvent(
                     "section_started", key=section_spec.key, text=section_spec.heading, progress=progress
@@ -579,7 +580,7 @@ def write_document(
         said = len(warnings)
         try:
             written |= _write_together(
-                together, engine.info.name, [(s, turns_for[s.key]) for s in narratives], max_tokens=max_tokens,
+                together, engine.info.name, [(s, turns_for[s.key]) for s in narratives], meter=together_meter,
                 on_event=on_event, cancel=cancel, timings=timings, warnings=warnings,
             )  # fmt: skip
         except (ModelOutOfMemory, ModelMissing):

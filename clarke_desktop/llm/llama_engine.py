@@ -328,6 +328,14 @@ class LlamaCppEngine(LlmEngine):
         ids = self.tokenize(text, special=True)
         return ids[0] if len(ids) == 1 else None
 
+    def _token_text(
+        self, token: int, decoder: codecs.IncrementalDecoder, buffer: ctypes.Array[ctypes.c_char]
+    ) -> str:
+        """A sampled token as text: a thinking marker by its id (llama.cpp drops control tokens from
+        text), anything else through the answer's UTF-8 decoder (a character may span tokens)."""
+        marker = self._think_ids.get(token)
+        return marker if marker is not None else decoder.decode(self._piece(token, buffer))
+
     def _piece(self, token: int, buffer: ctypes.Array[ctypes.c_char]) -> bytes:
         self._require_open()
         n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
@@ -528,10 +536,7 @@ class LlamaCppEngine(LlmEngine):
                     if llama_cpp.llama_vocab_is_eog(self._vocab, token):
                         stats.stopped_by = "eog"
                         break
-                    raw = self._think_ids.get(token)
-                    if raw is None:
-                        raw = decoder.decode(self._piece(token, piece_buffer))
-                    out = pipeline.feed(raw)
+                    out = pipeline.feed(self._token_text(token, decoder, piece_buffer))
                     if out:
                         yield out
                     if pipeline.stopped:
@@ -671,10 +676,7 @@ class LlamaCppEngine(LlmEngine):
                         if llama_cpp.llama_vocab_is_eog(self._vocab, token):
                             ended = "eog"
                         else:
-                            raw = self._think_ids.get(token)
-                            if raw is None:
-                                raw = decoders[seq].decode(self._piece(token, piece_buffer))
-                            out = pipelines[seq].feed(raw)
+                            out = pipelines[seq].feed(self._token_text(token, decoders[seq], piece_buffer))
                             if out:
                                 yield BatchPiece(seq, out, stats=st)
                             if st.completion_tokens >= max_tokens:
